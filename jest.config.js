@@ -5,7 +5,9 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   // Type checking is done once by `tsc --noEmit` in `npm test`; per-file checks in ts-jest would repeat it.
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
-  // Some suites drive real services (Keystone, Swift, sshd, rclone); they start them once per run.
-  testTimeout: 120000,
+  // Suites that drive real services (Keystone, Swift, sshd, rclone) start them on demand, once per run
+  // (see __tests__/support); the teardown stops, by PID, only what this run started.
+  globalTeardown: '<rootDir>/__tests__/support/global-teardown.ts',
+  testTimeout: 180000,
   maxWorkers: 2,
 };

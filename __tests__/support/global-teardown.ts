@@ -1,0 +1,25 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Stand-ins started during this test run leave a marker `<stateDir>/.started-by-tests` holding the
+ * script that stops them; stand-ins a developer started by hand have no marker and keep running.
+ */
+export const STAND_INS_DIR = join(__dirname, '..', '..', '.stand-ins');
+export const STARTED_MARKER = '.started-by-tests';
+
+export default async function globalTeardown(): Promise<void> {
+  if (!existsSync(STAND_INS_DIR)) return;
+  for (const name of readdirSync(STAND_INS_DIR)) {
+    const stateDir = join(STAND_INS_DIR, name);
+    const marker = join(stateDir, STARTED_MARKER);
+    if (!existsSync(marker)) continue;
+    const script = require('node:fs').readFileSync(marker, 'utf8').trim();
+    try {
+      execFileSync('bash', [script, 'down', stateDir], { stdio: 'inherit' });
+    } finally {
+      rmSync(marker, { force: true });
+    }
+  }
+}
