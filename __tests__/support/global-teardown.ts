@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -15,7 +15,7 @@ export default async function globalTeardown(): Promise<void> {
     const stateDir = join(STAND_INS_DIR, name);
     const marker = join(stateDir, STARTED_MARKER);
     if (!existsSync(marker)) continue;
-    const script = require('node:fs').readFileSync(marker, 'utf8').trim();
+    const script = readFileSync(marker, 'utf8').trim();
     try {
       execFileSync('bash', [script, 'down', stateDir], { stdio: 'inherit' });
     } finally {
