@@ -8,6 +8,7 @@ module.exports = {
   // Suites that drive real services (Keystone, Swift, sshd, rclone) start them on demand, once per run
   // (see __tests__/support); the teardown stops, by PID, only what this run started.
   globalTeardown: '<rootDir>/__tests__/support/global-teardown.ts',
+  reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.js'],
   testTimeout: 180000,
   maxWorkers: 2,
 };
