@@ -1,0 +1,650 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { z } from 'zod';
+import {
+  BYO_CREDENTIAL_ID_ENV,
+  BYO_CREDENTIAL_SECRET_ENV,
+  CONFIG_FILE_ENV,
+  ENV_PREFIX,
+  FIELDS,
+  FIELD_BY_PATH,
+  envNameFor,
+  type FieldSpec,
+} from './fields';
+
+/** The validated configuration every stack is built from. */
+export interface PersistConfig {
+  teamId: string;
+  /** `object-persist-<teamId>` */
+  containerName: string;
+  chi: { cloud: string; region: string; authUrl: string };
+  kvm: { cloud: string; region: string };
+  credential: {
+    /** RFC 3339, UTC, seconds precision: what Keystone and the provider's `expires_at` take. */
+    expiresAt: string;
+    accessRules: boolean;
+    /**
+     * Set when the user brings an existing application credential (PERSIST_APP_CREDENTIAL_ID and
+     * PERSIST_APP_CREDENTIAL_SECRET): nothing is created. Only the id is kept here; the secret stays in the
+     * environment variable named by `secretEnv` and is read from there at run time by the ETL runner.
+     */
+    existing?: { id: string; secretEnv: typeof BYO_CREDENTIAL_SECRET_ENV };
+  };
+  ssh: {
+    /** Exactly one of publicKeyPath / keypairName is set. */
+    publicKeyPath?: string;
+    /** The text of publicKeyPath; filled in by loadConfig (parseConfig does not read files). */
+    publicKey?: string;
+    keypairName?: string;
+    privateKeyPath: string;
+    user: string;
+    allowedCidr: string;
+    /** IPv4 or IPv6, from allowedCidr (the security-group rule's ethertype). */
+    ethertype: 'IPv4' | 'IPv6';
+  };
+  node: {
+    image: string;
+    flavor: string;
+    reservationId?: string;
+    network: string;
+    floatingIpPool: string;
+  };
+  storage: { allowDestroyNonEmptyContainer: boolean };
+  etl: {
+    datasetUrl: string;
+    datasetSha256?: string;
+    seed: number;
+    trainRatio: number;
+    validationRatio: number;
+    evaluationRatio: number;
+    remoteDir: string;
+  };
+}
+
+/** One thing wrong with the configuration, phrased for the user. */
+export interface ConfigIssue {
+  /** Dotted path in persist.config.yaml, or an environment variable name for env-only settings. */
+  field: string;
+  /** The environment variable that sets it, when there is one. */
+  env?: string;
+  problem: string;
+  fix: string;
+}
+
+export type ParseResult =
+  | { ok: true; config: PersistConfig; warnings: string[] }
+  | { ok: false; errors: ConfigIssue[]; warnings: string[] };
+
+const TEAM_ID = /^[a-z0-9][a-z0-9_-]{0,47}$/;
+const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
+const LINUX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+// ---------------------------------------------------------------------------------------------------------
+// Field validators (zod). Messages are the "problem" half of an issue; the field table supplies the fix.
+
+const text = () =>
+  z
+    .string({ invalid_type_error: 'must be text', required_error: 'is required' })
+    .trim()
+    .min(1, 'must not be empty');
+const optionalText = () => text().optional();
+const bool = () => z.boolean({ invalid_type_error: 'must be true or false' });
+const num = () => z.number({ invalid_type_error: 'must be a number' }).finite('must be a finite number');
+const ratio = () => num().gt(0, 'must be greater than 0').lt(1, 'must be less than 1');
+
+function expiry(now: Date) {
+  return text().transform((value, ctx) => {
+    const parsed = parseExpiry(value);
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed });
+      return z.NEVER;
+    }
+    if (parsed.getTime() <= now.getTime()) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `is ${toRfc3339(parsed)}, which is not in the future (now is ${toRfc3339(now)})`,
+      });
+      return z.NEVER;
+    }
+    return toRfc3339(parsed);
+  });
+}
+
+const cidr = () =>
+  text().superRefine((value, ctx) => {
+    const problem = checkCidr(value);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });
+
+/** A section of the file (`ssh:`, `node:` ...): may be left out, takes only its own fields. */
+function section<T extends z.ZodRawShape>(shape: T) {
+  return z.preprocess((v) => (v === undefined ? {} : v), z.object(shape).strict());
+}
+
+/** The default from the field table, so docs and behaviour cannot drift apart. */
+function dflt<T extends string | number | boolean>(path: string): T {
+  const value = FIELD_BY_PATH.get(path)?.default;
+  if (value === undefined) throw new Error(`internal: field ${path} has no default`);
+  return value as T;
+}
+
+function buildSchema(now: Date) {
+  const url = (path: string, message: string) =>
+    text()
+      .url('must be a URL')
+      .refine((u) => /^https?:\/\//.test(u), message)
+      .default(dflt<string>(path));
+  return z
+    .object({
+      teamId: text().regex(
+        TEAM_ID,
+        'must be 1-48 lowercase letters, digits, "-" or "_", starting with a letter or digit',
+      ),
+      chi: section({
+        cloud: text().default(dflt<string>('chi.cloud')),
+        region: text().default(dflt<string>('chi.region')),
+        authUrl: url('chi.authUrl', 'must start with https:// (or http:// for a local test Keystone)'),
+      }),
+      kvm: section({
+        cloud: text().default(dflt<string>('kvm.cloud')),
+        region: text().default(dflt<string>('kvm.region')),
+      }),
+      credential: section({
+        expiresAt: expiry(now),
+        accessRules: bool().default(dflt<boolean>('credential.accessRules')),
+      }),
+      ssh: section({
+        publicKeyPath: optionalText(),
+        keypairName: optionalText(),
+        privateKeyPath: optionalText(),
+        user: text().regex(LINUX_USER, 'must be a Linux user name').default(dflt<string>('ssh.user')),
+        allowedCidr: cidr(),
+      }),
+      node: section({
+        image: text().default(dflt<string>('node.image')),
+        flavor: text().default(dflt<string>('node.flavor')),
+        reservationId: optionalText().refine(
+          (v) => v === undefined || UUID.test(v),
+          'must be a reservation id (a UUID such as 1b2c3d4e-0000-4000-8000-123456789abc)',
+        ),
+        network: text().default(dflt<string>('node.network')),
+        floatingIpPool: text().default(dflt<string>('node.floatingIpPool')),
+      }),
+      storage: section({
+        allowDestroyNonEmptyContainer: bool().default(dflt<boolean>('storage.allowDestroyNonEmptyContainer')),
+      }),
+      etl: section({
+        datasetUrl: url('etl.datasetUrl', 'must be an http:// or https:// URL'),
+        datasetSha256: optionalText().refine(
+          (v) => v === undefined || /^[0-9a-f]{64}$/i.test(v),
+          'must be 64 hexadecimal characters',
+        ),
+        seed: num().int('must be a whole number').nonnegative('must not be negative').default(dflt<number>('etl.seed')),
+        trainRatio: ratio().default(dflt<number>('etl.trainRatio')),
+        validationRatio: ratio().default(dflt<number>('etl.validationRatio')),
+        evaluationRatio: ratio().default(dflt<number>('etl.evaluationRatio')),
+        remoteDir: text()
+          .refine((v) => v.startsWith('/'), 'must be an absolute path')
+          .default(dflt<string>('etl.remoteDir')),
+      }),
+    })
+    .strict();
+}
+
+/** `key:` with nothing after it is YAML null: treat it as "not set", like a missing key. */
+function dropNulls(node: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(node)) {
+    if (value === null) delete node[key];
+    else if (typeof value === 'object' && !Array.isArray(value)) dropNulls(value as Record<string, unknown>);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Validates the configuration. Pure: `raw` is the parsed YAML file (or undefined when there is none), `env` the
+ * environment (PERSIST_* variables override file values), `now` the time the expiry is compared with.
+ * Returns every problem at once, each naming the field, what is wrong and how to fix it.
+ */
+export function parseConfig(raw: unknown, env: Record<string, string | undefined>, now: Date): ParseResult {
+  const warnings: string[] = [];
+  const errors: ConfigIssue[] = [];
+
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    return {
+      ok: false,
+      warnings,
+      errors: [
+        {
+          field: '(file)',
+          problem: `the configuration file must be a YAML mapping of fields, not ${describe(raw)}`,
+          fix: 'start from persist.config.example.yaml: `cp persist.config.example.yaml persist.config.yaml`',
+        },
+      ],
+    };
+  }
+  const merged = structuredClone(raw) as Record<string, unknown>;
+  dropNulls(merged);
+
+  errors.push(...secretsInFile(merged));
+  applyEnv(merged, env, errors, warnings);
+  // Secret-looking keys were reported above; drop them so they are not reported again as unknown fields.
+  for (const e of errors) deletePath(merged, e.field);
+
+  const result = buildSchema(now).safeParse(merged);
+  if (!result.success) {
+    const reported = new Set(errors.map((e) => e.field));
+    for (const zi of result.error.issues) errors.push(...fromZod(zi, merged).filter((i) => !reported.has(i.field)));
+  }
+  const byo = bringYourOwnCredential(env, errors);
+  if (!result.success || errors.length > 0) return { ok: false, errors: dedupe(errors), warnings };
+
+  const v = result.data;
+  const home = env.HOME;
+  const expand = (p: string | undefined) =>
+    p !== undefined && home && (p === '~' || p.startsWith('~/')) ? home + p.slice(1) : p;
+
+  // Cross-field rules.
+  const ssh = v.ssh;
+  if (ssh.publicKeyPath && ssh.keypairName) {
+    errors.push(
+      issue('ssh.publicKeyPath', 'and ssh.keypairName are both set; the node can use only one keypair', 'remove one of them'),
+    );
+  } else if (!ssh.publicKeyPath && !ssh.keypairName) {
+    errors.push(issue('ssh.publicKeyPath', 'is required (or ssh.keypairName)'));
+  }
+  let privateKeyPath = ssh.privateKeyPath;
+  if (!privateKeyPath && ssh.publicKeyPath) {
+    if (ssh.publicKeyPath.endsWith('.pub')) privateKeyPath = ssh.publicKeyPath.slice(0, -'.pub'.length);
+    else errors.push(issue('ssh.privateKeyPath', `is required because ssh.publicKeyPath does not end in .pub`));
+  } else if (!privateKeyPath && ssh.keypairName) {
+    errors.push(issue('ssh.privateKeyPath', 'is required with ssh.keypairName (the ETL stage logs in with it)'));
+  }
+  if (!v.node.reservationId && v.kvm.region === 'KVM@TACC') {
+    errors.push(
+      issue(
+        'node.reservationId',
+        'is required: KVM@TACC only starts servers on a reserved flavor (node.flavor cannot be used there)',
+      ),
+    );
+  }
+  const sum = v.etl.trainRatio + v.etl.validationRatio + v.etl.evaluationRatio;
+  if (Math.abs(sum - 1) > 1e-9) {
+    errors.push(
+      issue('etl.trainRatio', `+ etl.validationRatio + etl.evaluationRatio add up to ${round(sum)}, not 1`),
+    );
+  }
+  if (v.chi.cloud === v.kvm.cloud) {
+    warnings.push(
+      `chi.cloud and kvm.cloud are both "${v.chi.cloud}": CHI@TACC and KVM@TACC have separate Keystones, so they are ` +
+        'normally two clouds.yaml entries',
+    );
+  }
+  if (v.ssh.allowedCidr.endsWith('/0')) {
+    warnings.push(`ssh.allowedCidr is ${v.ssh.allowedCidr}: SSH on the node is open to the whole Internet`);
+  }
+  const daysLeft = (Date.parse(v.credential.expiresAt) - now.getTime()) / 86_400_000;
+  if (daysLeft < 7) {
+    warnings.push(`credential.expiresAt is less than 7 days away (${v.credential.expiresAt}); rclone stops working then`);
+  }
+  if (byo && v.credential.accessRules) {
+    warnings.push(
+      `credential.accessRules is ignored: ${BYO_CREDENTIAL_ID_ENV} is set, so no credential is created (your own ` +
+        'credential keeps whatever rules it was created with)',
+    );
+  }
+  if (errors.length > 0) return { ok: false, errors, warnings };
+
+  const config: PersistConfig = {
+    teamId: v.teamId,
+    containerName: `object-persist-${v.teamId}`,
+    chi: v.chi,
+    kvm: v.kvm,
+    credential: {
+      expiresAt: v.credential.expiresAt,
+      accessRules: v.credential.accessRules,
+      ...(byo ? { existing: { id: byo, secretEnv: BYO_CREDENTIAL_SECRET_ENV } } : {}),
+    },
+    ssh: {
+      ...(ssh.publicKeyPath ? { publicKeyPath: expand(ssh.publicKeyPath) } : {}),
+      ...(ssh.keypairName ? { keypairName: ssh.keypairName } : {}),
+      privateKeyPath: expand(privateKeyPath) as string,
+      user: ssh.user,
+      allowedCidr: ssh.allowedCidr,
+      ethertype: ssh.allowedCidr.includes(':') ? 'IPv6' : 'IPv4',
+    },
+    node: {
+      image: v.node.image,
+      flavor: v.node.flavor,
+      ...(v.node.reservationId ? { reservationId: v.node.reservationId.toLowerCase() } : {}),
+      network: v.node.network,
+      floatingIpPool: v.node.floatingIpPool,
+    },
+    storage: v.storage,
+    etl: {
+      datasetUrl: v.etl.datasetUrl,
+      ...(v.etl.datasetSha256 ? { datasetSha256: v.etl.datasetSha256.toLowerCase() } : {}),
+      seed: v.etl.seed,
+      trainRatio: v.etl.trainRatio,
+      validationRatio: v.etl.validationRatio,
+      evaluationRatio: v.etl.evaluationRatio,
+      remoteDir: v.etl.remoteDir,
+    },
+  };
+  return { ok: true, config, warnings };
+}
+
+/** The issues as the lines synth prints: one block per issue, no stack trace. */
+export function formatIssues(issues: readonly ConfigIssue[]): string {
+  return issues
+    .map((i) => {
+      const where = i.env && i.env !== i.field ? `${i.field} (env ${i.env})` : i.field;
+      return `  - ${where}: ${i.problem}\n    fix: ${i.fix}`;
+    })
+    .join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+function issue(path: string, problem: string, fix?: string): ConfigIssue {
+  const spec = FIELD_BY_PATH.get(path);
+  return { field: path, env: spec ? envNameFor(path) : undefined, problem, fix: fix ?? spec?.hint ?? '' };
+}
+
+function fromZod(zi: z.ZodIssue, input: Record<string, unknown>): ConfigIssue[] {
+  const path = zi.path.join('.');
+  if (zi.code === z.ZodIssueCode.unrecognized_keys) {
+    return zi.keys.map((key) => {
+      const full = path ? `${path}.${key}` : key;
+      const suggestion = suggestField(full);
+      return {
+        field: full,
+        problem: 'is not a known field',
+        fix: suggestion
+          ? `did you mean ${suggestion}? (persist.config.example.yaml lists every field)`
+          : 'remove it; persist.config.example.yaml lists every field',
+      };
+    });
+  }
+  if (!FIELD_BY_PATH.has(path)) {
+    return [
+      {
+        field: path || '(file)',
+        problem: `must be a mapping of fields (got ${zi.code === z.ZodIssueCode.invalid_type ? zi.received : 'something else'})`,
+        fix: `write it as \`${path}:\` followed by indented \`field: value\` lines, as in persist.config.example.yaml`,
+      },
+    ];
+  }
+  let problem = zi.message;
+  if (zi.code === z.ZodIssueCode.invalid_type) {
+    problem = zi.received === 'undefined' ? 'is required' : `${zi.message} (got ${zi.received})`;
+  } else {
+    const value = getPath(input, path);
+    const shown = typeof value === 'string' ? `"${value}"` : String(value);
+    if (value !== undefined && !problem.includes(shown)) problem = `${shown} ${problem}`;
+  }
+  return [issue(path, problem)];
+}
+
+/** The field a misspelt key probably meant: compared by full path and by its last segment. */
+function suggestField(full: string): string | undefined {
+  const byPath = closest(full, FIELDS.map((f) => f.path));
+  if (byPath) return byPath;
+  const leaf = full.split('.').pop() as string;
+  const leaves = FIELDS.map((f) => f.path.split('.').pop() as string);
+  const match = closest(leaf, leaves);
+  return match ? FIELDS.find((f) => f.path.endsWith(`.${match}`) || f.path === match)?.path : undefined;
+}
+
+function getPath(target: Record<string, unknown>, path: string): unknown {
+  let node: unknown = target;
+  for (const part of path.split('.')) {
+    if (!node || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+/** Secrets belong in the environment only; a config file is easy to commit or share by mistake. */
+function secretsInFile(raw: Record<string, unknown>): ConfigIssue[] {
+  const found: ConfigIssue[] = [];
+  const walk = (node: unknown, path: string) => {
+    if (!node || typeof node !== 'object' || Array.isArray(node)) return;
+    for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
+      const full = path ? `${path}.${key}` : key;
+      if (/secret|password/i.test(key)) {
+        found.push({
+          field: full,
+          problem: 'looks like a secret; secrets are never read from the configuration file',
+          fix: `remove it from the file; to bring your own application credential set ${BYO_CREDENTIAL_ID_ENV} and ${BYO_CREDENTIAL_SECRET_ENV} in the environment`,
+        });
+      } else walk(value, full);
+    }
+  };
+  walk(raw, '');
+  return found;
+}
+
+function applyEnv(
+  target: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+  errors: ConfigIssue[],
+  warnings: string[],
+): void {
+  const known = new Set<string>([BYO_CREDENTIAL_ID_ENV, BYO_CREDENTIAL_SECRET_ENV, CONFIG_FILE_ENV]);
+  for (const spec of FIELDS) {
+    const name = envNameFor(spec.path);
+    known.add(name);
+    const value = env[name];
+    if (value === undefined || value.trim() === '') continue;
+    const coerced = coerce(spec, value.trim());
+    if (coerced.ok) setPath(target, spec.path, coerced.value, errors);
+    else errors.push({ field: spec.path, env: name, problem: `${name}="${value}" ${coerced.problem}`, fix: spec.hint });
+  }
+  const envNames = [...known];
+  for (const name of Object.keys(env)) {
+    if (name.startsWith(ENV_PREFIX) && !known.has(name)) {
+      const suggestion = closest(name, envNames);
+      warnings.push(`${name} is not a configuration variable and is ignored${suggestion ? ` (did you mean ${suggestion}?)` : ''}`);
+    }
+  }
+}
+
+function coerce(spec: FieldSpec, value: string): { ok: true; value: unknown } | { ok: false; problem: string } {
+  switch (spec.kind) {
+    case 'string':
+      return { ok: true, value };
+    case 'boolean': {
+      const v = value.toLowerCase();
+      if (['true', 'yes', '1', 'on'].includes(v)) return { ok: true, value: true };
+      if (['false', 'no', '0', 'off'].includes(v)) return { ok: true, value: false };
+      return { ok: false, problem: 'must be true or false' };
+    }
+    case 'number': {
+      const n = Number(value);
+      return Number.isFinite(n) ? { ok: true, value: n } : { ok: false, problem: 'must be a number' };
+    }
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown, errors: ConfigIssue[]): void {
+  const parts = path.split('.');
+  let node: Record<string, unknown> = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (next === undefined || next === null) node[part] = {};
+    else if (typeof next !== 'object' || Array.isArray(next)) {
+      errors.push({ field: part, problem: `must be a mapping of fields (got ${describe(next)})`, fix: 'see persist.config.example.yaml' });
+      return;
+    }
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1] as string] = value;
+}
+
+function deletePath(target: Record<string, unknown>, path: string): void {
+  const parts = path.split('.');
+  let node: unknown = target;
+  for (const part of parts.slice(0, -1)) {
+    if (!node || typeof node !== 'object') return;
+    node = (node as Record<string, unknown>)[part];
+  }
+  if (node && typeof node === 'object') delete (node as Record<string, unknown>)[parts[parts.length - 1] as string];
+}
+
+/** The id of a bring-your-own credential, or undefined when none is given; errors when half of it is. */
+function bringYourOwnCredential(env: Record<string, string | undefined>, errors: ConfigIssue[]): string | undefined {
+  const id = env[BYO_CREDENTIAL_ID_ENV]?.trim();
+  const secret = env[BYO_CREDENTIAL_SECRET_ENV];
+  if (!id && !secret) return undefined;
+  if (!id) {
+    errors.push({
+      field: BYO_CREDENTIAL_ID_ENV,
+      env: BYO_CREDENTIAL_ID_ENV,
+      problem: `is not set, but ${BYO_CREDENTIAL_SECRET_ENV} is`,
+      fix: `set both to bring your own application credential (its id and secret), or unset ${BYO_CREDENTIAL_SECRET_ENV} to let the storage stack create one`,
+    });
+    return undefined;
+  }
+  if (!secret || secret.trim() === '') {
+    errors.push({
+      field: BYO_CREDENTIAL_SECRET_ENV,
+      env: BYO_CREDENTIAL_SECRET_ENV,
+      problem: `is not set, but ${BYO_CREDENTIAL_ID_ENV} is`,
+      fix: `export ${BYO_CREDENTIAL_SECRET_ENV} with the secret shown when the credential was created (it cannot be looked up later)`,
+    });
+    return undefined;
+  }
+  if (!/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
+    errors.push({
+      field: BYO_CREDENTIAL_ID_ENV,
+      env: BYO_CREDENTIAL_ID_ENV,
+      problem: 'does not look like an application credential id',
+      fix: 'use the `id` column of `openstack --os-cloud chi_tacc application credential list` (32 hexadecimal characters)',
+    });
+    return undefined;
+  }
+  return id;
+}
+
+/** A Date, or a message saying what is wrong. */
+export function parseExpiry(value: string): Date | string {
+  let m = DATE_ONLY.exec(value);
+  if (m) {
+    const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, 23, 59, 59));
+    return validDate(d, +m[1]!, +m[2]!, +m[3]!) ? d : `"${value}" is not a real date`;
+  }
+  m = DATE_TIME.exec(value);
+  if (!m) return `"${value}" is not a date (YYYY-MM-DD) or an ISO 8601 time (YYYY-MM-DDTHH:MM:SSZ)`;
+  if (!m[7]) return `"${value}" has no time zone; add Z for UTC (e.g. ${value}Z) or an offset such as -05:00`;
+  const d = new Date(value.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2'));
+  if (Number.isNaN(d.getTime()) || !validDate(new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!)), +m[1]!, +m[2]!, +m[3]!)) {
+    return `"${value}" is not a real date and time`;
+  }
+  return d;
+}
+
+function validDate(d: Date, y: number, mo: number, day: number): boolean {
+  return d.getUTCFullYear() === y && d.getUTCMonth() === mo - 1 && d.getUTCDate() === day;
+}
+
+export function toRfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** A message when `value` is not a CIDR Neutron would store as given, else undefined. */
+export function checkCidr(value: string): string | undefined {
+  const slash = value.indexOf('/');
+  if (slash < 0) {
+    const suffix = isIPv6(value) ? '/128' : '/32';
+    return isIPv4(value) || isIPv6(value)
+      ? `"${value}" is an address, not a network; write ${value}${suffix} for that one address`
+      : `"${value}" is not a CIDR such as 203.0.113.7/32`;
+  }
+  const addr = value.slice(0, slash);
+  const prefixText = value.slice(slash + 1);
+  const v6 = isIPv6(addr);
+  if (!isIPv4(addr) && !v6) return `"${addr}" is not an IPv4 or IPv6 address`;
+  const bits = v6 ? 128 : 32;
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) return `prefix "/${prefixText}" must be 0-${bits}`;
+  const prefix = Number(prefixText);
+  const n = v6 ? ipv6ToBigInt(addr) : ipv4ToBigInt(addr);
+  const hostMask = (1n << BigInt(bits - prefix)) - 1n;
+  if ((n & hostMask) !== 0n) {
+    const net = n & ~hostMask & ((1n << BigInt(bits)) - 1n);
+    const netText = v6 ? bigIntToIpv6(net) : bigIntToIpv4(net);
+    return `"${value}" has host bits set; the network is ${netText}/${prefix} (or use ${addr}/${bits} for one address)`;
+  }
+  return undefined;
+}
+
+function ipv4ToBigInt(a: string): bigint {
+  return a.split('.').reduce((acc, part) => (acc << 8n) + BigInt(Number(part)), 0n);
+}
+function bigIntToIpv4(n: bigint): string {
+  return [24n, 16n, 8n, 0n].map((s) => ((n >> s) & 255n).toString()).join('.');
+}
+function ipv6ToBigInt(a: string): bigint {
+  let text = a;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const n = ipv4ToBigInt(v4[1]!);
+    text = text.slice(0, -v4[1]!.length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || '0', 16)), 0n);
+}
+function bigIntToIpv6(n: bigint): string {
+  const groups: string[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(((n >> BigInt(i * 16)) & 0xffffn).toString(16));
+  return groups.join(':').replace(/\b(?:0:){2,}0?/, ':').replace(/:{3,}/, '::');
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = levenshtein(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 4)) ? best : undefined;
+}
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const key = `${i.field}\u0000${i.problem}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function round(n: number): number {
+  return Math.round(n * 1e6) / 1e6;
+}
