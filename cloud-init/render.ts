@@ -1,0 +1,170 @@
+import { stringify } from 'yaml';
+
+/**
+ * The node's `#cloud-config`, rendered from typed options by a pure function.
+ *
+ * No secret ever goes in here: user_data is readable by every process on the VM through the metadata service,
+ * and changing it replaces the server. The rclone config (with the application credential) is delivered later
+ * over SSH to `rcloneConfigPath`; the mount unit waits for it.
+ */
+export interface NodeCloudInitOptions {
+  /** Login user of the image; owns the mount point, the rclone config and the ETL directory. */
+  user: string;
+  /** Name of the rclone remote in rclone.conf (`[chi_tacc]`). */
+  remoteName: string;
+  /** Swift container mounted read-only. */
+  containerName: string;
+  /** Where the rclone config is delivered (mode 0600, owner `user`). */
+  rcloneConfigPath: string;
+  /** Mount point of the container. */
+  mountPoint: string;
+  /** Where the ETL bundle is shipped later; created empty, owned by `user`. */
+  etlDir: string;
+  /** Lowest acceptable Node.js major version for the ETL bundle. */
+  minNodeMajor: number;
+}
+
+export const MOUNT_SERVICE = 'rclone-object-mount.service';
+export const MOUNT_PATH_UNIT = 'rclone-object-mount.path';
+export const SETUP_SCRIPT = '/usr/local/sbin/chameleon-persist-setup';
+/** Written last by the setup script; `cloud-init status --wait` is the other way to wait for the node. */
+export const READY_MARKER = '/var/lib/chameleon-persist/cloud-init.done';
+/** Packages from the Ubuntu archive; see docs/infra.md for why not NodeSource or Docker's own repository. */
+export const NODE_PACKAGES = ['fuse3', 'docker.io', 'nodejs'] as const;
+/** Nova refuses user_data above 65,535 bytes once base64-encoded. */
+export const NOVA_USER_DATA_LIMIT = 65_535;
+
+export function defaultCloudInitOptions(user: string, containerName: string, etlDir: string): NodeCloudInitOptions {
+  return {
+    user,
+    remoteName: 'chi_tacc',
+    containerName,
+    rcloneConfigPath: `/home/${user}/.config/rclone/rclone.conf`,
+    mountPoint: '/mnt/object',
+    etlDir,
+    minNodeMajor: 18,
+  };
+}
+
+const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const SAFE_PATH = /^(\/[A-Za-z0-9_.@-]+)+$/;
+
+function check(options: NodeCloudInitOptions): void {
+  const problems: string[] = [];
+  const name = (k: keyof NodeCloudInitOptions) => {
+    if (!SAFE_NAME.test(String(options[k]))) problems.push(`${k} ${JSON.stringify(options[k])} is not a plain name`);
+  };
+  const path = (k: keyof NodeCloudInitOptions) => {
+    const v = String(options[k]);
+    if (!SAFE_PATH.test(v) || v.split('/').includes('..')) problems.push(`${k} ${JSON.stringify(v)} is not a plain absolute path`);
+  };
+  name('user');
+  name('remoteName');
+  name('containerName');
+  path('rcloneConfigPath');
+  path('mountPoint');
+  path('etlDir');
+  if (!Number.isInteger(options.minNodeMajor) || options.minNodeMajor < 1) problems.push('minNodeMajor must be a positive integer');
+  // These values go into shell and unit files unquoted; refuse anything that would need quoting.
+  if (problems.length > 0) throw new Error(`renderCloudConfig: ${problems.join('; ')}`);
+}
+
+export function mountServiceUnit(o: NodeCloudInitOptions): string {
+  const remote = `${o.remoteName}:${o.containerName}`;
+  return `[Unit]
+Description=Read-only rclone mount of ${remote} at ${o.mountPoint}
+Documentation=https://rclone.org/commands/rclone_mount/
+Wants=network-online.target
+After=network-online.target
+# Skipped (not failed) until the rclone config has been delivered over SSH; ${MOUNT_PATH_UNIT} starts it then.
+ConditionPathExists=${o.rcloneConfigPath}
+StartLimitIntervalSec=600
+StartLimitBurst=10
+
+[Service]
+Type=notify
+User=${o.user}
+Group=${o.user}
+# A mount left behind by a crash answers "Transport endpoint is not connected"; clear it first.
+ExecStartPre=-/bin/fusermount3 -uz ${o.mountPoint}
+ExecStart=/usr/bin/env rclone mount ${remote} ${o.mountPoint} --config ${o.rcloneConfigPath} --read-only --allow-other --dir-cache-time 1m --vfs-cache-mode off
+ExecStop=/bin/fusermount3 -uz ${o.mountPoint}
+Restart=on-failure
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+export function mountPathUnit(o: NodeCloudInitOptions): string {
+  return `[Unit]
+Description=Start ${MOUNT_SERVICE} once ${o.rcloneConfigPath} exists
+
+[Path]
+PathExists=${o.rcloneConfigPath}
+Unit=${MOUNT_SERVICE}
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+export function setupScript(o: NodeCloudInitOptions): string {
+  const configDir = o.rcloneConfigPath.slice(0, o.rcloneConfigPath.lastIndexOf('/'));
+  return `#!/bin/bash
+# chameleon-persist node setup: run once by cloud-init (runcmd) after the packages module installed
+# ${NODE_PACKAGES.join(', ')}. Safe to run again. A failure here makes \`cloud-init status --wait\` exit non-zero.
+set -euo pipefail
+log() { echo "chameleon-persist-setup: $*"; }
+export DEBIAN_FRONTEND=noninteractive
+
+# rclone: Chameleon images ship a current one; install Ubuntu's only when there is none (rclone's own install
+# script exits 3 when rclone is already current, which would abort this script).
+command -v rclone >/dev/null || apt-get install -y -q --no-install-recommends rclone
+
+for cmd in rclone fusermount3 docker node; do
+  command -v "$cmd" >/dev/null || { log "$cmd is missing after package installation"; exit 1; }
+done
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt ${o.minNodeMajor} ]; then
+  log "Node.js $(node --version) is older than ${o.minNodeMajor}; the ETL stage needs an image such as CC-Ubuntu24.04"
+  exit 1
+fi
+
+# --allow-other (so root and containers can read the mount made by ${o.user}) needs user_allow_other.
+grep -qx 'user_allow_other' /etc/fuse.conf 2>/dev/null || echo 'user_allow_other' >> /etc/fuse.conf
+
+install -d -o ${o.user} -g ${o.user} -m 0755 ${o.mountPoint}
+install -d -o ${o.user} -g ${o.user} -m 0755 ${o.etlDir}
+runuser -u ${o.user} -- mkdir -p ${configDir}
+chmod 0700 ${configDir}
+usermod -aG docker ${o.user}
+
+systemctl daemon-reload
+systemctl enable --now docker.service
+systemctl enable ${MOUNT_SERVICE}
+systemctl enable --now ${MOUNT_PATH_UNIT}
+
+install -d -m 0755 ${READY_MARKER.slice(0, READY_MARKER.lastIndexOf('/'))}
+date -u +%Y-%m-%dT%H:%M:%SZ > ${READY_MARKER}
+log "done: $(rclone version | awk 'NR == 1'), node $(node --version), $(docker --version)"
+`;
+}
+
+/** The complete `#cloud-config` document for the node. Pure: same options, same bytes. */
+export function renderCloudConfig(options: NodeCloudInitOptions): string {
+  check(options);
+  const doc = {
+    package_update: true,
+    package_upgrade: false,
+    packages: [...NODE_PACKAGES],
+    write_files: [
+      { path: `/etc/systemd/system/${MOUNT_SERVICE}`, owner: 'root:root', permissions: '0644', content: mountServiceUnit(options) },
+      { path: `/etc/systemd/system/${MOUNT_PATH_UNIT}`, owner: 'root:root', permissions: '0644', content: mountPathUnit(options) },
+      { path: SETUP_SCRIPT, owner: 'root:root', permissions: '0755', content: setupScript(options) },
+    ],
+    runcmd: [[SETUP_SCRIPT]],
+  };
+  return `#cloud-config\n${stringify(doc, { lineWidth: 0 })}`;
+}

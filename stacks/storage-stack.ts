@@ -1,0 +1,125 @@
+import { Construct } from 'constructs';
+import { TerraformOutput, TerraformStack } from 'cdktf';
+import { DataOpenstackIdentityAuthScopeV3 } from '../.gen/providers/openstack/data-openstack-identity-auth-scope-v3';
+import {
+  IdentityApplicationCredentialV3,
+  type IdentityApplicationCredentialV3AccessRules,
+} from '../.gen/providers/openstack/identity-application-credential-v3';
+import { ObjectstorageContainerV1 } from '../.gen/providers/openstack/objectstorage-container-v1';
+import type { PersistConfig } from '../config';
+import { CHI_PROVIDER_ALIAS, projectStateBackend, siteProvider } from './common';
+
+export interface StorageStackProps {
+  config: PersistConfig;
+}
+
+/**
+ * CHI@TACC: the persistent Swift container and the application credential rclone uses to reach it.
+ *
+ * With PERSIST_APP_CREDENTIAL_ID / PERSIST_APP_CREDENTIAL_SECRET set ("bring your own credential") no credential
+ * is created and the secret is not part of this stack at all: `credentialSecret` is undefined and whoever needs
+ * it (the ETL runner) reads it from the environment variable named by `credentialSecretEnv`.
+ */
+export class StorageStack extends TerraformStack {
+  /** `object-persist-<teamId>`, as a reference to the container (a dependency on it). */
+  readonly containerName: string;
+  /** Keystone of CHI@TACC (rclone's `auth`). */
+  readonly authUrl: string;
+  /** CHI@TACC region (rclone's `region`). */
+  readonly region: string;
+  /** Id of the user deploying (rclone's `user_id`), from openstack_identity_auth_scope_v3. */
+  readonly userId: string;
+  readonly projectId: string;
+  /** The created credential's id, or the id given in PERSIST_APP_CREDENTIAL_ID. */
+  readonly credentialId: string;
+  /**
+   * The created credential's secret (a sensitive token resolved from the state), or undefined when the user
+   * brought their own: then it is only in the environment variable `credentialSecretEnv`.
+   */
+  readonly credentialSecret: string | undefined;
+  /** Set when the secret must be read from the environment (bring-your-own credential). */
+  readonly credentialSecretEnv: string | undefined;
+  readonly credentialSource: 'created' | 'existing';
+  readonly container: ObjectstorageContainerV1;
+  readonly credential: IdentityApplicationCredentialV3 | undefined;
+
+  constructor(scope: Construct, id: string, props: StorageStackProps) {
+    super(scope, id);
+    const { config } = props;
+    projectStateBackend(this);
+    const provider = siteProvider(this, CHI_PROVIDER_ALIAS, config.chi.cloud, config.chi.region);
+
+    const scopeInfo = new DataOpenstackIdentityAuthScopeV3(this, 'auth_scope', { provider, name: 'current' });
+    scopeInfo.overrideLogicalId('current');
+
+    this.container = new ObjectstorageContainerV1(this, 'container', {
+      provider,
+      name: config.containerName,
+      region: config.chi.region,
+      // false (default): Swift refuses to delete a container that still holds objects, so `cdktf destroy
+      // storage` fails at this resource and the data stays. true: destroy deletes every object first.
+      forceDestroy: config.storage.allowDestroyNonEmptyContainer,
+      metadata: { 'managed-by': 'chameleon-persist', team: config.teamId },
+    });
+    // A fixed address in the state: refactoring the code must never look like "delete this container, create
+    // another one".
+    this.container.overrideLogicalId('container');
+
+    const existing = config.credential.existing;
+    if (existing) {
+      this.credential = undefined;
+      this.credentialId = existing.id;
+      this.credentialSecret = undefined;
+      this.credentialSecretEnv = existing.secretEnv;
+      this.credentialSource = 'existing';
+    } else {
+      const containerPath = `/v1/AUTH_${scopeInfo.projectId}/${config.containerName}`;
+      const segmentsPath = `${containerPath}_segments`; // rclone puts the parts of >5 GiB objects there
+      const rules: IdentityApplicationCredentialV3AccessRules[] = config.credential.accessRules
+        ? [
+            ...['GET', 'HEAD', 'PUT', 'POST'].flatMap((method) => [
+              { service: 'object-store', method, path: containerPath },
+              { service: 'object-store', method, path: segmentsPath },
+            ]),
+            ...['GET', 'HEAD', 'PUT', 'POST', 'DELETE'].flatMap((method) => [
+              { service: 'object-store', method, path: `${containerPath}/**` },
+              { service: 'object-store', method, path: `${segmentsPath}/**` },
+            ]),
+          ]
+        : [];
+      this.credential = new IdentityApplicationCredentialV3(this, 'credential', {
+        provider,
+        name: `persist-${config.teamId}-rclone`,
+        description: `rclone access to ${config.containerName} (chameleon-persist storage stack)`,
+        expiresAt: config.credential.expiresAt,
+        unrestricted: false,
+        ...(rules.length > 0 ? { accessRules: rules } : {}),
+      });
+      this.credential.overrideLogicalId('rclone');
+      this.credentialId = this.credential.id;
+      this.credentialSecret = this.credential.secret;
+      this.credentialSecretEnv = undefined;
+      this.credentialSource = 'created';
+    }
+
+    this.containerName = this.container.name;
+    this.authUrl = config.chi.authUrl;
+    this.region = config.chi.region;
+    this.userId = scopeInfo.userId;
+    this.projectId = scopeInfo.projectId;
+
+    const out = (name: string, value: string, description: string, sensitive = false) =>
+      new TerraformOutput(this, name, { value, description, sensitive });
+    out('container_name', this.containerName, 'Swift container holding the dataset');
+    out('auth_url', this.authUrl, "Keystone URL of CHI@TACC (rclone's auth)");
+    out('region', this.region, "Region of the object store (rclone's region)");
+    out('user_id', this.userId, "Id of the deploying user (rclone's user_id)");
+    out('project_id', this.projectId, 'Project the container belongs to');
+    out('credential_id', this.credentialId, "Application credential id (rclone's application_credential_id)");
+    out('credential_source', this.credentialSource, 'created by this stack, or existing (PERSIST_APP_CREDENTIAL_ID)');
+    out('credential_expires_at', config.credential.expiresAt, 'When the application credential expires');
+    if (this.credentialSecret !== undefined) {
+      out('credential_secret', this.credentialSecret, 'Application credential secret (terraform output -raw)', true);
+    }
+  }
+}
