@@ -235,8 +235,14 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
 
   const result = buildSchema(now).safeParse(merged);
   if (!result.success) {
+    // One message per field (the first, most basic one: "must be a URL" before "must be https").
     const reported = new Set(errors.map((e) => e.field));
-    for (const zi of result.error.issues) errors.push(...fromZod(zi, merged).filter((i) => !reported.has(i.field)));
+    for (const zi of result.error.issues) {
+      for (const i of fromZod(zi, merged)) {
+        if (!reported.has(i.field)) errors.push(i);
+        reported.add(i.field);
+      }
+    }
   }
   const byo = bringYourOwnCredential(env, errors);
   if (!result.success || errors.length > 0) return { ok: false, errors: dedupe(errors), warnings };
