@@ -52,19 +52,6 @@ export class StorageStack extends TerraformStack {
     const scopeInfo = new DataOpenstackIdentityAuthScopeV3(this, 'auth_scope', { provider, name: 'current' });
     scopeInfo.overrideLogicalId('current');
 
-    this.container = new ObjectstorageContainerV1(this, 'container', {
-      provider,
-      name: config.containerName,
-      region: config.chi.region,
-      // false (default): Swift refuses to delete a container that still holds objects, so `cdktf destroy
-      // storage` fails at this resource and the data stays. true: destroy deletes every object first.
-      forceDestroy: config.storage.allowDestroyNonEmptyContainer,
-      metadata: { 'managed-by': 'chameleon-persist', team: config.teamId },
-    });
-    // A fixed address in the state: refactoring the code must never look like "delete this container, create
-    // another one".
-    this.container.overrideLogicalId('container');
-
     const existing = config.credential.existing;
     if (existing) {
       this.credential = undefined;
@@ -101,6 +88,22 @@ export class StorageStack extends TerraformStack {
       this.credentialSecretEnv = undefined;
       this.credentialSource = 'created';
     }
+
+    this.container = new ObjectstorageContainerV1(this, 'container', {
+      provider,
+      name: config.containerName,
+      region: config.chi.region,
+      // false (default): Swift refuses to delete a container that still holds objects, so `cdktf destroy
+      // storage` fails at this resource and the data stays. true: destroy deletes every object first.
+      forceDestroy: config.storage.allowDestroyNonEmptyContainer,
+      metadata: { 'managed-by': 'chameleon-persist', team: config.teamId },
+      // Only for the order of a destroy: Terraform deletes the container before the credential, so when Swift
+      // refuses to delete a non-empty container the destroy stops there and the credential is kept too.
+      ...(this.credential ? { dependsOn: [this.credential] } : {}),
+    });
+    // A fixed address in the state: refactoring the code must never look like "delete this container, create
+    // another one".
+    this.container.overrideLogicalId('container');
 
     this.containerName = this.container.name;
     this.authUrl = config.chi.authUrl;

@@ -101,6 +101,13 @@ describe('storage stack', () => {
     expect(json.resource.openstack_objectstorage_container_v1.container.lifecycle).toBeUndefined();
   });
 
+  test('destroy order: the container goes before the credential, so a refused destroy keeps both', () => {
+    const { json } = synthStorage(testConfig());
+    expect(json.resource.openstack_objectstorage_container_v1.container.depends_on).toEqual([
+      'openstack_identity_application_credential_v3.rclone',
+    ]);
+  });
+
   test('allowDestroyNonEmptyContainer: true turns on force_destroy', () => {
     const { text } = synthStorage(testConfig({ storage: { allowDestroyNonEmptyContainer: true } }));
     expect(text).toHaveResourceWithProperties(ObjectstorageContainerV1, { force_destroy: true });
@@ -191,6 +198,7 @@ describe('storage stack', () => {
       expect(stack.credentialSecret).toBeUndefined();
       expect(stack.credentialSecretEnv).toBe('PERSIST_APP_CREDENTIAL_SECRET');
       expect(stack.credentialId).toBe(id);
+      expect(json.resource.openstack_objectstorage_container_v1.container.depends_on).toBeUndefined();
     });
 
     test('the container is still managed', () => {
