@@ -1,4 +1,6 @@
 import { Testing } from 'cdktf';
+// Brings the type declarations of the matchers Testing.setupJest() registers (toHaveResourceWithProperties, …).
+import 'cdktf/lib/testing/adapters/jest';
 import { ComputeInstanceV2 } from '../../.gen/providers/openstack/compute-instance-v2';
 import { ComputeKeypairV2 } from '../../.gen/providers/openstack/compute-keypair-v2';
 import { DataOpenstackIdentityAuthScopeV3 } from '../../.gen/providers/openstack/data-openstack-identity-auth-scope-v3';
