@@ -2,7 +2,8 @@
  * Generates the TypeScript bindings for terraform-provider-openstack from its schema, without `cdktf get`
  * (which would need the provider binary and the network).
  *
- *   npm run gen:bindings
+ *   npm run gen:bindings                   regenerate .gen/ (commit the result)
+ *   npx tsx scripts/gen-bindings.ts DIR    generate into DIR instead (the tests compare it with .gen/)
  *
  * Input: ../shared/openstack-provider/schema-3.4.0.json (the full `terraform providers schema -json` output of
  * 3.4.0). When that file is absent (a fresh clone without ../shared), the committed filtered copy
@@ -45,8 +46,7 @@ export const DATA_SOURCES = ['openstack_identity_auth_scope_v3', 'openstack_netw
 
 const ROOT = resolve(__dirname, '..');
 const SHARED_SCHEMA = resolve(ROOT, '..', 'shared', 'openstack-provider', 'schema-3.4.0.json');
-const FILTERED_SCHEMA = join(ROOT, '.gen', 'openstack-schema.json');
-const OUT_DIR = join(ROOT, '.gen');
+const COMMITTED_SCHEMA = join(ROOT, '.gen', 'openstack-schema.json');
 
 type Json = Record<string, any>;
 
@@ -76,14 +76,19 @@ export function filterSchema(full: Json, source: string): Json {
   };
 }
 
-async function main(): Promise<void> {
-  const source = existsSync(SHARED_SCHEMA) ? SHARED_SCHEMA : FILTERED_SCHEMA;
+/**
+ * Writes `<outDir>/openstack-schema.json` and `<outDir>/providers/openstack`. Default outDir: `.gen` (a test
+ * generates into a temporary directory and compares with what is committed).
+ */
+export async function generate(outDir: string = join(ROOT, '.gen'), source?: string): Promise<string> {
+  source ??= existsSync(SHARED_SCHEMA) ? SHARED_SCHEMA : COMMITTED_SCHEMA;
   if (!existsSync(source)) {
-    throw new Error(`neither ${SHARED_SCHEMA} nor ${FILTERED_SCHEMA} exists; nothing to generate from`);
+    throw new Error(`neither ${SHARED_SCHEMA} nor ${COMMITTED_SCHEMA} exists; nothing to generate from`);
   }
+  const filteredPath = join(outDir, 'openstack-schema.json');
   const filtered = filterSchema(JSON.parse(readFileSync(source, 'utf8')), source);
-  mkdirSync(OUT_DIR, { recursive: true });
-  writeFileSync(FILTERED_SCHEMA, `${JSON.stringify(filtered, null, 2)}\n`);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(filteredPath, `${JSON.stringify(filtered, null, 2)}\n`);
 
   // The generator writes `providerVersion` (the exact release found in `provider_versions`) into
   // required_providers when it has one; leave it out so the constraint above is what gets written.
@@ -101,17 +106,19 @@ async function main(): Promise<void> {
     version: PROVIDER_VERSION_CONSTRAINT,
   };
   generator.generate(target as unknown as Parameters<TerraformProviderGenerator['generate']>[0]);
-  rmSync(join(OUT_DIR, 'providers'), { recursive: true, force: true });
-  await code.save(OUT_DIR);
-  console.log(
+  rmSync(join(outDir, 'providers'), { recursive: true, force: true });
+  await code.save(outDir);
+  return (
     `gen-bindings: ${RESOURCES.length} resources, ${DATA_SOURCES.length} data sources from ${relative(ROOT, source)}` +
-      ` -> ${relative(ROOT, join(OUT_DIR, 'providers', 'openstack'))}, ${relative(ROOT, FILTERED_SCHEMA)}`,
+    ` -> ${relative(ROOT, join(outDir, 'providers', 'openstack'))}, ${relative(ROOT, filteredPath)}`
   );
 }
 
 if (require.main === module) {
-  main().catch((e: unknown) => {
-    console.error(`gen-bindings: ${e instanceof Error ? e.message : String(e)}`);
-    process.exitCode = 1;
-  });
+  generate(process.argv[2] ? resolve(process.argv[2]) : undefined)
+    .then((summary) => console.log(summary))
+    .catch((e: unknown) => {
+      console.error(`gen-bindings: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+    });
 }
