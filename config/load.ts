@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import { cloudsYamlWarnings } from './clouds';
 import { CONFIG_FILE_ENV } from './fields';
 import { formatIssues, parseConfig, type ConfigIssue, type PersistConfig } from './parse';
 
@@ -86,6 +87,7 @@ export function loadConfig(options: LoadOptions = {}): PersistConfig {
   if (!existsSync(ssh.privateKeyPath)) {
     warn(`ssh.privateKeyPath ${ssh.privateKeyPath} does not exist here; the ETL stage needs it to log in to the node`);
   }
+  cloudsYamlWarnings(config, env, process.cwd()).forEach((w) => warn(w));
   return config;
 }
 
