@@ -24,7 +24,7 @@ export interface LoadOptions {
   file?: string;
   env?: Record<string, string | undefined>;
   now?: Date;
-  /** Receives each warning; default: printed to stderr. */
+  /** Receives each warning; default: printed to stdout (cdktf relays an app's stderr as "[ERROR]" lines). */
   warn?: (message: string) => void;
 }
 
@@ -34,7 +34,7 @@ export interface LoadOptions {
  */
 export function loadConfig(options: LoadOptions = {}): PersistConfig {
   const env = options.env ?? process.env;
-  const warn = options.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  const warn = options.warn ?? ((m: string) => process.stdout.write(`warning: ${m}\n`));
   const file = resolve(options.file ?? env[CONFIG_FILE_ENV] ?? resolve(PROJECT_ROOT, CONFIG_FILE_NAME));
   const shown = displayPath(file);
   const baseDir = dirname(file);
