@@ -29,8 +29,14 @@ export const MOUNT_PATH_UNIT = 'rclone-object-mount.path';
 export const SETUP_SCRIPT = '/usr/local/sbin/chameleon-persist-setup';
 /** Written last by the setup script; `cloud-init status --wait` is the other way to wait for the node. */
 export const READY_MARKER = '/var/lib/chameleon-persist/cloud-init.done';
-/** Packages from the Ubuntu archive; see docs/infra.md for why not NodeSource or Docker's own repository. */
-export const NODE_PACKAGES = ['fuse3', 'docker.io', 'nodejs'] as const;
+/** Installed by cloud-init's packages module (Ubuntu archive). */
+export const NODE_PACKAGES = ['fuse3'] as const;
+/**
+ * Command -> Ubuntu package, installed by the setup script only when the command is missing: Chameleon images
+ * may already ship some of them (rclone always; Docker CE on some images, which docker.io would conflict with).
+ * See docs/infra.md for why the Ubuntu archive and not NodeSource or Docker's own repository.
+ */
+export const INSTALL_IF_MISSING: Readonly<Record<string, string>> = { rclone: 'rclone', docker: 'docker.io', node: 'nodejs' };
 /** Nova refuses user_data above 65,535 bytes once base64-encoded. */
 export const NOVA_USER_DATA_LIMIT = 65_535;
 
@@ -118,12 +124,16 @@ export function setupScript(o: NodeCloudInitOptions): string {
 set -euo pipefail
 log() { echo "chameleon-persist-setup: $*"; }
 export DEBIAN_FRONTEND=noninteractive
+# Waits for the dpkg lock (unattended-upgrades runs at first boot too) instead of failing at once.
+apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@"; }
 
-# rclone: Chameleon images ship a current one; install Ubuntu's only when there is none (rclone's own install
-# script exits 3 when rclone is already current, which would abort this script).
-command -v rclone >/dev/null || apt-get install -y -q --no-install-recommends rclone
+# Only what the image lacks: Chameleon images ship a current rclone (its own install script exits 3 when rclone is
+# already current, which would abort this script), and some ship Docker CE, which docker.io would conflict with.
+${Object.entries(INSTALL_IF_MISSING)
+  .map(([cmd, pkg]) => `command -v ${cmd} >/dev/null || apt_install ${pkg}`)
+  .join('\n')}
 
-for cmd in rclone fusermount3 docker node; do
+for cmd in ${[...Object.keys(INSTALL_IF_MISSING), 'fusermount3'].join(' ')}; do
   command -v "$cmd" >/dev/null || { log "$cmd is missing after package installation"; exit 1; }
 done
 node_major=$(node -p 'process.versions.node.split(".")[0]')

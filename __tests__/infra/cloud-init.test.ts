@@ -74,12 +74,15 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
     expect(Object.keys(doc).sort()).toEqual(['package_update', 'package_upgrade', 'packages', 'runcmd', 'write_files']);
   });
 
-  test('installs fuse3, Docker and Node.js from the Ubuntu archive; rclone only if missing', () => {
+  test('installs fuse3; rclone, Docker and Node.js from the Ubuntu archive only if the image lacks them', () => {
     expect(doc.package_update).toBe(true);
-    expect(doc.packages).toEqual(expect.arrayContaining(['fuse3', 'docker.io', 'nodejs']));
-    expect(doc.packages).not.toContain('rclone');
-    expect(script).toContain('command -v rclone >/dev/null || apt-get install -y');
-    expect(rendered).not.toMatch(/rclone\.org\/install\.sh|curl .*\| *(sudo )?bash/);
+    expect(doc.packages).toEqual(['fuse3']);
+    expect(script).toContain('apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@"; }');
+    expect(script).toContain('command -v rclone >/dev/null || apt_install rclone');
+    expect(script).toContain('command -v docker >/dev/null || apt_install docker.io');
+    expect(script).toContain('command -v node >/dev/null || apt_install nodejs');
+    expect(script).toMatch(/for cmd in rclone docker node fusermount3; do\n.*command -v "\$cmd" >\/dev\/null \|\| \{ log .*exit 1; \}/);
+    expect(rendered).not.toMatch(/rclone\.org\/install\.sh|curl .*\| *(sudo )?bash|nodesource|download\.docker\.com/);
   });
 
   test('checks Node.js is at least 18', () => {
