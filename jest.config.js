@@ -7,6 +7,7 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
   // Suites that drive real services (Keystone, Swift, sshd, rclone) start them on demand, once per run
   // (see __tests__/support); the teardown stops, by PID, only what this run started.
+  globalSetup: '<rootDir>/__tests__/support/global-setup.ts',
   globalTeardown: '<rootDir>/__tests__/support/global-teardown.ts',
   reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.js'],
   testTimeout: 180000,

@@ -10,6 +10,8 @@ export const STAND_INS_DIR = join(__dirname, '..', '..', '.stand-ins');
 export const STARTED_MARKER = '.started-by-tests';
 
 export default async function globalTeardown(): Promise<void> {
+  const runTmp = process.env.CHAMELEON_PERSIST_TEST_TMPDIR;
+  if (runTmp) rmSync(runTmp, { recursive: true, force: true });
   if (!existsSync(STAND_INS_DIR)) return;
   for (const name of readdirSync(STAND_INS_DIR)) {
     const stateDir = join(STAND_INS_DIR, name);
