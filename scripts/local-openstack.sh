@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# A real OpenStack Keystone + Swift on 127.0.0.1, from Debian's packages, standing in for Chameleon's CHI@TACC.
+#
+#   local-openstack.sh install              apt-install what is missing (scripts/system-deps.sh)
+#   local-openstack.sh up      STATE_DIR    start (first time: create state; later: reuse it, in seconds)
+#   local-openstack.sh down    STATE_DIR    stop every daemon this state dir started, by PID
+#   local-openstack.sh status  STATE_DIR    which daemons run, and where
+#   local-openstack.sh stop-proxy|start-proxy STATE_DIR   for fault-injection tests
+#
+# Everything lives in STATE_DIR: configs, sqlite db, keys, rings, object data, logs/, pids/, and env.json
+# (mode 0600: auth URL, region, ids and the generated secrets a client needs). Nothing under /etc is used.
+# Facts behind each setting: ../shared/docs/local-stand-ins.md (and docs/local-openstack.md).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=/usr/bin/python3 # Debian's python, which has keystone and swift; `python3` on PATH may be another one.
+REGION='CHI@TACC'
+
+die() { echo "local-openstack: $*" >&2; exit 1; }
+log() { echo "local-openstack: $*" >&2; }
+
+port_free() { # free when nothing listens on 127.0.0.1:$1
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+pick_port() { # preferred port, or the next free one above it, skipping ports already chosen ($2...)
+  local p=$1; shift
+  while ! port_free "$p" || [[ " $* " == *" $p "* ]]; do p=$((p + 1)); done
+  echo "$p"
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_http() { # url, seconds
+  local deadline=$((SECONDS + $2))
+  until curl -s -o /dev/null --max-time 2 "$1"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}
+
+start_daemon() { # name, command... ; setsid so a daemon's SIGTERM to its group spares everyone else
+  local name=$1; shift
+  pid_alive "$S/pids/$name.pid" && return 0
+  # fd 9 is the harness lock: a daemon that inherited it would hold the lock for as long as it runs.
+  setsid "$@" 9>&- >>"$S/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$S/pids/$name.pid"
+}
+
+stop_daemon() {
+  local pidfile="$S/pids/$1.pid"
+  [ -f "$pidfile" ] || return 0
+  local pid; pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+write_keystone_conf() {
+  cat >"$S/keystone/keystone.conf" <<EOF
+[DEFAULT]
+log_file = $S/logs/keystone-app.log
+[database]
+connection = sqlite:///$S/keystone/keystone.db
+[fernet_tokens]
+key_repository = $S/keystone/fernet-keys
+[fernet_receipts]
+key_repository = $S/keystone/fernet-keys
+[credential]
+key_repository = $S/keystone/credential-keys
+[identity]
+# bcrypt at default rounds costs ~0.3 s per password or credential check; every rclone run authenticates.
+password_hash_rounds = 4
+[cache]
+# Without a cache Keystone makes ~60 sqlite queries per request (~275 ms); one process, so memory works.
+enabled = true
+backend = dogpile.cache.memory
+EOF
+}
+
+write_swift_confs() {
+  local sw="$S/swift"
+  cat >"$sw/swift.conf" <<EOF
+[swift-hash]
+swift_hash_path_suffix = $(cat "$sw/hash-suffix")
+swift_hash_path_prefix = chameleon-persist
+[storage-policy:0]
+name = Policy-0
+default = yes
+[swift-constraints]
+# ext4 here keeps ~4 KiB of xattrs per file: a smaller metadata cap turns a 503 into a clean 400.
+max_meta_overall_size = 2048
+EOF
+  local common="[DEFAULT]
+swift_dir = $sw
+devices = $S/srv
+mount_check = false
+bind_ip = 127.0.0.1
+user = root
+log_level = INFO"
+  cat >"$sw/account-server.conf" <<EOF
+$common
+bind_port = $ACCOUNT_PORT
+[pipeline:main]
+pipeline = account-server
+[app:account-server]
+use = egg:swift#account
+EOF
+  cat >"$sw/container-server.conf" <<EOF
+$common
+bind_port = $CONTAINER_PORT
+[pipeline:main]
+pipeline = container-server
+[app:container-server]
+use = egg:swift#container
+[container-updater]
+interval = 10
+EOF
+  cat >"$sw/object-server.conf" <<EOF
+$common
+bind_port = $OBJECT_PORT
+[pipeline:main]
+pipeline = object-server
+[app:object-server]
+use = egg:swift#object
+[object-updater]
+interval = 10
+EOF
+  cat >"$sw/proxy-server.conf" <<EOF
+$common
+bind_port = $PROXY_PORT
+[pipeline:main]
+pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats authtoken keystoneauth copy slo dlo versioned_writes proxy-logging proxy-server
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = http://127.0.0.1:$KEYSTONE_PORT/v3
+auth_url = http://127.0.0.1:$KEYSTONE_PORT/v3
+auth_type = password
+project_domain_id = default
+user_domain_id = default
+project_name = service
+username = swift
+password = $SWIFT_SERVICE_PASSWORD
+delay_auth_decision = true
+# Needed for application credentials with access rules to be enforced (and allowed at all).
+service_type = object-store
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+operator_roles = admin, member, swiftoperator
+[filter:catch_errors]
+use = egg:swift#catch_errors
+[filter:gatekeeper]
+use = egg:swift#gatekeeper
+[filter:healthcheck]
+use = egg:swift#healthcheck
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+[filter:listing_formats]
+use = egg:swift#listing_formats
+[filter:copy]
+use = egg:swift#copy
+[filter:slo]
+use = egg:swift#slo
+[filter:dlo]
+use = egg:swift#dlo
+[filter:versioned_writes]
+use = egg:swift#versioned_writes
+allow_versioned_writes = true
+EOF
+}
+
+build_rings() {
+  local sw="$S/swift" kind port
+  for kind in account container object; do
+    case $kind in account) port=$ACCOUNT_PORT ;; container) port=$CONTAINER_PORT ;; object) port=$OBJECT_PORT ;; esac
+    rm -f "$sw/$kind.builder" "$sw/$kind.ring.gz"
+    # 2^0 partitions, 1 replica, 1 device: all the redundancy a loopback stand-in needs.
+    swift-ring-builder "$sw/$kind.builder" create 0 1 1 >/dev/null
+    swift-ring-builder "$sw/$kind.builder" add "r1z1-127.0.0.1:$port/d1" 100 >/dev/null
+    swift-ring-builder "$sw/$kind.builder" rebalance >/dev/null || true # exit 1 = "balanced but warned"
+  done
+}
+
+choose_ports() {
+  # Ports are kept in ports.env; a port another program took since then is replaced, and rings and the
+  # Keystone endpoint follow it.
+  local KP=5000 PP=8080 OP=6200 CP=6201 AP=6202
+  # shellcheck disable=SC1091
+  [ -f "$S/ports.env" ] && . "$S/ports.env" && KP=$KEYSTONE_PORT PP=$PROXY_PORT OP=$OBJECT_PORT CP=$CONTAINER_PORT AP=$ACCOUNT_PORT
+  local mine=() n
+  for n in keystone proxy object container account; do pid_alive "$S/pids/$n.pid" && mine+=("$n"); done
+  [ ${#mine[@]} -eq 0 ] || return 0 # something of ours runs: keep its ports
+  KEYSTONE_PORT=$(pick_port "$KP")
+  PROXY_PORT=$(pick_port "$PP" "$KEYSTONE_PORT")
+  OBJECT_PORT=$(pick_port "$OP" "$KEYSTONE_PORT" "$PROXY_PORT")
+  CONTAINER_PORT=$(pick_port "$CP" "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT")
+  ACCOUNT_PORT=$(pick_port "$AP" "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT")
+  local new="KEYSTONE_PORT=$KEYSTONE_PORT PROXY_PORT=$PROXY_PORT OBJECT_PORT=$OBJECT_PORT CONTAINER_PORT=$CONTAINER_PORT ACCOUNT_PORT=$ACCOUNT_PORT"
+  if [ "$(cat "$S/ports.env" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')" != "$new" ]; then
+    tr ' ' '\n' <<<"$new" >"$S/ports.env"
+    RINGS_STALE=1
+  fi
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  [ -x /usr/bin/keystone-manage ] && [ -x /usr/bin/swift-proxy-server ] && command -v uwsgi >/dev/null ||
+    die "Keystone/Swift are not installed: run 'bash scripts/local-openstack.sh install' (as root) first"
+  mkdir -p "$S"/{keystone/fernet-keys,keystone/credential-keys,swift,srv/d1,pids,logs}
+  chmod 700 "$S"
+  RINGS_STALE=0
+  choose_ports
+  # shellcheck disable=SC1091
+  . "$S/ports.env"
+
+  # Keystone
+  write_keystone_conf
+  local kconf="$S/keystone/keystone.conf" admin_pw
+  [ -f "$S/admin-password" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$S/admin-password")
+  admin_pw=$(cat "$S/admin-password")
+  if [ ! -f "$S/keystone/.initialized" ]; then
+    log "creating Keystone state (first start)"
+    keystone-manage --config-file "$kconf" db_sync >>"$S/logs/keystone-manage.log" 2>&1
+    # sqlite without WAL: concurrent writes fail with "database is locked" after 5 s.
+    "$PY" -c "import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute('PRAGMA journal_mode=WAL')" "$S/keystone/keystone.db"
+    keystone-manage --config-file "$kconf" fernet_setup --keystone-user root --keystone-group root >>"$S/logs/keystone-manage.log" 2>&1
+    keystone-manage --config-file "$kconf" credential_setup --keystone-user root --keystone-group root >>"$S/logs/keystone-manage.log" 2>&1
+    touch "$S/keystone/.initialized"
+  fi
+  # bootstrap is idempotent; rerun it every time so a changed Keystone port reaches the catalog.
+  if ! pid_alive "$S/pids/keystone.pid"; then
+    keystone-manage --config-file "$kconf" bootstrap --bootstrap-password "$admin_pw" \
+      --bootstrap-admin-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
+      --bootstrap-public-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
+      --bootstrap-internal-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
+      --bootstrap-region-id "$REGION" >>"$S/logs/keystone-manage.log" 2>&1
+  fi
+  # One process (sqlite + in-memory cache); Connection: close because uwsgi's http-socket closes anyway and
+  # clients that reuse the connection get "connection reset".
+  OS_KEYSTONE_CONFIG_FILES="$kconf" start_daemon keystone uwsgi --http-socket "127.0.0.1:$KEYSTONE_PORT" \
+    --plugin python3 --wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --master \
+    --add-header "Connection: close" --die-on-term --disable-logging
+  wait_http "http://127.0.0.1:$KEYSTONE_PORT/v3" 60 || die "Keystone did not answer on port $KEYSTONE_PORT; see $S/logs/keystone.log"
+
+  # Identity objects, endpoints, credentials -> env.json
+  "$PY" "$HERE/local-openstack/bootstrap.py" "$S" "http://127.0.0.1:$KEYSTONE_PORT" "http://127.0.0.1:$PROXY_PORT" "$admin_pw" \
+    2>>"$S/logs/bootstrap.log" || die "identity bootstrap failed; see $S/logs/bootstrap.log"
+  SWIFT_SERVICE_PASSWORD=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['swiftServicePassword'])" "$S/env.json")
+
+  # Swift
+  [ -f "$S/swift/hash-suffix" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$S/swift/hash-suffix"
+  write_swift_confs
+  if [ "$RINGS_STALE" = 1 ] || [ ! -f "$S/swift/object.ring.gz" ]; then build_rings; fi
+  local n
+  for n in account container object; do
+    start_daemon "$n" "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" "/usr/bin/swift-$n-server" "$S/swift/$n-server.conf" -v
+  done
+  # Listings and account counters lag without the updaters.
+  start_daemon container-updater "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-container-updater "$S/swift/container-server.conf" -v
+  start_daemon object-updater "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-object-updater "$S/swift/object-server.conf" -v
+  cmd_start_proxy
+  log "up in $((SECONDS - t0))s: Keystone http://127.0.0.1:$KEYSTONE_PORT/v3, Swift http://127.0.0.1:$PROXY_PORT, region $REGION; client settings (with secrets) in $S/env.json"
+}
+
+cmd_start_proxy() {
+  # shellcheck disable=SC1091
+  . "$S/ports.env"
+  start_daemon proxy "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-proxy-server "$S/swift/proxy-server.conf" -v
+  wait_http "http://127.0.0.1:$PROXY_PORT/healthcheck" 60 || die "Swift proxy did not answer on port $PROXY_PORT; see $S/logs/proxy.log"
+  local n
+  for n in account container object; do
+    local p; p=$(grep bind_port "$S/swift/$n-server.conf" | awk '{print $3}')
+    local deadline=$((SECONDS + 30))
+    until ! port_free "$p"; do [ $SECONDS -lt $deadline ] || die "swift $n server did not listen on $p; see $S/logs/$n.log"; sleep 0.2; done
+  done
+}
+
+cmd_down() {
+  [ -d "$S/pids" ] || return 0
+  local n
+  for n in proxy object-updater container-updater object container account keystone; do stop_daemon "$n"; done
+  log "stopped ($S)"
+}
+
+cmd_status() {
+  local n any=1
+  for n in keystone proxy account container object container-updater object-updater; do
+    if pid_alive "$S/pids/$n.pid"; then echo "$n: running (pid $(cat "$S/pids/$n.pid"))"; else echo "$n: stopped"; any=0; fi
+  done
+  [ -f "$S/ports.env" ] && tr '\n' ' ' <"$S/ports.env" && echo
+  [ $any = 1 ]
+}
+
+main() {
+  local cmd=${1:-}
+  case $cmd in
+    install) exec bash "$HERE/system-deps.sh" ;;
+    up | down | status | stop-proxy | start-proxy) ;;
+    *) die "usage: $0 install | up|down|status|stop-proxy|start-proxy STATE_DIR" ;;
+  esac
+  [ -n "${2:-}" ] || die "$cmd needs a state directory"
+  mkdir -p "$2"
+  S=$(cd "$2" && pwd)
+  # One harness action at a time per state dir: two test workers may call `up` at once.
+  exec 9>"$S.lock"
+  flock 9
+  case $cmd in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    stop-proxy) stop_daemon proxy ;;
+    start-proxy) cmd_start_proxy ;;
+  esac
+}
+
+main "$@"
