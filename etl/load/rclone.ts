@@ -1,0 +1,115 @@
+import execa from 'execa';
+import { EtlError } from '../errors';
+import type { Logger } from '../log';
+import { classifyRcloneFailure } from './rclone-errors';
+import { redact } from './redact';
+
+export interface RcloneTarget {
+  binary: string;
+  remote: string;
+  /** Path of an rclone config file, or undefined for rclone's default / RCLONE_CONFIG. */
+  configPath?: string;
+  /** Extra environment for rclone only (credentials as RCLONE_CONFIG_<REMOTE>_*): never argv. */
+  env: Record<string, string>;
+  /** Values that must never reach a log line. */
+  secrets: string[];
+}
+
+/** Transfer statistics from rclone's JSON log (`--use-json-log`), the last one rclone printed. */
+export interface RcloneStats {
+  bytes: number;
+  transfers: number;
+  checks: number;
+  errors: number;
+  elapsedTime: number;
+}
+
+const EMPTY_STATS: RcloneStats = { bytes: 0, transfers: 0, checks: 0, errors: 0, elapsedTime: 0 };
+
+export function parseRcloneLogLine(line: string): { msg: string; level: string; stats?: RcloneStats } | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const o = JSON.parse(line) as { msg?: string; level?: string; stats?: Partial<RcloneStats> };
+    const stats = o.stats ? { ...EMPTY_STATS, ...o.stats } : undefined;
+    return { msg: String(o.msg ?? ''), level: String(o.level ?? 'info'), stats };
+  } catch {
+    return undefined;
+  }
+}
+
+function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+export function formatStats(s: RcloneStats): string {
+  const rate = s.elapsedTime > 0 ? s.bytes / s.elapsedTime : 0;
+  return `${humanBytes(s.bytes)} in ${s.transfers} objects, ${s.checks} checked, ${s.elapsedTime.toFixed(1)}s, ${humanBytes(rate)}/s`;
+}
+
+/**
+ * Runs one rclone command, forwarding its progress (stats every few seconds) to the logger with secrets
+ * redacted, and returns the final stats. A failure becomes an EtlError that says what to do.
+ */
+export async function rclone(
+  target: RcloneTarget,
+  args: string[],
+  what: string,
+  log: Logger,
+  options: { progress?: boolean; stdout?: boolean } = {},
+): Promise<{ stats: RcloneStats; stdout: string }> {
+  const full = [...args, '--use-json-log', '--stats', options.progress ? '5s' : '0', '-v'];
+  if (target.configPath) full.push('--config', target.configPath);
+  const child = execa(target.binary, full, {
+    env: { ...target.env, RCLONE_STATS_ONE_LINE: 'true' },
+    extendEnv: true,
+    reject: false,
+    stripFinalNewline: false,
+    buffer: Boolean(options.stdout),
+  });
+  let stats = EMPTY_STATS;
+  const stderrLines: string[] = [];
+  let partial = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    const text = partial + chunk.toString('utf8');
+    const lines = text.split('\n');
+    partial = lines.pop() ?? '';
+    for (const raw of lines) handleLine(raw);
+  });
+  const handleLine = (raw: string) => {
+    const line = redact(raw, target.secrets);
+    const parsed = parseRcloneLogLine(line);
+    if (parsed?.stats) {
+      stats = parsed.stats;
+      if (options.progress) log.progress(`  ${what}: ${formatStats(stats)}`);
+      return;
+    }
+    const msg = parsed ? parsed.msg : line;
+    // Credentials often come from the environment, so rclone's "no config file" notice is noise.
+    if (/Config file .* not found - using defaults/.test(msg)) return;
+    if (msg.trim()) stderrLines.push(msg);
+    if (parsed && (parsed.level === 'error' || parsed.level === 'critical')) log.warn(`rclone: ${parsed.msg}`);
+  };
+  let result;
+  try {
+    result = await child;
+  } catch (e) {
+    throw new EtlError(`could not run rclone: ${(e as Error).message}`, 'Install rclone (apt-get install rclone) or pass --rclone <path>.');
+  }
+  if (partial) handleLine(partial);
+  if ((result as { code?: string }).code === 'ENOENT' || (result.exitCode === undefined && result.failed)) {
+    throw new EtlError(
+      `rclone was not found ('${target.binary}')`,
+      'Install rclone (apt-get install rclone; Chameleon images ship it) or pass --rclone <path>.',
+    );
+  }
+  if (result.exitCode !== 0) {
+    throw classifyRcloneFailure(stderrLines.join('\n'), what, target.remote);
+  }
+  return { stats, stdout: options.stdout ? redact(String(result.stdout ?? ''), target.secrets) : '' };
+}
