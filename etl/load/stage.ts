@@ -133,12 +133,15 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     await rclone(target, ['check', rawDir, `${incoming}/${CONTAINER_LAYOUT.raw}/${rawDataset}`, '--one-way', ...common], 'verify raw dataset', log);
   }
 
-  // 3. Promote with server-side copies (no data through this machine). With --prune, objects that the new
-  //    dataset no longer has are deleted now, and only now, after the new one is verified.
-  const exclusions = ['--exclude', `/${STAGING_PREFIX}/**`, '--exclude', `/${CONTAINER_LAYOUT.manifest}`];
-  log.info(o.prune ? 'promoting (server-side) and pruning objects the new dataset no longer has' : 'promoting (server-side copy)');
-  await rclone(target, [o.prune ? 'sync' : 'copy', incoming, root, '--checksum', ...exclusions, ...common], 'promote dataset', log, { progress: true });
-  await rclone(target, ['check', incoming, root, '--one-way', ...exclusions, ...common], 'verify promoted dataset', log);
+  // 3. Promote. With --prune, objects that the new dataset no longer has are deleted now, and only now,
+  //    after the new one is verified.
+  const live: Transfer[] = [{ local: layout.output, remote: root, excludes: [`/${CONTAINER_LAYOUT.raw}/**`, ...promoteExcludes] }];
+  if (rawDir && existsSync(rawDir)) live.push({ local: rawDir, remote: `${root}/${CONTAINER_LAYOUT.raw}/${rawDataset}`, excludes: [] });
+  await promote(target, incoming, root, live, o, common, log);
+  log.info('verifying the published objects against the local files');
+  for (const t of live) {
+    await rclone(target, ['check', t.local, t.remote, '--one-way', ...t.excludes.flatMap((x) => ['--exclude', x]), ...common], 'verify published dataset', log);
+  }
 
   // 4. Publish the manifest last: its presence says the dataset in the container is complete and verified.
   const bytes = totals.reduce((a, s) => a + s.bytes, 0);
@@ -178,6 +181,35 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     message: `published dataset ${key} in ${container}: ${objects} objects; uploaded ${formatStats(upTotal)}`,
     details: result,
   };
+}
+
+interface Transfer {
+  local: string;
+  remote: string;
+  excludes: string[];
+}
+
+const promoteExcludes = [`/${STAGING_PREFIX}/**`, `/${CONTAINER_LAYOUT.manifest}`];
+
+/**
+ * Server-side copies first: no data through this machine. Keystone's access rules cannot allow Swift's COPY
+ * method (only GET HEAD PUT POST PATCH DELETE), so an access-ruled credential is refused there; then the
+ * verified local files are uploaded again to their final names instead.
+ */
+async function promote(target: RcloneTarget, incoming: string, root: string, live: Transfer[], o: LoadOptions, common: string[], log: StageContext['log']) {
+  const verb = o.prune ? 'sync' : 'copy';
+  const excludes = promoteExcludes.flatMap((x) => ['--exclude', x]);
+  log.info(o.prune ? 'promoting (server-side) and pruning objects the new dataset no longer has' : 'promoting (server-side copy)');
+  try {
+    await rclone(target, [verb, incoming, root, '--checksum', ...excludes, '--retries', '1', '--low-level-retries', '1', ...common], 'promote dataset', log, { progress: true });
+    return;
+  } catch (e) {
+    if (!(e instanceof RcloneError)) throw e;
+    log.warn('server-side copy was refused (an access-ruled credential cannot use COPY); uploading the verified files to their final names');
+  }
+  for (const t of live) {
+    await rclone(target, [verb, t.local, t.remote, '--checksum', ...t.excludes.flatMap((x) => ['--exclude', x]), ...common], 'promote dataset (upload)', log, { progress: true });
+  }
 }
 
 async function readPublished(target: RcloneTarget, root: string, log: StageContext['log']): Promise<PublishedManifest | undefined> {

@@ -1,0 +1,190 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EtlError } from '../../etl/errors';
+import { memoryLogger } from '../../etl/log';
+import { loadStage, type LoadOptions } from '../../etl/load/stage';
+import {
+  createAppCredential,
+  ensureOpenStack,
+  etlCredentialEnv,
+  getObject,
+  listContainer,
+  openstackCommand,
+  revokeAppCredential,
+  type AppCredential,
+  type OpenStackEnv,
+} from '../support/openstack';
+import { expectedObjects, fakeWorkDir } from './workdir';
+
+// The load stage against a real Keystone + Swift on 127.0.0.1 (scripts/local-openstack.sh).
+let env: OpenStackEnv;
+const log = memoryLogger();
+const errors: string[] = [];
+let containerSeq = 0;
+const newContainer = () => `object-persist-load-${process.pid}-${++containerSeq}`;
+
+beforeAll(() => {
+  env = ensureOpenStack();
+});
+
+function options(container: string, extra: Partial<LoadOptions> = {}): LoadOptions {
+  return { container, remote: 'chi_tacc', rclone: 'rclone', transfers: '32', checkers: '16', fastList: true, prune: false, ...extra };
+}
+
+async function load(workDir: string, o: LoadOptions, cred: AppCredential = env.appCredential, force = false) {
+  const saved = { ...process.env };
+  Object.assign(process.env, etlCredentialEnv(env, cred));
+  try {
+    return await loadStage.run({ workDir, force, log }, o);
+  } catch (e) {
+    if (e instanceof EtlError) errors.push(`${e.message}\n${e.hint ?? ''}`);
+    throw e;
+  } finally {
+    process.env = saved;
+  }
+}
+
+/** The container's objects (without the manifest) as name -> MD5, through Swift's own API. */
+async function containerHashes(container: string): Promise<Map<string, string>> {
+  const listing = await listContainer(env, container);
+  return new Map([...listing].filter(([name]) => name !== 'manifest.json').map(([name, o]) => [name, o.hash]));
+}
+
+describe('load into a real Swift', () => {
+  it('uploads splits, maps and raw data, verifies them, publishes the manifest last; a rerun uploads nothing', async () => {
+    const container = newContainer();
+    const work = await fakeWorkDir('full');
+    const first = await load(work, options(container));
+    expect(first.status).toBe('done');
+
+    expect(await containerHashes(container)).toEqual(expectedObjects(work));
+    const train = await getObject(env, container, 'training/movielens_t_train.txt');
+    expect(train?.equals(readFileSync(join(work, 'output', 'training', 'movielens_t_train.txt')))).toBe(true);
+    const manifest = JSON.parse(String(await getObject(env, container, 'manifest.json')));
+    expect(manifest).toMatchObject({ datasetKey: first.details.datasetKey, container, load: { verified: true } });
+    expect([...(await listContainer(env, container)).keys()].some((n) => n.startsWith('.incoming'))).toBe(false);
+
+    const again = await load(work, options(container));
+    expect(again.status).toBe('skipped');
+    expect(again.details.uploadedBytes).toBe(0);
+  });
+
+  it('keeps the published dataset whole when the proxy dies mid-upload, and a rerun completes the new one', async () => {
+    const container = newContainer();
+    const v1 = await fakeWorkDir('v1');
+    await load(v1, options(container));
+    const v1Objects = await containerHashes(container);
+    const v1Manifest = String(await getObject(env, container, 'manifest.json'));
+
+    // v2: same names, new content, big enough (3 x ~40 MB, one transfer at a time) to be cut in the middle.
+    const v2 = await fakeWorkDir('v2', 30_000_000);
+    const slow = options(container, { transfers: '1', checkers: '1' });
+    const run = load(v2, slow);
+    const outcome = run.then(
+      () => 'finished',
+      (e: Error) => e,
+    );
+    // Kill the proxy as soon as the first new object has landed in the staging prefix.
+    for (let i = 0; i < 600; i++) {
+      const names = [...(await listContainer(env, container)).keys()];
+      if (names.some((n) => n.startsWith('.incoming/'))) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    openstackCommand('stop-proxy');
+    let result: string | Error;
+    try {
+      result = await outcome;
+    } finally {
+      openstackCommand('start-proxy');
+    }
+    expect(result).toBeInstanceOf(EtlError);
+
+    // Nothing published was touched: the same objects and the same manifest as before.
+    const after = await containerHashes(container);
+    for (const [name, hash] of v1Objects) expect([name, after.get(name)]).toEqual([name, hash]);
+    expect(String(await getObject(env, container, 'manifest.json'))).toBe(v1Manifest);
+
+    // The rerun resumes and publishes v2; the container ends identical to the source.
+    const rerun = await load(v2, options(container));
+    expect(rerun.status).toBe('done');
+    expect(await containerHashes(container)).toEqual(expectedObjects(v2));
+    const manifest = JSON.parse(String(await getObject(env, container, 'manifest.json')));
+    expect(manifest.datasetKey).toBe(rerun.details.datasetKey);
+  });
+
+  it('--prune removes objects the new dataset no longer has, only after it is verified', async () => {
+    const container = newContainer();
+    const v1 = await fakeWorkDir('p1');
+    await load(v1, options(container));
+    const v2 = await fakeWorkDir('p2');
+    // v2 has no items map: without --prune the old one stays, with --prune it goes.
+    execFileSync('rm', [join(v2, 'output', 'maps', 'items.tsv')]);
+    await load(v2, options(container));
+    expect((await containerHashes(container)).has('maps/items.tsv')).toBe(true);
+    await load(v2, options(container, { prune: true }));
+    expect(await containerHashes(container)).toEqual(expectedObjects(v2));
+  });
+
+  it('a revoked credential stops the load with a clear 401 message and changes nothing', async () => {
+    const container = newContainer();
+    const cred = await createAppCredential(env, `revoked-${process.pid}`);
+    await revokeAppCredential(env, cred);
+    const work = await fakeWorkDir('revoked');
+    await expect(load(work, options(container), cred)).rejects.toThrow(/refused the application credential \(401\)/);
+    expect((await listContainer(env, container)).size).toBe(0);
+  });
+
+  it('an expired credential is refused the same way', async () => {
+    const cred = await createAppCredential(env, `expiring-${process.pid}`, new Date(Date.now() + 2500).toISOString().replace(/\.\d+Z$/, ''));
+    await new Promise((r) => setTimeout(r, 3500));
+    const work = await fakeWorkDir('expired');
+    await expect(load(work, options(newContainer()), cred)).rejects.toThrow(/401/);
+  });
+
+  it('an access-ruled credential loads into its own container and is refused elsewhere', async () => {
+    const own = env.ruledCredential.container;
+    const work = await fakeWorkDir('ruled');
+    const ok = await load(work, options(own), env.ruledCredential, true);
+    expect(ok.status).toBe('done');
+    expect(await containerHashes(own)).toEqual(expectedObjects(work));
+    await expect(load(work, options(newContainer()), env.ruledCredential)).rejects.toThrow(/\(40[13]\)/);
+  });
+
+  it('a read-only rclone mount of the container shows the splits with their contents', async () => {
+    const container = newContainer();
+    const work = await fakeWorkDir('mount');
+    await load(work, options(container));
+    const mountDir = mkdtempSync(join(tmpdir(), 'mnt-'));
+    const credEnv = {
+      ...process.env,
+      RCLONE_CONFIG_M_TYPE: 'swift',
+      RCLONE_CONFIG_M_AUTH: env.authUrl,
+      RCLONE_CONFIG_M_REGION: env.region,
+      RCLONE_CONFIG_M_APPLICATION_CREDENTIAL_ID: env.appCredential.id,
+      RCLONE_CONFIG_M_APPLICATION_CREDENTIAL_SECRET: env.appCredential.secret,
+    };
+    const mount = spawn('rclone', ['mount', `m:${container}`, mountDir, '--read-only', '--allow-other'], { env: credEnv, stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !existsSync(join(mountDir, 'training')); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(readdirSync(mountDir).sort()).toEqual(['evaluation', 'manifest.json', 'maps', 'raw', 'training', 'validation']);
+      expect(readFileSync(join(mountDir, 'validation', 'movielens_t_val.txt'))).toEqual(
+        readFileSync(join(work, 'output', 'validation', 'movielens_t_val.txt')),
+      );
+      expect(() => execFileSync('touch', [join(mountDir, 'training', 'new')], { stdio: 'ignore' })).toThrow();
+    } finally {
+      execFileSync('fusermount3', ['-u', mountDir], { stdio: 'ignore' });
+      mount.kill();
+    }
+  });
+
+  afterAll(() => {
+    // Everything the stage logged and every error it raised, in all the tests above.
+    const everything = [...log.lines, ...errors].join('\n');
+    expect(everything.length).toBeGreaterThan(0);
+    for (const secret of [env.appCredential.secret, env.ruledCredential.secret, env.password]) {
+      expect(everything.includes(secret)).toBe(false);
+    }
+  });
+});

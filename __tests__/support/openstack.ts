@@ -1,0 +1,131 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { STAND_INS_DIR, STARTED_MARKER } from './global-teardown';
+
+export const OPENSTACK_SCRIPT = join(__dirname, '..', '..', 'scripts', 'local-openstack.sh');
+export const OPENSTACK_STATE = join(STAND_INS_DIR, 'openstack');
+
+export interface AppCredential {
+  id: string;
+  secret: string;
+}
+
+export interface OpenStackEnv {
+  authUrl: string;
+  region: string;
+  projectId: string;
+  userId: string;
+  userName: string;
+  password: string;
+  swiftUrl: string;
+  appCredential: AppCredential;
+  ruledCredential: AppCredential & { container: string };
+}
+
+function running(): boolean {
+  try {
+    execFileSync('bash', [OPENSTACK_SCRIPT, 'status', OPENSTACK_STATE], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts the local Keystone + Swift once per test run (the script serialises concurrent callers with flock)
+ * and returns what a client needs. A stand-in started here is stopped by the jest teardown.
+ */
+export function ensureOpenStack(): OpenStackEnv {
+  if (!running()) {
+    execFileSync('bash', [OPENSTACK_SCRIPT, 'up', OPENSTACK_STATE], { stdio: ['ignore', 'inherit', 'inherit'] });
+    writeFileSync(join(OPENSTACK_STATE, STARTED_MARKER), OPENSTACK_SCRIPT);
+  }
+  const envPath = join(OPENSTACK_STATE, 'env.json');
+  if (!existsSync(envPath)) throw new Error(`local OpenStack started but ${envPath} is missing`);
+  return JSON.parse(readFileSync(envPath, 'utf8')) as OpenStackEnv;
+}
+
+export function openstackCommand(cmd: 'stop-proxy' | 'start-proxy'): void {
+  execFileSync('bash', [OPENSTACK_SCRIPT, cmd, OPENSTACK_STATE], { stdio: 'ignore' });
+}
+
+/** A token for an application credential, straight from Keystone's API (no rclone involved). */
+export async function appCredentialToken(env: OpenStackEnv, cred: AppCredential = env.appCredential): Promise<string> {
+  const res = await fetch(`${env.authUrl}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ auth: { identity: { methods: ['application_credential'], application_credential: cred } } }),
+  });
+  if (res.status !== 201) throw new Error(`Keystone refused the credential: ${res.status}`);
+  return res.headers.get('x-subject-token') ?? '';
+}
+
+async function userToken(env: OpenStackEnv): Promise<string> {
+  const res = await fetch(`${env.authUrl}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      auth: {
+        identity: { methods: ['password'], password: { user: { id: env.userId, password: env.password } } },
+        scope: { project: { id: env.projectId } },
+      },
+    }),
+  });
+  if (res.status !== 201) throw new Error(`Keystone refused the user's password: ${res.status}`);
+  return res.headers.get('x-subject-token') ?? '';
+}
+
+/** A fresh application credential for one test (e.g. to revoke it), deleted by `revoke`. */
+export async function createAppCredential(env: OpenStackEnv, name: string, expiresAt?: string): Promise<AppCredential> {
+  const token = await userToken(env);
+  const res = await fetch(`${env.authUrl}/users/${env.userId}/application_credentials`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-auth-token': token },
+    body: JSON.stringify({ application_credential: { name, expires_at: expiresAt ?? null } }),
+  });
+  if (res.status !== 201) throw new Error(`could not create application credential: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { application_credential: { id: string; secret: string } };
+  return { id: body.application_credential.id, secret: body.application_credential.secret };
+}
+
+export async function revokeAppCredential(env: OpenStackEnv, cred: AppCredential): Promise<void> {
+  const token = await userToken(env);
+  const res = await fetch(`${env.authUrl}/users/${env.userId}/application_credentials/${cred.id}`, {
+    method: 'DELETE',
+    headers: { 'x-auth-token': token },
+  });
+  if (res.status !== 204) throw new Error(`could not revoke application credential: ${res.status}`);
+}
+
+/** Swift's own API: name -> { bytes, hash (MD5) } of every object in a container. */
+export async function listContainer(env: OpenStackEnv, container: string): Promise<Map<string, { bytes: number; hash: string }>> {
+  const token = await appCredentialToken(env);
+  const out = new Map<string, { bytes: number; hash: string }>();
+  let marker = '';
+  for (;;) {
+    const res = await fetch(`${env.swiftUrl}/${container}?format=json&marker=${encodeURIComponent(marker)}`, { headers: { 'x-auth-token': token } });
+    if (res.status === 404) return out;
+    const page = (await res.json()) as { name: string; bytes: number; hash: string }[];
+    if (page.length === 0) return out;
+    for (const o of page) out.set(o.name, { bytes: o.bytes, hash: o.hash });
+    marker = page[page.length - 1].name;
+  }
+}
+
+export async function getObject(env: OpenStackEnv, container: string, name: string): Promise<Buffer | undefined> {
+  const token = await appCredentialToken(env);
+  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { headers: { 'x-auth-token': token } });
+  if (res.status === 404) return undefined;
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/** The ETL's credential environment for the load stage (rclone's env config, never argv). */
+export function etlCredentialEnv(env: OpenStackEnv, cred: AppCredential = env.appCredential): Record<string, string> {
+  return {
+    ETL_APP_CREDENTIAL_ID: cred.id,
+    ETL_APP_CREDENTIAL_SECRET: cred.secret,
+    ETL_AUTH_URL: env.authUrl,
+    ETL_REGION: env.region,
+  };
+}
