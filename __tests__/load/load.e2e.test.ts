@@ -78,8 +78,8 @@ describe('load into a real Swift', () => {
     const v1Objects = await containerHashes(container);
     const v1Manifest = String(await getObject(env, container, 'manifest.json'));
 
-    // v2: same names, new content, big enough (3 x ~40 MB, one transfer at a time) to be cut in the middle.
-    const v2 = await fakeWorkDir('v2', 30_000_000);
+    // v2: same names, new content, big enough (3 x ~13 MB, one transfer at a time) to be cut in the middle.
+    const v2 = await fakeWorkDir('v2', 10_000_000);
     const slow = options(container, { transfers: '1', checkers: '1' });
     const run = load(v2, slow);
     const outcome = run.then(
@@ -132,7 +132,7 @@ describe('load into a real Swift', () => {
     const cred = await createAppCredential(env, `revoked-${process.pid}`);
     await revokeAppCredential(env, cred);
     const work = await fakeWorkDir('revoked');
-    await expect(load(work, options(container), cred)).rejects.toThrow(/refused the application credential \(401\)/);
+    await expect(load(work, options(container), cred)).rejects.toThrow(/refused the application credential/);
     expect((await listContainer(env, container)).size).toBe(0);
   });
 
@@ -146,7 +146,8 @@ describe('load into a real Swift', () => {
   it('an access-ruled credential loads into its own container and is refused elsewhere', async () => {
     const own = env.ruledCredential.container;
     const work = await fakeWorkDir('ruled');
-    const ok = await load(work, options(own), env.ruledCredential, true);
+    // --prune: the container is shared by every run of this test, so stale objects must go.
+    const ok = await load(work, options(own, { prune: true }), env.ruledCredential, true);
     expect(ok.status).toBe('done');
     expect(await containerHashes(own)).toEqual(expectedObjects(work));
     await expect(load(work, options(newContainer()), env.ruledCredential)).rejects.toThrow(/\(40[13]\)/);

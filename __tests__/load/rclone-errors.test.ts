@@ -7,6 +7,7 @@ describe('classifyRcloneFailure', () => {
   const cases: [string, string, RegExp][] = [
     ['Failed to create file system for "chi_tacc:c": Authorization Failed', 'credential', /refused the application credential \(401\)/],
     ['HTTP Error: 401: 401 Unauthorized', 'credential', /401/],
+    ['Failed to create file system for "chi_tacc:c": HTTP Error: 404: 404 NOT FOUND', 'deleted credential', /refused the application credential/],
     ['HTTP Error: 403: 403 Forbidden', 'forbidden', /forbids this request \(403\)/],
     ["Response didn't have storage url and auth token", 'region', /no object store in that region/],
     ['Post "http://127.0.0.1:5999/v3/auth/tokens": dial tcp 127.0.0.1:5999: connect: connection refused', 'unreachable', /unreachable/],

@@ -14,6 +14,8 @@ export class RcloneError extends EtlError {
   }
 
   get notFound(): boolean {
+    // A 404 while rclone creates its file system is Keystone not knowing the credential, not a missing object.
+    if (/failed to create file system/i.test(this.output)) return false;
     return /object not found|directory not found|not found \(404\)|\b404\b|container not found/i.test(this.output);
   }
 }
@@ -28,6 +30,13 @@ function classify(stderr: string, what: string, remote: string): EtlError {
     return new EtlError(
       `${what}: the object store refused the application credential (401)`,
       `The credential is wrong, expired or revoked. Create a new application credential at CHI@TACC ` +
+        `(Identity > Application Credentials), then redeploy 'storage' or set PERSIST_APP_CREDENTIAL_ID/SECRET.`,
+    );
+  }
+  if (s.includes('failed to create file system') && /\b404\b/.test(s)) {
+    return new EtlError(
+      `${what}: the object store refused the application credential (Keystone does not know it: 404)`,
+      `The credential was deleted or revoked. Create a new application credential at CHI@TACC ` +
         `(Identity > Application Credentials), then redeploy 'storage' or set PERSIST_APP_CREDENTIAL_ID/SECRET.`,
     );
   }
