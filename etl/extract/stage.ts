@@ -1,13 +1,149 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { EtlError } from '../errors';
-import type { Stage } from '../stage';
+import { workLayout } from '../layout';
+import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
+import type { Stage, StageContext, StageResult } from '../stage';
+import { download, fileDigest, publishedMd5 } from './download';
+import { unzipInto } from './unzip';
 
-// Placeholder until the stage is implemented; keeps the CLI compiling.
-export const extractStage: Stage = {
+export const DEFAULT_URL = 'https://files.grouplens.org/datasets/movielens/ml-32m.zip';
+
+export interface ExtractOptions {
+  url: string;
+  source?: string;
+  sha256?: string;
+  md5?: string;
+  retries: string;
+}
+
+export interface ExtractResult {
+  dataset: string;
+  origin: string;
+  zip: { path: string; bytes: number; sha256: string };
+  checksum: { algorithm: 'sha256' | 'md5'; expected: string; from: 'option' | 'published' } | null;
+  stagingDir: string;
+  files: { name: string; bytes: number }[];
+}
+
+/** A local zip: the file itself, or the one zip in a directory (the one named like --url if several). */
+export function resolveSource(source: string, url: string): string {
+  if (!existsSync(source)) throw new EtlError(`--source ${source} does not exist`, 'Give the path of a MovieLens zip, or of a directory holding one.');
+  if (!statSync(source).isDirectory()) return source;
+  const zips = readdirSync(source).filter((f) => f.endsWith('.zip'));
+  const named = zips.find((f) => f === basename(url));
+  if (named) return join(source, named);
+  if (zips.length === 1) return join(source, zips[0]);
+  throw new EtlError(
+    zips.length ? `--source ${source} holds several zips (${zips.join(', ')})` : `--source ${source} holds no .zip file`,
+    'Pass the zip file itself with --source.',
+  );
+}
+
+/** The dataset is the zip's single top-level folder (ml-32m/...), else the zip's name. */
+export function datasetName(entries: string[], zipPath: string): string {
+  const tops = new Set(entries.map((e) => e.split('/')[0]));
+  const [only] = [...tops];
+  if (tops.size === 1 && entries.every((e) => e.includes('/'))) return only;
+  return basename(zipPath).replace(/\.zip$/i, '');
+}
+
+async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
+  const layout = workLayout(ctx.workDir);
+  const retries = Number(o.retries);
+  if (!Number.isInteger(retries) || retries < 0) throw new EtlError(`--retries '${o.retries}' is not a whole number`);
+  const localZip = o.source ? resolveSource(o.source, o.url) : undefined;
+  const origin = localZip ?? o.url;
+  const localStamp = localZip ? { bytes: statSync(localZip).size, mtimeMs: statSync(localZip).mtimeMs } : undefined;
+  const inputsKey = hashInputs({ origin, localStamp, sha256: o.sha256, md5: o.md5, tool: TOOL.version });
+
+  const previous = await readManifest<ExtractResult>(layout.manifests, 'extract');
+  if (!ctx.force && previous?.inputsKey === inputsKey && existsSync(previous.result.stagingDir) && existsSync(previous.result.zip.path)) {
+    return { stage: 'extract', status: 'skipped', message: `${previous.result.dataset} already extracted from ${origin} (--force to redo)`, details: { dataset: previous.result.dataset } };
+  }
+  const startedAt = new Date();
+  let zipPath: string;
+  if (localZip) {
+    zipPath = localZip;
+    ctx.log.info(`using local archive ${localZip}`);
+  } else {
+    mkdirSync(layout.downloads, { recursive: true });
+    zipPath = join(layout.downloads, basename(new URL(o.url).pathname) || 'dataset.zip');
+    if (ctx.force || !existsSync(zipPath)) {
+      ctx.log.info(`downloading ${o.url}`);
+      await download({ url: o.url, dest: zipPath, retries, log: ctx.log });
+    }
+  }
+
+  // Integrity: the size was checked by the download; the checksum is the one given, or the one published.
+  const sha256 = await fileDigest(zipPath, 'sha256');
+  let checksum: ExtractResult['checksum'] = null;
+  if (o.sha256) checksum = { algorithm: 'sha256', expected: o.sha256.toLowerCase(), from: 'option' };
+  else if (o.md5) checksum = { algorithm: 'md5', expected: o.md5.toLowerCase(), from: 'option' };
+  else if (!localZip) {
+    const md5 = await publishedMd5(o.url);
+    if (md5) checksum = { algorithm: 'md5', expected: md5, from: 'published' };
+    else ctx.log.warn(`no checksum published at ${o.url}.md5; only the size was verified`);
+  }
+  if (checksum) {
+    const actual = checksum.algorithm === 'sha256' ? sha256 : await fileDigest(zipPath, 'md5');
+    if (actual !== checksum.expected) {
+      if (!localZip) rmSync(zipPath, { force: true });
+      throw new EtlError(
+        `${basename(zipPath)}: ${checksum.algorithm} is ${actual}, expected ${checksum.expected} (${checksum.from})`,
+        localZip ? 'The local archive is damaged or another file: get it again.' : 'The damaged download was deleted: rerun extract to fetch it again.',
+      );
+    }
+    ctx.log.info(`${checksum.algorithm} verified`);
+  }
+
+  // Unzip beside the staging directory, then move the dataset into place: never a half-extracted dataset.
+  const tmp = `${layout.staging}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  let files: { name: string; bytes: number }[];
+  let dataset: string;
+  try {
+    ({ files } = await unzipInto(zipPath, tmp));
+    dataset = datasetName(files.map((f) => f.name), zipPath);
+    const from = files.every((f) => f.name.startsWith(`${dataset}/`)) ? join(tmp, dataset) : tmp;
+    mkdirSync(layout.staging, { recursive: true });
+    const target = join(layout.staging, dataset);
+    const old = `${target}.old-${process.pid}`;
+    if (existsSync(target)) renameSync(target, old);
+    renameSync(from, target);
+    rmSync(old, { recursive: true, force: true });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  const result: ExtractResult = {
+    dataset,
+    origin,
+    zip: { path: zipPath, bytes: statSync(zipPath).size, sha256 },
+    checksum,
+    stagingDir: join(layout.staging, dataset),
+    files: files.map((f) => ({ name: f.name.replace(`${dataset}/`, ''), bytes: f.bytes })),
+  };
+  await writeManifest(layout.manifests, { stage: 'extract', inputsKey, tool: TOOL, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), result });
+  const total = files.reduce((a, f) => a + f.bytes, 0);
+  return {
+    stage: 'extract',
+    status: 'done',
+    message: `${dataset}: ${files.length} files, ${(total / 1e6).toFixed(1)} MB in ${result.stagingDir}`,
+    details: result as unknown as Record<string, unknown>,
+  };
+}
+
+export const extractStage: Stage<ExtractOptions> = {
   name: 'extract',
-  description: 'extract stage (not implemented yet)',
-  addOptions: (cmd: Command) => cmd,
-  run: async () => {
-    throw new EtlError('the extract stage is not implemented yet');
-  },
+  description: 'download the MovieLens zip (resumable, verified) or take a local one, and unzip it safely into staging/',
+  addOptions: (cmd: Command) =>
+    cmd
+      .addOption(new Option('--url <url>', 'dataset zip to download').env('ETL_DATASET_URL').default(DEFAULT_URL))
+      .addOption(new Option('--source <path>', 'local zip, or a directory holding it (no download)').env('ETL_DATASET_SOURCE'))
+      .addOption(new Option('--sha256 <hex>', 'expected SHA-256 of the zip'))
+      .addOption(new Option('--md5 <hex>', 'expected MD5 of the zip (default: the one published at <url>.md5, if any)'))
+      .addOption(new Option('--retries <n>', 'download attempts after the first').default('5')),
+  run,
 };

@@ -236,17 +236,16 @@ class TsvWriter {
   }
 }
 
+/** n is a dense id: a positive int32, so `| 0` division is exact. */
 function writeUint(buf: Buffer, pos: number, n: number): number {
-  let digits = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
   let p = pos + digits;
-  const end = p;
   do {
-    const q = Math.floor(n / 10);
+    const q = (n / 10) | 0;
     buf[--p] = 48 + (n - q * 10);
     n = q;
   } while (n > 0);
-  return end;
+  return pos + digits;
 }
 
 /** Pass 2: write every row's dense ids to its split. Returns rows per split. */
@@ -292,8 +291,9 @@ export function writeSplits(
           m = m * 10 + c;
           pos++;
         }
-        const nl = buf.indexOf(NL, pos);
-        pos = nl < 0 || nl >= end ? end : nl + 1;
+        // The rest of the row is ~15 bytes: a JS loop beats a call into Buffer.indexOf per row.
+        while (pos < end && buf[pos] !== NL) pos++;
+        pos++;
         const du = u < uLimit ? uSmall[u] : users.big.get(u)!;
         const dm = m < iLimit ? iSmall[m] : items.big.get(m)!;
         writers[splitOf(row, thresholds)].pair(du, dm);

@@ -54,7 +54,7 @@ export function mix32(x: number): number {
  */
 export function splitOf(rowIndex: number, t: SplitThresholds): SplitIndex {
   // rowIndex can exceed 2^32 only beyond 4 billion rows; fold the high part in so it still mixes.
-  const hi = Math.floor(rowIndex / 4294967296);
+  const hi = rowIndex > 0xffffffff ? Math.floor(rowIndex / 4294967296) : 0;
   const h = mix32(mix32((rowIndex >>> 0) ^ t.seedMix) ^ hi);
   return h < t.t1 ? 0 : h < t.t2 ? 1 : 2;
 }

@@ -28,7 +28,7 @@ export interface TransformResult {
   seed: number;
   ratios: { train: number; validation: number; evaluation: number };
   files: string[];
-  seconds: { scan: number; write: number; total: number };
+  timings: { scanSeconds: number; writeSeconds: number; totalSeconds: number };
 }
 
 /** "ml-32m" -> "movielens_32m", "ml-latest-small" -> "movielens_latest_small". */
@@ -76,7 +76,7 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
   for (const d of ['training', 'validation', 'evaluation', 'maps']) mkdirSync(join(tmp, d), { recursive: true });
   const t = splitThresholds(ratios, seed);
   const t0 = performance.now();
-  let result: Omit<TransformResult, 'seconds' | 'name' | 'seed' | 'ratios' | 'files'>;
+  let result: Omit<TransformResult, "timings" | "name" | "seed" | "ratios" | "files">;
   let scanSeconds = 0;
   try {
     if (o.engine === 'reference') {
@@ -116,7 +116,7 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
     throw e;
   }
   const total = (performance.now() - t0) / 1000;
-  const full: TransformResult = { ...result, name, seed, ratios, files, seconds: { scan: scanSeconds, write: total - scanSeconds, total } };
+  const full: TransformResult = { ...result, name, seed, ratios, files, timings: { scanSeconds, writeSeconds: total - scanSeconds, totalSeconds: total } };
   await writeManifest(layout.manifests, { stage: 'transform', inputsKey, tool: TOOL, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), result: full });
   const s = full.splits;
   return {
