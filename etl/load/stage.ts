@@ -210,6 +210,12 @@ async function promote(target: RcloneTarget, incoming: string, root: string, liv
   for (const t of live) {
     await rclone(target, [verb, t.local, t.remote, '--checksum', ...t.excludes.flatMap((x) => ['--exclude', x]), ...common], 'promote dataset (upload)', log, { progress: true });
   }
+  // The server-side sync above would also have removed raw datasets other than this one: do the same here.
+  if (o.prune && live.length > 1) {
+    const rawRoot = `${root}/${CONTAINER_LAYOUT.raw}`;
+    const current = live[1].remote.slice(rawRoot.length + 1);
+    await rclone(target, ['delete', rawRoot, '--exclude', `/${current}/**`, ...common], 'prune other raw datasets', log);
+  }
 }
 
 async function readPublished(target: RcloneTarget, root: string, log: StageContext['log']): Promise<PublishedManifest | undefined> {
