@@ -1,0 +1,147 @@
+import { EtlError } from '../errors';
+import type { StageName } from '../stage';
+
+/**
+ * Pure pieces of a run on the node: the text of the rclone config, the shell commands sent over ssh, and the
+ * reading of what the node answers. Everything secret travels in stdin, never in these command lines.
+ */
+
+export interface RcloneRemote {
+  name: string; // chi_tacc
+  authUrl: string;
+  region: string;
+  userId?: string;
+  credentialId: string;
+  credentialSecret: string;
+}
+
+/** The rclone config a Chameleon user writes by hand in the tutorial, for one remote. */
+export function renderRcloneConf(r: RcloneRemote): string {
+  const lines = [
+    `[${r.name}]`,
+    'type = swift',
+    ...(r.userId ? [`user_id = ${r.userId}`] : []),
+    `application_credential_id = ${r.credentialId}`,
+    `application_credential_secret = ${r.credentialSecret}`,
+    `auth = ${r.authUrl}`,
+    `region = ${r.region}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Single-quote for a POSIX shell. */
+export function sh(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A path that may start with ~/ (the login user's home), quoted so that ~ still expands. */
+export function shPath(path: string): string {
+  return path.startsWith('~/') ? `"$HOME"/${sh(path.slice(2))}` : sh(path);
+}
+
+export type CloudInitState = 'done' | 'running' | 'error' | 'absent';
+
+/** `cloud-init status` output -> what to do. "not run" / "disabled" (no cloud-init boot) count as absent. */
+export function cloudInitState(output: string, exitCode: number): CloudInitState {
+  const m = /status:\s*(\S+)/.exec(output);
+  const status = m?.[1] ?? '';
+  if (status === 'done') return 'done';
+  if (status === 'running') return 'running';
+  if (status === 'error' || status === 'degraded') return 'error';
+  if (status === 'not' || status === 'disabled' || exitCode === 127 || output.trim() === '') return 'absent';
+  return exitCode === 0 ? 'done' : 'error';
+}
+
+/** Takes the node's lock atomically (mkdir); prints LOCKED and the owner when another run holds it. */
+export function lockCommand(lockDir: string, owner: string): string {
+  const d = shPath(lockDir);
+  return `mkdir -p "$(dirname ${d})" && if mkdir ${d} 2>/dev/null; then printf '%s\\n' ${sh(owner)} > ${d}/owner; echo ACQUIRED; else echo "LOCKED $(cat ${d}/owner 2>/dev/null)"; fi`;
+}
+
+export function unlockCommand(lockDir: string): string {
+  return `rm -rf ${shPath(lockDir)}`;
+}
+
+/** Writes stdin to `path` with mode 0600 from the first byte (umask), replacing any old file atomically. */
+export function writeSecretFileCommand(path: string): string {
+  const p = shPath(path);
+  return `umask 077 && mkdir -p "$(dirname ${p})" && cat > ${p}.tmp && chmod 600 ${p}.tmp && mv ${p}.tmp ${p}`;
+}
+
+export function shipFileCommand(path: string): string {
+  const p = shPath(path);
+  return `mkdir -p "$(dirname ${p})" && cat > ${p}.tmp && mv ${p}.tmp ${p}`;
+}
+
+/** Prints one line per check; the runner turns a failing one into a message that says what to do. */
+export function preflightCommand(dir: string, minFreeMb: number): string {
+  const d = shPath(dir);
+  return [
+    `mkdir -p ${d}`,
+    `echo "node $(node -p 'process.versions.node' 2>/dev/null || echo missing)"`,
+    `echo "rclone $(command -v rclone >/dev/null && echo present || echo missing)"`,
+    `echo "free_mb $(df -Pm ${d} | awk 'NR==2 {print $4}')"`,
+    `echo "need_mb ${minFreeMb}"`,
+  ].join(' && ');
+}
+
+export interface Preflight {
+  nodeVersion?: string;
+  rclone: boolean;
+  freeMb: number;
+}
+
+export function parsePreflight(output: string): Preflight {
+  const get = (k: string) => new RegExp(`^${k} (.*)$`, 'm').exec(output)?.[1]?.trim();
+  const node = get('node');
+  return { nodeVersion: node && node !== 'missing' ? node : undefined, rclone: get('rclone') === 'present', freeMb: Number(get('free_mb') ?? 0) };
+}
+
+export function checkPreflight(p: Preflight, minFreeMb: number, where: string): void {
+  if (!p.nodeVersion || Number(p.nodeVersion.split('.')[0]) < 18) {
+    throw new EtlError(
+      `Node.js ${p.nodeVersion ?? 'is missing'} on ${where}; the ETL needs Node.js >= 18`,
+      'cloud-init installs it; if cloud-init failed, see /var/log/cloud-init-output.log on the node, or run: sudo apt-get install -y nodejs',
+    );
+  }
+  if (!p.rclone) throw new EtlError(`rclone is missing on ${where}`, 'Install it on the node: sudo apt-get install -y rclone (Chameleon images ship it).');
+  if (p.freeMb < minFreeMb) {
+    throw new EtlError(
+      `only ${p.freeMb} MB free on ${where}; the ETL needs about ${minFreeMb} MB`,
+      'Free space on the node (e.g. remove old work directories) or use a flavor with a larger disk.',
+    );
+  }
+}
+
+export interface EtlInvocation {
+  stage: StageName | 'all';
+  remoteDir: string;
+  rcloneConfigPath: string;
+  force: boolean;
+  /** Stage options, e.g. { container: 'object-persist-x', seed: '42' }; values never secret. */
+  options: Record<string, string | boolean | undefined>;
+}
+
+export function etlCommand(i: EtlInvocation): string {
+  const args = [i.stage, '--work-dir', `${i.remoteDir}/work`, '--rclone-config', i.rcloneConfigPath];
+  if (i.force) args.push('--force');
+  for (const [k, v] of Object.entries(i.options)) {
+    if (v === undefined || v === false) continue;
+    const flag = `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    args.push(flag);
+    if (v !== true) args.push(v);
+  }
+  // Plain `node`, no tty: progress lines arrive one per line and stream back as they are printed.
+  return `cd ${shPath(i.remoteDir)} && exec node etl.js ${args.map((a) => (a.startsWith('~/') ? shPath(a) : sh(a))).join(' ')}`;
+}
+
+/** Mount read-only: the cloud-init unit on a systemd node; a plain rclone daemon elsewhere (the stand-in). */
+export function mountCommand(m: { remote: string; container: string; mountPoint: string; rcloneConfigPath: string; service: string }): string {
+  const mp = shPath(m.mountPoint);
+  const conf = shPath(m.rcloneConfigPath);
+  return [
+    `if [ -d /run/systemd/system ] && systemctl cat ${sh(m.service)} >/dev/null 2>&1; then sudo systemctl restart ${sh(m.service)};`,
+    `else mkdir -p ${mp}; mountpoint -q ${mp} || rclone mount ${sh(`${m.remote}:${m.container}`)} ${mp} --read-only --allow-other --daemon --config ${conf}; fi`,
+    `&& for i in $(seq 50); do ls ${mp}/training >/dev/null 2>&1 && break; sleep 0.2; done; ls ${mp}`,
+  ].join(' ');
+}

@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { EtlError } from '../errors';
+import type { Logger } from '../log';
+import type { StageName } from '../stage';
+import {
+  checkPreflight,
+  cloudInitState,
+  etlCommand,
+  lockCommand,
+  mountCommand,
+  parsePreflight,
+  preflightCommand,
+  renderRcloneConf,
+  shPath,
+  shipFileCommand,
+  unlockCommand,
+  writeSecretFileCommand,
+  type RcloneRemote,
+} from './plan';
+import { ssh, type SshTarget } from './ssh';
+
+export interface RunOnNodeOptions {
+  target: SshTarget;
+  stage: StageName | 'all';
+  force: boolean;
+  /** Stage options passed through to the ETL (container, url/source, seed, ratios, ...). */
+  etlOptions: Record<string, string | boolean | undefined>;
+  container: string;
+  rclone: RcloneRemote;
+  bundlePath: string;
+  /** On the node: where the bundle, the work dir and the lock live. */
+  remoteDir: string;
+  rcloneConfigPath: string;
+  mount?: { mountPoint: string; service: string };
+  /** How long to wait for ssh to answer (a new server boots for a minute or two). */
+  sshWaitSeconds: number;
+  minFreeMb: number;
+  breakLock?: boolean;
+  log: Logger;
+}
+
+export interface RunOnNodeResult {
+  exitCode: number;
+  mountListing?: string[];
+  bundleShipped: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitForSsh(o: RunOnNodeOptions, where: string): Promise<void> {
+  const deadline = Date.now() + o.sshWaitSeconds * 1000;
+  let last = '';
+  for (let attempt = 1; ; attempt++) {
+    const r = await ssh(o.target, 'true');
+    if (r.exitCode === 0) return;
+    last = r.stderr.trim().split('\n').pop() ?? '';
+    if (/Permission denied/i.test(last)) {
+      throw new EtlError(
+        `${where} refused the SSH key ${o.target.privateKeyPath} (${last})`,
+        `Use the private key that matches the deployed keypair (ssh.privateKeyPath in persist.config.yaml); the user is '${o.target.user}'.`,
+      );
+    }
+    if (Date.now() > deadline) break;
+    o.log.progress(`  waiting for ssh on ${where} (attempt ${attempt}: ${last || 'no answer'})`);
+    await sleep(Math.min(5000, 500 * attempt));
+  }
+  throw new EtlError(
+    `cannot reach ${where} over SSH after ${o.sshWaitSeconds}s: ${last}`,
+    `Check that the floating IP is associated (cdktf output node), that the security group allows port ${o.target.port} ` +
+      `from your address (ssh.allowedCidr), and that the node booted (Chameleon GUI > Instances > console log).`,
+  );
+}
+
+async function waitForCloudInit(o: RunOnNodeOptions, where: string): Promise<void> {
+  const first = await ssh(o.target, 'cloud-init status 2>&1');
+  let state = cloudInitState(first.stdout, first.exitCode);
+  if (state === 'running') {
+    o.log.info(`cloud-init is still setting up ${where}; waiting for it to finish`);
+    const waited = await ssh(o.target, 'cloud-init status --wait 2>&1 | tail -n 1');
+    state = cloudInitState(waited.stdout, waited.exitCode);
+  }
+  if (state === 'error') {
+    const tail = await ssh(o.target, 'sudo -n tail -n 40 /var/log/cloud-init-output.log 2>/dev/null || tail -n 40 /var/log/cloud-init-output.log');
+    throw new EtlError(
+      `cloud-init failed on ${where}:\n${tail.stdout.trimEnd()}`,
+      'Fix the cause above, then recreate the node: cdktf deploy node (after cdktf destroy node), or finish the setup by hand over ssh.',
+    );
+  }
+}
+
+/**
+ * The ETL stage of a deploy, and the rerun command: everything happens on the node, over SSH, under a lock.
+ */
+export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
+  const where = `${o.target.user}@${o.target.host}:${o.target.port}`;
+  const secrets = [o.rclone.credentialSecret];
+  const log = o.log;
+  log.info(`connecting to ${where}`);
+  await waitForSsh(o, where);
+  await waitForCloudInit(o, where);
+
+  const lockDir = `${o.remoteDir}/.lock`;
+  if (o.breakLock) await ssh(o.target, unlockCommand(lockDir));
+  const owner = `pid ${process.pid} on ${hostname()} since ${new Date().toISOString()}`;
+  const lock = await ssh(o.target, lockCommand(lockDir, owner));
+  if (!lock.stdout.includes('ACQUIRED')) {
+    const holder = lock.stdout.replace(/^LOCKED\s*/, '').trim() || 'unknown';
+    throw new EtlError(
+      `another ETL run holds the lock on ${where} (${holder})`,
+      `Wait for it to finish. If no run is active (it was killed), rerun with --break-lock.`,
+      75,
+    );
+  }
+  try {
+    // Secrets only through stdin into a 0600 file: never in argv, user_data or logs.
+    const conf = await ssh(o.target, writeSecretFileCommand(o.rcloneConfigPath), { input: renderRcloneConf(o.rclone), secrets });
+    if (conf.exitCode !== 0) throw new EtlError(`could not write the rclone config on ${where}: ${conf.stderr.trim()}`);
+
+    const bundle = readFileSync(o.bundlePath);
+    const sha = createHash('sha256').update(bundle).digest('hex');
+    const bundleRemote = `${o.remoteDir}/etl.js`;
+    const have = await ssh(o.target, `sha256sum ${shPath(bundleRemote)} 2>/dev/null | cut -d' ' -f1`);
+    const bundleShipped = have.stdout.trim() !== sha;
+    if (bundleShipped) {
+      log.info(`shipping the ETL bundle (${(bundle.length / 1024).toFixed(0)} KiB) to ${where}`);
+      const shipped = await ssh(o.target, shipFileCommand(bundleRemote), { input: bundle });
+      if (shipped.exitCode !== 0) throw new EtlError(`could not copy the ETL bundle to ${where}: ${shipped.stderr.trim()}`);
+    }
+
+    const pre = await ssh(o.target, preflightCommand(o.remoteDir, o.minFreeMb));
+    checkPreflight(parsePreflight(pre.stdout), o.minFreeMb, where);
+
+    log.info(`running 'etl ${o.stage}' on ${where}`);
+    const run = await ssh(
+      o.target,
+      etlCommand({ stage: o.stage, remoteDir: o.remoteDir, rcloneConfigPath: o.rcloneConfigPath, force: o.force, options: { ...o.etlOptions, container: o.container, remote: o.rclone.name } }),
+      { onLine: (line) => log.info(`  [node] ${line}`), secrets },
+    );
+    if (run.exitCode !== 0) {
+      const full = /No space left on device|ENOSPC/.test(run.stdout + run.stderr);
+      throw new EtlError(
+        full ? `the node ran out of disk space during 'etl ${o.stage}'` : `'etl ${o.stage}' failed on ${where} (exit ${run.exitCode}); its message is above`,
+        full
+          ? 'Free space on the node or use a larger flavor; the published dataset in the container is untouched.'
+          : 'The dataset already published in the container is untouched. Fix the cause and rerun: finished stages are skipped.',
+        run.exitCode === 75 ? 75 : 1,
+      );
+    }
+
+    let mountListing: string[] | undefined;
+    if (o.mount && (o.stage === 'all' || o.stage === 'load')) {
+      const m = await ssh(o.target, mountCommand({ remote: o.rclone.name, container: o.container, mountPoint: o.mount.mountPoint, rcloneConfigPath: o.rcloneConfigPath, service: o.mount.service }), { secrets });
+      mountListing = m.stdout.split('\n').filter(Boolean);
+      if (m.exitCode !== 0 || !mountListing.includes('training')) {
+        throw new EtlError(
+          `the data is in the container, but the read-only mount at ${o.mount.mountPoint} did not come up: ${m.stderr.trim().split('\n').pop() ?? ''}`,
+          `On the node: systemctl status ${o.mount.service} (or journalctl -u ${o.mount.service}).`,
+        );
+      }
+      log.info(`mounted ${o.container} read-only at ${o.mount.mountPoint}: ${mountListing.join(' ')}`);
+    }
+    return { exitCode: 0, mountListing, bundleShipped };
+  } finally {
+    await ssh(o.target, unlockCommand(lockDir));
+  }
+}
+
