@@ -90,8 +90,12 @@ async function main(argv: string[]): Promise<number> {
     const config = await optionalConfig();
     let node: NodeCoordinates;
     let storage: StorageCoordinates;
-    if (o.fromEnv) ({ node, storage } = coordinatesFromEnv(process.env));
-    else {
+    if (o.fromEnv) {
+      ({ node, storage } = coordinatesFromEnv(process.env));
+      node.privateKeyPath = expandHome(node.privateKeyPath);
+      // The etl stack passes no secret (Terraform would hide the ETL's output): take it from the storage state.
+      if (!process.env.PERSIST_APP_CREDENTIAL_SECRET) storage.credentialSecret = storageFromOutputs(await terraformOutputs('storage')).credentialSecret;
+    } else {
       const key = o.privateKey ?? config.privateKeyPath;
       node = o.nodeJson
         ? (JSON.parse(readFileSync(o.nodeJson, 'utf8')) as NodeCoordinates)

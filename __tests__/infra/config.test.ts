@@ -40,7 +40,7 @@ describe('parseConfig: a valid config', () => {
       ssh: { user: 'cc', allowedCidr: '203.0.113.7/32', ethertype: 'IPv4', privateKeyPath: TEST_PUBLIC_KEY_PATH.slice(0, -4) },
       node: { image: 'CC-Ubuntu24.04', flavor: 'm1.medium', reservationId: TEST_RESERVATION, network: 'sharednet1', floatingIpPool: 'public' },
       storage: { allowDestroyNonEmptyContainer: false },
-      etl: { seed: 42, trainRatio: 0.8, validationRatio: 0.1, evaluationRatio: 0.1, remoteDir: '/home/cc/chameleon-persist' },
+      etl: { seed: 42, trainRatio: 0.7, validationRatio: 0.15, evaluationRatio: 0.15, remoteDir: '/home/cc/chameleon-persist' },
     });
     expect(result.config.credential.existing).toBeUndefined();
     expect(result.warnings).toEqual([]);
@@ -164,7 +164,7 @@ describe('parseConfig: each bad value gives its own clear message', () => {
     ['bad boolean in env', {}, { PERSIST_CREDENTIAL_ACCESS_RULES: 'maybe' }, 'credential.accessRules', /PERSIST_CREDENTIAL_ACCESS_RULES="maybe" must be true or false/],
     ['bad number in env', {}, { PERSIST_ETL_SEED: 'forty-two' }, 'etl.seed', /must be a number/],
     ['negative seed', { etl: { seed: -1 } }, {}, 'etl.seed', /must not be negative/],
-    ['ratios not adding up', { etl: { trainRatio: 0.7 } }, {}, 'etl.trainRatio', /add up to 0\.9, not 1/],
+    ['ratios not adding up', { etl: { trainRatio: 0.8 } }, {}, 'etl.trainRatio', /add up to 1\.1, not 1/],
     ['ratio out of range', { etl: { evaluationRatio: 1.5 } }, {}, 'etl.evaluationRatio', /must be less than 1/],
     ['dataset not a URL', { etl: { datasetUrl: 'movielens' } }, {}, 'etl.datasetUrl', /must be a URL/],
     ['dataset ftp URL', { etl: { datasetUrl: 'ftp://x.org/a.zip' } }, {}, 'etl.datasetUrl', /http/],
