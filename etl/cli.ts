@@ -48,9 +48,12 @@ export function buildProgram(log: Logger = stderrLogger()): Command {
     .showHelpAfterError()
     .configureHelp({ showGlobalOptions: true });
 
+  // Every stage command also accepts the other stages' options (and ignores them), so one command line
+  // (the remote runner's, a user's shell history) serves `all` and each stage alike.
   for (const stage of STAGES) {
-    const cmd = addCommonOptions(stage.addOptions(program.command(stage.name).description(stage.description)));
-    cmd.action((opts: CommonOptions & Record<string, unknown>) => runStages([stage], opts, log));
+    let cmd = stage.addOptions(program.command(stage.name).description(stage.description));
+    for (const other of STAGES) if (other !== stage) cmd = other.addOptions(cmd);
+    addCommonOptions(cmd).action((opts: CommonOptions & Record<string, unknown>) => runStages([stage], opts, log));
   }
   let all = program.command('all').description('run every stage in order: ' + STAGES.map((s) => s.name).join(' -> '));
   for (const stage of STAGES) all = stage.addOptions(all);

@@ -1,0 +1,154 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateMovieLensZip } from '../../etl/dataset/generate';
+import { EtlError } from '../../etl/errors';
+import { memoryLogger } from '../../etl/log';
+import { sshTarget, type NodeCoordinates } from '../../etl/remote/coordinates';
+import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
+import { ssh } from '../../etl/remote/ssh';
+import { ensureNode } from '../support/node';
+import { ensureOpenStack, getObject, listContainer, type OpenStackEnv } from '../support/openstack';
+
+// The ETL stage of a deploy, driven through the same runner, against an sshd "node" and a real Keystone + Swift.
+const ROOT = join(__dirname, '..', '..');
+const BUNDLE = join(ROOT, 'dist', 'etl.js');
+let env: OpenStackEnv;
+let node: NodeCoordinates;
+let zipDir: string;
+const log = memoryLogger();
+const errors: string[] = [];
+
+beforeAll(async () => {
+  env = ensureOpenStack();
+  node = ensureNode();
+  if (!existsSync(BUNDLE)) execFileSync('node', [join(ROOT, 'scripts', 'build-etl.mjs')], { cwd: ROOT });
+  zipDir = mkdtempSync(join(tmpdir(), 'zips-'));
+  await generateMovieLensZip(join(zipDir, 'ml-e2e.zip'), { rows: 60_000, seed: 3, name: 'ml-e2e', workDir: zipDir });
+});
+
+function options(tag: string, extra: Partial<RunOnNodeOptions> = {}): RunOnNodeOptions {
+  const remoteDir = join(tmpdir(), `node-${tag}`);
+  return {
+    target: sshTarget(node),
+    stage: 'all',
+    force: false,
+    etlOptions: { source: join(zipDir, 'ml-e2e.zip') },
+    container: `object-persist-e2e-${tag}-${process.pid}`,
+    rclone: { name: 'chi_tacc', authUrl: env.authUrl, region: env.region, userId: env.userId, credentialId: env.appCredential.id, credentialSecret: env.appCredential.secret },
+    bundlePath: BUNDLE,
+    remoteDir,
+    rcloneConfigPath: join(remoteDir, 'rclone.conf'),
+    mount: { mountPoint: join(remoteDir, 'mnt'), service: 'rclone-object-mount.service' },
+    sshWaitSeconds: 20,
+    minFreeMb: 50,
+    log,
+    ...extra,
+  };
+}
+
+async function run(o: RunOnNodeOptions) {
+  try {
+    return await runOnNode(o);
+  } catch (e) {
+    if (e instanceof EtlError) errors.push(`${e.message}\n${e.hint ?? ''}`);
+    throw e;
+  }
+}
+
+const unmount = (dir: string) => execFileSync('sh', ['-c', `mountpoint -q ${dir} && fusermount3 -u ${dir} || true`]);
+
+describe('the ETL on the node (sshd stand-in + local Swift)', () => {
+  const o = () => options('main');
+
+  afterAll(() => unmount(o().mount!.mountPoint));
+
+  it('delivers the config (0600), ships the bundle, runs every stage, loads Swift and mounts it read-only', async () => {
+    const opts = o();
+    const result = await run(opts);
+    expect(result.bundleShipped).toBe(true);
+    expect(result.mountListing).toEqual(expect.arrayContaining(['training', 'validation', 'evaluation', 'maps', 'manifest.json']));
+
+    const mode = execFileSync('stat', ['-c', '%a', opts.rcloneConfigPath]).toString().trim();
+    expect(mode).toBe('600');
+
+    const objects = await listContainer(env, opts.container);
+    expect([...objects.keys()].sort()).toEqual(
+      [
+        'evaluation/movielens_e2e_eval.txt',
+        'manifest.json',
+        'maps/items.tsv',
+        'maps/users.tsv',
+        'raw/ml-e2e/README.txt',
+        'raw/ml-e2e/ratings.csv',
+        'training/movielens_e2e_train.txt',
+        'validation/movielens_e2e_val.txt',
+      ].sort(),
+    );
+    const manifest = JSON.parse(String(await getObject(env, opts.container, 'manifest.json')));
+    const s = manifest.transform.splits;
+    expect(s.training + s.validation + s.evaluation).toBe(60_000);
+    const train = String(await getObject(env, opts.container, 'training/movielens_e2e_train.txt'));
+    expect(train.split('\n').filter(Boolean)).toHaveLength(s.training);
+    // What the mount shows is what Swift holds.
+    expect(readFileSync(join(opts.mount!.mountPoint, 'training', 'movielens_e2e_train.txt'), 'utf8')).toBe(train);
+    expect(log.lines.some((l) => l.includes('[node] ==> transform'))).toBe(true);
+  });
+
+  it('a rerun with nothing changed ships nothing, skips every stage and uploads nothing', async () => {
+    const before = log.lines.length;
+    const result = await run(o());
+    expect(result.bundleShipped).toBe(false);
+    const lines = log.lines.slice(before);
+    for (const stage of ['extract', 'transform', 'load']) expect(lines.some((l) => l.includes(`<== ${stage}: skipped`))).toBe(true);
+    expect(lines.some((l) => /uploading dataset/.test(l))).toBe(false);
+  });
+
+  it('reruns one stage alone when asked, with --force', async () => {
+    const before = log.lines.length;
+    await run({ ...o(), stage: 'transform', force: true });
+    const lines = log.lines.slice(before);
+    expect(lines.some((l) => l.includes('<== transform: done'))).toBe(true);
+    expect(lines.some((l) => l.includes('==> extract') || l.includes('==> load'))).toBe(false);
+  });
+
+  it('refuses a second run while another holds the node, and --break-lock clears a stale lock', async () => {
+    const opts = o();
+    const lockDir = join(opts.remoteDir, '.lock');
+    await ssh(opts.target, `mkdir -p ${lockDir} && echo 'pid 999 on other-host since 2026-01-01' > ${lockDir}/owner`);
+    await expect(run(opts)).rejects.toThrow(/another ETL run holds the lock .*pid 999 on other-host/);
+    const again = await run({ ...opts, breakLock: true, mount: undefined });
+    expect(again.exitCode).toBe(0);
+    expect(existsSync(lockDir)).toBe(false);
+  });
+
+  it('two runs started at once: exactly one gets the node', async () => {
+    const opts = { ...o(), mount: undefined };
+    const results = await Promise.allSettled([run(opts), run(opts)]);
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(refused).toHaveLength(1);
+    expect(String((refused[0] as PromiseRejectedResult).reason.message)).toMatch(/holds the lock/);
+  });
+
+  it('an unreachable node fails within the wait, naming floating IP, security group and key', async () => {
+    const started = Date.now();
+    const target = { ...sshTarget(node), port: 1, connectTimeoutSeconds: 2 };
+    await expect(run({ ...options('unreachable'), target, sshWaitSeconds: 3 })).rejects.toThrow(/cannot reach .* over SSH/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(errors[errors.length - 1]).toMatch(/floating IP.*security group/s);
+  });
+
+  it('a wrong key is named as such', async () => {
+    const keyDir = mkdtempSync(join(tmpdir(), 'key-'));
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keyDir, 'k')]);
+    const target = { ...sshTarget(node), privateKeyPath: join(keyDir, 'k') };
+    await expect(run({ ...options('badkey'), target })).rejects.toThrow(/refused the SSH key/);
+  });
+
+  afterAll(() => {
+    const everything = [...log.lines, ...errors].join('\n');
+    expect(everything.length).toBeGreaterThan(0);
+    expect(everything.includes(env.appCredential.secret)).toBe(false);
+  });
+});
