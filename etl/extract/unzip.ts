@@ -33,7 +33,11 @@ export async function unzipInto(zipPath: string, dir: string): Promise<{ files: 
   const files: { name: string; bytes: number }[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
-      zip.on('error', reject);
+      // yauzl refuses unsafe names itself too; say it in the same words as our own checks.
+      zip.on('error', (e: Error) => {
+        const m = /^(invalid relative path|absolute path): (.*)$/.exec(e.message);
+        reject(m ? new EtlError(`refusing zip entry '${m[2]}': ${m[1]}`, 'The archive is not a genuine MovieLens zip; get it again from the official source.') : e);
+      });
       zip.on('end', resolve);
       zip.on('entry', (entry: yauzl.Entry) => {
         const reason = unsafeEntryReason(entry.fileName);

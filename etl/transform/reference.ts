@@ -10,7 +10,7 @@ import { splitOf, type SplitThresholds } from './split';
  * byte-identical files, and the benchmark measures the gap.
  */
 async function* records(path: string): AsyncGenerator<string[]> {
-  const parser = createReadStream(path).pipe(parse({ bom: true, skip_empty_lines: true, relax_quotes: false }));
+  const parser = createReadStream(path).pipe(parse({ bom: true, skip_empty_lines: true, relax_quotes: false, record_delimiter: ['\r\n', '\n'] }));
   let first = true;
   for await (const record of parser as AsyncIterable<string[]>) {
     if (first) {

@@ -18,7 +18,7 @@ export function parseRatios(text: string): SplitRatios {
   }
   const sum = parts[0] + parts[1] + parts[2];
   if (Math.abs(sum - 1) > 1e-9) {
-    throw new EtlError(`--ratios '${text}' add up to ${sum}, not 1`, 'Use e.g. --ratios 0.7,0.15,0.15 (train,validation,evaluation).');
+    throw new EtlError(`--ratios '${text}' add up to ${Number(sum.toFixed(6))}, not 1`, 'Use e.g. --ratios 0.7,0.15,0.15 (train,validation,evaluation).');
   }
   return { train: parts[0], validation: parts[1], evaluation: parts[2] };
 }

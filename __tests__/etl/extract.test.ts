@@ -1,0 +1,143 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ZipFile } from 'yazl';
+import { EtlError } from '../../etl/errors';
+import { download, parseChecksumFile, backoffDelay } from '../../etl/extract/download';
+import { extractStage, type ExtractOptions } from '../../etl/extract/stage';
+import { unsafeEntryReason } from '../../etl/extract/unzip';
+import { memoryLogger } from '../../etl/log';
+
+async function zipBuffer(entries: Record<string, string>): Promise<Buffer> {
+  const zip = new ZipFile();
+  for (const [name, text] of Object.entries(entries)) zip.addBuffer(Buffer.from(text), name);
+  zip.end();
+  const chunks: Buffer[] = [];
+  for await (const c of zip.outputStream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Serves `body` on 127.0.0.1 with Range support; the first `cuts` responses stop after `cutAfter` bytes. */
+function serve(body: Buffer, opts: { cuts: number; cutAfter: number; md5?: string }): Promise<{ url: string; server: Server; ranges: string[] }> {
+  const ranges: string[] = [];
+  let cuts = opts.cuts;
+  const server = createServer((req, res) => {
+    if (req.url?.endsWith('.md5')) {
+      if (opts.md5) res.end(`MD5 (data.zip) = ${opts.md5}\n`);
+      else res.writeHead(404).end();
+      return;
+    }
+    const range = req.headers.range;
+    ranges.push(range ?? 'none');
+    const start = range ? Number(/bytes=(\d+)-/.exec(range)![1]) : 0;
+    const part = body.subarray(start);
+    res.writeHead(range ? 206 : 200, { 'content-length': part.length, ...(range ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}) });
+    if (cuts > 0) {
+      cuts--;
+      res.write(part.subarray(0, opts.cutAfter), () => res.socket?.destroy());
+    } else res.end(part);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/data.zip`, server, ranges })));
+}
+
+describe('extract: download', () => {
+  it('resumes an interrupted download with HTTP Range and ends with the exact bytes', async () => {
+    const body = randomBytes(3_000_000);
+    const { url, server, ranges } = await serve(body, { cuts: 2, cutAfter: 700_000 });
+    try {
+      const dest = join(mkdtempSync(join(tmpdir(), 'dl-')), 'data.zip');
+      const log = memoryLogger();
+      const r = await download({ url, dest, retries: 4, log, backoffMs: 10 });
+      expect(readFileSync(dest).equals(body)).toBe(true);
+      expect(existsSync(`${dest}.part`)).toBe(false);
+      expect(ranges[0]).toBe('none');
+      expect(ranges.slice(1).every((x) => x.startsWith('bytes='))).toBe(true);
+      expect(r.bytes).toBe(body.length);
+      expect(log.lines.some((l) => /retry 1\/4/.test(l))).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('gives up after the retries with a message that says how to resume', async () => {
+    const { url, server } = await serve(randomBytes(100_000), { cuts: 10, cutAfter: 1000 });
+    try {
+      const dest = join(mkdtempSync(join(tmpdir(), 'dl-')), 'data.zip');
+      await expect(download({ url, dest, retries: 1, log: memoryLogger(), backoffMs: 1 })).rejects.toThrow(/failed after 2 attempts/);
+      expect(existsSync(`${dest}.part`)).toBe(true); // kept for the next run to resume
+    } finally {
+      server.close();
+    }
+  });
+
+  it('backs off exponentially and reads both checksum file formats', () => {
+    expect([0, 1, 2, 10].map((a) => backoffDelay(a))).toEqual([500, 1000, 2000, 30000]);
+    expect(parseChecksumFile('MD5 (ml-32m.zip) = 6F1F4F6A8B1F0B1B2C3D4E5F60718293')).toBe('6f1f4f6a8b1f0b1b2c3d4e5f60718293');
+    expect(parseChecksumFile('6f1f4f6a8b1f0b1b2c3d4e5f60718293  ml-32m.zip')).toBe('6f1f4f6a8b1f0b1b2c3d4e5f60718293');
+  });
+});
+
+describe('extract: the stage', () => {
+  const base = (extra: Partial<ExtractOptions>): ExtractOptions => ({ url: 'http://127.0.0.1:9/none.zip', retries: '2', ...extra });
+
+  it('verifies the published MD5, unzips into staging/<dataset>, and skips an unchanged rerun', async () => {
+    const zip = await zipBuffer({ 'ml-t/ratings.csv': 'userId,movieId,rating,timestamp\n1,2,3,4\n', 'ml-t/README.txt': 'hi' });
+    const md5 = createHash('md5').update(zip).digest('hex');
+    const { url, server } = await serve(zip, { cuts: 0, cutAfter: 0, md5 });
+    try {
+      const workDir = mkdtempSync(join(tmpdir(), 'ex-'));
+      const ctx = { workDir, force: false, log: memoryLogger() };
+      const r = await extractStage.run(ctx, base({ url }));
+      expect(r.details).toMatchObject({ dataset: 'ml-t', checksum: { algorithm: 'md5', expected: md5, from: 'published' } });
+      expect(readFileSync(join(workDir, 'staging/ml-t/ratings.csv'), 'utf8')).toContain('1,2,3,4');
+      expect((await extractStage.run(ctx, base({ url }))).status).toBe('skipped');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses a zip whose checksum differs, and deletes the damaged download', async () => {
+    const zip = await zipBuffer({ 'ml-t/ratings.csv': 'x' });
+    const { url, server } = await serve(zip, { cuts: 0, cutAfter: 0 });
+    try {
+      const workDir = mkdtempSync(join(tmpdir(), 'ex-'));
+      await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ url, sha256: '0'.repeat(64) }))).rejects.toThrow(/sha256 is .* expected 0000/);
+      expect(existsSync(join(workDir, 'downloads', 'data.zip'))).toBe(false);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses archive entries that would escape the staging directory, and writes nothing outside', async () => {
+    // yazl will not write such a name, so the bytes are patched afterwards: "AA/" -> "../" (same length).
+    const zip = await zipBuffer({ 'AA/evil.txt': 'pwned' });
+    const evil = Buffer.from(zip.toString('latin1').split('AA/evil.txt').join('../evil.txt'), 'latin1');
+    const dir = mkdtempSync(join(tmpdir(), 'slip-'));
+    writeFileSync(join(dir, 'evil.zip'), evil);
+    const workDir = join(dir, 'work');
+    await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ source: join(dir, 'evil.zip') }))).rejects.toThrow(/refusing zip entry '\.\.\/evil\.txt'/);
+    expect(existsSync(join(workDir, 'evil.txt'))).toBe(false);
+    expect(existsSync(join(dir, 'evil.txt'))).toBe(false);
+  });
+
+  it.each([
+    ['../x', "contains '..'"],
+    ['a/../../x', "contains '..'"],
+    ['/etc/passwd', 'is an absolute path'],
+    ['C:/x', 'is an absolute path'],
+    ['a\\..\\x', 'contains a backslash'],
+  ])('names why %s is unsafe', (name, reason) => {
+    expect(unsafeEntryReason(name)).toBe(reason);
+  });
+
+  it('accepts ordinary names', () => {
+    expect(unsafeEntryReason('ml-32m/ratings.csv')).toBeUndefined();
+  });
+
+  it('a missing --source says what to give', async () => {
+    await expect(extractStage.run({ workDir: mkdtempSync(join(tmpdir(), 'ex-')), force: false, log: memoryLogger() }, base({ source: '/nonexistent/x.zip' }))).rejects.toThrow(EtlError);
+  });
+});
