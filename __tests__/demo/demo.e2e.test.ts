@@ -1,0 +1,31 @@
+import execa from 'execa';
+import { join } from 'node:path';
+import { ensureNode } from '../support/node';
+import { ensureOpenStack, getObject, listContainer } from '../support/openstack';
+
+// `npm run demo` as a user runs it (small dataset), checked through Swift's own API.
+const ROOT = join(__dirname, '..', '..');
+const demo = (args: string[]) => execa('npx', ['tsx', 'scripts/demo.ts', ...args], { cwd: ROOT, all: true, reject: false });
+
+describe('npm run demo', () => {
+  // Started here first, so the test run's teardown stops them (the demo itself leaves them running).
+  const env = ensureOpenStack();
+  ensureNode();
+
+  it('runs the whole pipeline on the stand-ins and the container holds splits, maps and the manifest', async () => {
+    const r = await demo(['--rows', '20000', '--force']);
+    expect(r.exitCode).toBe(0);
+    expect(r.all).toMatch(/mounted object-persist-demo read-only/);
+    const objects = await listContainer(env, 'object-persist-demo');
+    const manifest = JSON.parse(String(await getObject(env, 'object-persist-demo', 'manifest.json')));
+    expect(manifest.transform.rows).toBe(20000);
+    for (const f of manifest.transform.files as string[]) expect(objects.has(f)).toBe(true);
+    expect(r.all).not.toContain(env.appCredential.secret);
+  });
+
+  it('a second run reuses the stand-ins and skips every unchanged stage', async () => {
+    const r = await demo(['--rows', '20000']);
+    expect(r.exitCode).toBe(0);
+    for (const stage of ['extract', 'transform', 'load']) expect(r.all).toContain(`<== ${stage}: skipped`);
+  });
+});

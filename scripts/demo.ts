@@ -1,0 +1,150 @@
+/**
+ * `npm run demo`: the project's main job on local stand-ins, no Chameleon account needed. Starts a real
+ * Keystone + Swift (playing CHI@TACC) and an sshd (playing the KVM@TACC node) on 127.0.0.1, then runs the
+ * same code path as a deploy's etl stack: ssh to the node, deliver rclone.conf, ship the ETL bundle,
+ * extract -> transform -> load, mount the container read-only. `npm run demo -- --down` stops the stand-ins.
+ */
+import { Command } from 'commander';
+import execa from 'execa';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { generateMovieLensZip } from '../etl/dataset/generate';
+import { isEtlError } from '../etl/errors';
+import { stderrLogger } from '../etl/log';
+import { rcloneEnvFromEtlEnv } from '../etl/load/stage';
+import type { NodeCoordinates } from '../etl/remote/coordinates';
+import { sshTarget } from '../etl/remote/coordinates';
+import { runOnNode } from '../etl/remote/run-on-node';
+
+const ROOT = resolve(__dirname, '..');
+const STAND_INS = join(ROOT, '.stand-ins');
+const OPENSTACK = join(STAND_INS, 'openstack');
+const NODE = join(STAND_INS, 'node');
+const CONTAINER = 'object-persist-demo';
+
+interface OpenStackEnv {
+  authUrl: string;
+  region: string;
+  userId: string;
+  appCredential: { id: string; secret: string };
+}
+
+const log = stderrLogger();
+const step = (text: string) => log.info(`\n### ${text}`);
+const timings: [string, number][] = [];
+async function timed<T>(name: string, f: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  try {
+    return await f();
+  } finally {
+    timings.push([name, (Date.now() - t0) / 1000]);
+  }
+}
+
+async function sh(script: string, args: string[]) {
+  await execa('bash', [join(ROOT, 'scripts', script), ...args], { stdio: 'inherit' });
+}
+
+async function down(): Promise<void> {
+  step('stopping the stand-ins');
+  await execa('sh', ['-c', `mountpoint -q ${NODE}/mnt && fusermount3 -u ${NODE}/mnt || true`]);
+  await sh('local-node.sh', ['down', NODE]);
+  await sh('local-openstack.sh', ['down', OPENSTACK]);
+}
+
+async function up(o: { rows: string; zip?: string; force: boolean; stage: string }): Promise<void> {
+  step('1/5 system packages (Keystone, Swift, rclone, fuse3, sshd, cloud-init; only what is missing)');
+  await timed('packages', () => sh('system-deps.sh', []));
+
+  step('2/5 stand-ins: Keystone + Swift as CHI@TACC, sshd as the node (reused when already running)');
+  await timed('stand-ins', async () => {
+    await sh('local-openstack.sh', ['up', OPENSTACK]);
+    await sh('local-node.sh', ['up', NODE]);
+  });
+  const os = JSON.parse(readFileSync(join(OPENSTACK, 'env.json'), 'utf8')) as OpenStackEnv;
+  const node = JSON.parse(readFileSync(join(NODE, 'node.json'), 'utf8')) as NodeCoordinates;
+
+  step('3/5 dataset');
+  const rows = Number(o.rows);
+  const zip = o.zip ? resolve(o.zip) : join(ROOT, '.work', 'demo', `ml-demo-${rows}.zip`);
+  if (!existsSync(zip)) {
+    if (o.zip) throw new Error(`${zip} does not exist`);
+    log.info(`generating a MovieLens-shaped zip with ${rows.toLocaleString('en-US')} ratings: ${zip}`);
+    await timed('generate dataset', () => generateMovieLensZip(zip, { rows, seed: 42, name: `ml-demo-${rows}`, workDir: join(ROOT, '.work', 'demo') }));
+  } else log.info(`using ${zip}`);
+
+  step('4/5 the ETL on the node, exactly as `cdktf deploy etl` runs it');
+  await timed('build ETL bundle', () => execa('node', [join(ROOT, 'scripts', 'build-etl.mjs')], { cwd: ROOT, stdio: 'inherit' }));
+  const remoteDir = join(NODE, 'home', 'chameleon-persist');
+  await timed('ETL on the node', () =>
+    runOnNode({
+      target: sshTarget(node),
+      stage: o.stage as 'all',
+      force: o.force,
+      // The stand-in node shares this machine's disk, so it reads the zip in place; a real node downloads it.
+      etlOptions: { source: zip },
+      container: CONTAINER,
+      rclone: { name: 'chi_tacc', authUrl: os.authUrl, region: os.region, userId: os.userId, credentialId: os.appCredential.id, credentialSecret: os.appCredential.secret },
+      bundlePath: join(ROOT, 'dist', 'etl.js'),
+      remoteDir,
+      rcloneConfigPath: join(remoteDir, 'rclone.conf'),
+      mount: { mountPoint: join(NODE, 'mnt'), service: 'rclone-object-mount.service' },
+      sshWaitSeconds: 30,
+      minFreeMb: 100,
+      log,
+    }),
+  );
+
+  step(`5/5 what is in the container ${CONTAINER} (through Swift's API, with rclone)`);
+  const { env } = rcloneEnvFromEtlEnv('chi_tacc', {
+    ETL_APP_CREDENTIAL_ID: os.appCredential.id,
+    ETL_APP_CREDENTIAL_SECRET: os.appCredential.secret,
+    ETL_AUTH_URL: os.authUrl,
+    ETL_REGION: os.region,
+    ETL_USER_ID: os.userId,
+  });
+  const ls = await execa('rclone', ['lsl', `chi_tacc:${CONTAINER}`], { env: { ...process.env, ...env } });
+  log.info(ls.stdout);
+  const manifest = JSON.parse((await execa('rclone', ['cat', `chi_tacc:${CONTAINER}/manifest.json`], { env: { ...process.env, ...env } })).stdout);
+  const t = manifest.transform;
+  log.info(
+    `manifest.json: dataset ${manifest.datasetKey}, ${t.rows.toLocaleString('en-US')} ratings, ${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +
+      `training ${t.splits.training.toLocaleString('en-US')}, validation ${t.splits.validation.toLocaleString('en-US')}, evaluation ${t.splits.evaluation.toLocaleString('en-US')} (seed ${t.seed})`,
+  );
+  const mnt = join(NODE, 'mnt');
+  log.info(`\nread-only mount on the node (${mnt}):`);
+  log.info((await execa('ls', ['-l', mnt, join(mnt, 'training')])).stdout);
+
+  log.info('\ntimings:');
+  for (const [name, s] of timings) log.info(`  ${name.padEnd(18)} ${s.toFixed(1)} s`);
+  log.info(`\nRun it again to see unchanged stages skipped. Stop the stand-ins with: npm run demo -- --down`);
+}
+
+async function main(): Promise<number> {
+  const program = new Command('demo')
+    .description('The whole pipeline on local stand-ins (Keystone + Swift as CHI@TACC, sshd as the node)')
+    .option('--rows <n>', 'ratings in the generated MovieLens-shaped dataset', '1000000')
+    .option('--zip <path>', 'use this MovieLens zip instead of a generated one')
+    .option('--stage <stage>', 'run one stage: extract | transform | load | all', 'all')
+    .option('--force', 'rerun stages even if unchanged', false)
+    .option('--down', 'stop the stand-ins (by PID) and unmount', false);
+  program.parse(process.argv);
+  const o = program.opts<{ rows: string; zip?: string; stage: string; force: boolean; down: boolean }>();
+  try {
+    if (o.down) await down();
+    else await up(o);
+    return 0;
+  } catch (e) {
+    if (isEtlError(e)) {
+      log.info(`error: ${e.message}`);
+      if (e.hint) log.info(`  ${e.hint}`);
+      return e.exitCode;
+    }
+    log.info(`error: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+main().then((code) => {
+  process.exitCode = code;
+});
