@@ -5,11 +5,20 @@ import { FIELDS, configReferenceTable, envNameFor } from '../../config';
 const ROOT = join(__dirname, '..', '..');
 const docs = readFileSync(join(ROOT, 'docs', 'infra.md'), 'utf8');
 const example = readFileSync(join(ROOT, 'persist.config.example.yaml'), 'utf8');
+const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
 describe('docs/infra.md and the example stay in sync with the configuration', () => {
   test('the reference table is exactly the one generated from config/fields.ts', () => {
     // Regenerate with: npx tsx config/reference.ts
     expect(docs).toContain(configReferenceTable());
+  });
+
+  test('the README carries the same generated table, and the commands it documents exist', () => {
+    expect(readme).toContain(configReferenceTable());
+    const scripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+    for (const m of readme.matchAll(/npm run ([a-z:]+)/g)) expect([m[1], m[1] in scripts]).toEqual([m[1], true]);
+    expect(readme).toContain('npm ci && npm test');
+    expect(readFileSync(join(ROOT, '.ci', 'run'), 'utf8')).toMatch(/^npm ci && npm test$/m);
   });
 
   test('every field appears in the commented example', () => {
