@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { EtlError } from '../errors';
 import { readHeader } from './header';
 import { DenseIds, IdCollector } from './ids';
-import { splitOf, type SplitThresholds } from './split';
+import type { SplitThresholds } from './split';
 
 /**
  * The fast path: two streaming passes of a byte-level scanner over ratings.csv, memory bounded by the
@@ -24,7 +23,6 @@ const DOT = 46;
 
 export interface ScanResult {
   bytes: number;
-  sha256: string;
   rows: number;
   users: IdCollector;
   items: IdCollector;
@@ -88,8 +86,6 @@ export function scanRatings(path: string, progress?: Progress): ScanResult {
   try {
     const total = fstatSync(fd).size;
     const header = readHeader(fd, path);
-    const hash = createHash('sha256');
-    hash.update(header.raw);
     const users = new IdCollector();
     const items = new IdCollector();
     let rows = 0;
@@ -184,13 +180,13 @@ export function scanRatings(path: string, progress?: Progress): ScanResult {
       }
     };
     try {
-      forEachChunk(fd, header.raw.length, (b, s, e) => hash.update(b.subarray(s, e)), onLines);
+      forEachChunk(fd, header.raw.length, undefined, onLines);
     } catch (e) {
       if (e instanceof LineError) throw new EtlError(`${basename(path)} line ${line + 1}: ${e.detail}`, 'Is this a ratings.csv?');
       throw e;
     }
     if (rows === 0) throw new EtlError(`${basename(path)} has a header but no ratings`, 'Check that the download or the file is complete.');
-    return { bytes: total, sha256: hash.digest('hex'), rows, users, items, dataStart: header.raw.length };
+    return { bytes: total, rows, users, items, dataStart: header.raw.length };
   } finally {
     closeSync(fd);
   }
@@ -260,6 +256,7 @@ export function writeSplits(
 ): [number, number, number] {
   const fd = openSync(path, 'r');
   const writers = outFds.map((f) => new TsvWriter(f)) as [TsvWriter, TsvWriter, TsvWriter];
+  const [w0, w1, w2] = writers;
   try {
     let row = 0;
     let done = scan.dataStart;
@@ -268,6 +265,7 @@ export function writeSplits(
     const iSmall = items.small;
     const uLimit = uSmall.length;
     const iLimit = iSmall.length;
+    const { t1, t2, seedMix } = thresholds;
     forEachChunk(fd, scan.dataStart, undefined, (buf, start, end) => {
       let pos = start;
       let c = 0;
@@ -296,7 +294,15 @@ export function writeSplits(
         pos++;
         const du = u < uLimit ? uSmall[u] : users.big.get(u)!;
         const dm = m < iLimit ? iSmall[m] : items.big.get(m)!;
-        writers[splitOf(row, thresholds)].pair(du, dm);
+        // splitOf(row, thresholds), inlined: this loop runs once per rating.
+        let h = (row >>> 0) ^ seedMix;
+        h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+        h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+        h = (h ^ (h >>> 16)) ^ (row > 0xffffffff ? Math.floor(row / 4294967296) : 0);
+        h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+        h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+        h = (h ^ (h >>> 16)) >>> 0;
+        (h < t1 ? w0 : h < t2 ? w1 : w2).pair(du, dm);
         row++;
       }
       done += end - start;

@@ -6,6 +6,7 @@ import { workLayout } from '../layout';
 import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
 import { scanRatings, writeSplits } from './fast';
+import { sha256InWorker } from './hash-worker';
 import { mapLines } from './ids';
 import { referenceTransform } from './reference';
 import { parseRatios, splitThresholds } from './split';
@@ -88,6 +89,9 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
     } else {
       const progress = (pass: 1 | 2, done: number, total: number) =>
         ctx.log.progress(`  transform pass ${pass}/2 (${pass === 1 ? 'validate, collect ids' : 'write splits'}): ${Math.round((100 * done) / total)}% of ${(total / 1e6).toFixed(0)} MB`);
+      // The checksum is computed on the other core while this one scans.
+      const checksum = sha256InWorker(input);
+      checksum.catch(() => undefined); // awaited below; an early failure must not go unhandled meanwhile
       const scan = scanRatings(input, progress);
       scanSeconds = (performance.now() - t0) / 1000;
       const users = scan.users.densify();
@@ -102,7 +106,7 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
         fds.forEach((fd) => closeSync(fd));
       }
       result = {
-        input: { path: input, bytes: scan.bytes, sha256: scan.sha256 },
+        input: { path: input, bytes: scan.bytes, sha256: await checksum },
         rows: scan.rows,
         splits: { training: counts[0], validation: counts[1], evaluation: counts[2] },
         users: users.count,
