@@ -5,7 +5,7 @@
 #   local-openstack.sh up      STATE_DIR    start (first time: create state; later: reuse it, in seconds)
 #   local-openstack.sh down    STATE_DIR    stop every daemon this state dir started, by PID
 #   local-openstack.sh status  STATE_DIR    which daemons run, and where
-#   local-openstack.sh stop-proxy|start-proxy STATE_DIR   for fault-injection tests
+#   local-openstack.sh stop-proxy|start-proxy STATE_DIR   stop/start the second (fault-injection) proxy
 #
 # Everything lives in STATE_DIR: configs, sqlite db, keys, rings, object data, logs/, pids/, and env.json
 # (mode 0600: auth URL, region, ids and the generated secrets a client needs). Nothing under /etc is used.
@@ -190,18 +190,19 @@ build_rings() {
 choose_ports() {
   # Ports are kept in ports.env; a port another program took since then is replaced, and rings and the
   # Keystone endpoint follow it.
-  local KP=5000 PP=8080 OP=6200 CP=6201 AP=6202
+  local KP=5000 PP=8080 OP=6200 CP=6201 AP=6202 FP=8090
   # shellcheck disable=SC1091
-  [ -f "$S/ports.env" ] && . "$S/ports.env" && KP=$KEYSTONE_PORT PP=$PROXY_PORT OP=$OBJECT_PORT CP=$CONTAINER_PORT AP=$ACCOUNT_PORT
+  [ -f "$S/ports.env" ] && . "$S/ports.env" && KP=$KEYSTONE_PORT PP=$PROXY_PORT OP=$OBJECT_PORT CP=$CONTAINER_PORT AP=$ACCOUNT_PORT FP=${FAULT_PROXY_PORT:-8090}
   local mine=() n
-  for n in keystone proxy object container account; do pid_alive "$S/pids/$n.pid" && mine+=("$n"); done
+  for n in keystone proxy fault-proxy object container account; do pid_alive "$S/pids/$n.pid" && mine+=("$n"); done
   [ ${#mine[@]} -eq 0 ] || return 0 # something of ours runs: keep its ports
   KEYSTONE_PORT=$(pick_port "$KP")
   PROXY_PORT=$(pick_port "$PP" "$KEYSTONE_PORT")
   OBJECT_PORT=$(pick_port "$OP" "$KEYSTONE_PORT" "$PROXY_PORT")
   CONTAINER_PORT=$(pick_port "$CP" "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT")
   ACCOUNT_PORT=$(pick_port "$AP" "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT")
-  local new="KEYSTONE_PORT=$KEYSTONE_PORT PROXY_PORT=$PROXY_PORT OBJECT_PORT=$OBJECT_PORT CONTAINER_PORT=$CONTAINER_PORT ACCOUNT_PORT=$ACCOUNT_PORT"
+  FAULT_PROXY_PORT=$(pick_port "$FP" "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT")
+  local new="KEYSTONE_PORT=$KEYSTONE_PORT PROXY_PORT=$PROXY_PORT OBJECT_PORT=$OBJECT_PORT CONTAINER_PORT=$CONTAINER_PORT ACCOUNT_PORT=$ACCOUNT_PORT FAULT_PROXY_PORT=$FAULT_PROXY_PORT"
   if [ "$(cat "$S/ports.env" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')" != "$new" ]; then
     tr ' ' '\n' <<<"$new" >"$S/ports.env"
     RINGS_STALE=1
@@ -218,6 +219,10 @@ cmd_up() {
   choose_ports
   # shellcheck disable=SC1091
   . "$S/ports.env"
+  if [ -z "${FAULT_PROXY_PORT:-}" ]; then # state from before the fault proxy existed
+    FAULT_PROXY_PORT=$(pick_port 8090 "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT")
+    echo "FAULT_PROXY_PORT=$FAULT_PROXY_PORT" >>"$S/ports.env"
+  fi
 
   # Keystone
   write_keystone_conf
@@ -249,7 +254,7 @@ cmd_up() {
   wait_http "http://127.0.0.1:$KEYSTONE_PORT/v3" 60 || die "Keystone did not answer on port $KEYSTONE_PORT; see $S/logs/keystone.log"
 
   # Identity objects, endpoints, credentials -> env.json
-  "$PY" "$HERE/local-openstack/bootstrap.py" "$S" "http://127.0.0.1:$KEYSTONE_PORT" "http://127.0.0.1:$PROXY_PORT" "$admin_pw" \
+  "$PY" "$HERE/local-openstack/bootstrap.py" "$S" "http://127.0.0.1:$KEYSTONE_PORT" "http://127.0.0.1:$PROXY_PORT" "$admin_pw" "http://127.0.0.1:$FAULT_PROXY_PORT" \
     2>>"$S/logs/bootstrap.log" || die "identity bootstrap failed; see $S/logs/bootstrap.log"
   SWIFT_SERVICE_PASSWORD=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['swiftServicePassword'])" "$S/env.json")
 
@@ -264,15 +269,17 @@ cmd_up() {
   # Listings and account counters lag without the updaters.
   start_daemon container-updater "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-container-updater "$S/swift/container-server.conf" -v
   start_daemon object-updater "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-object-updater "$S/swift/object-server.conf" -v
-  cmd_start_proxy
+  start_proxy proxy "$PROXY_PORT"
+  # A second proxy on the same storage, for tests that kill a proxy mid-upload without disturbing the others.
+  start_proxy fault-proxy "$FAULT_PROXY_PORT"
   log "up in $((SECONDS - t0))s: Keystone http://127.0.0.1:$KEYSTONE_PORT/v3, Swift http://127.0.0.1:$PROXY_PORT, region $REGION; client settings (with secrets) in $S/env.json"
 }
 
-cmd_start_proxy() {
-  # shellcheck disable=SC1091
-  . "$S/ports.env"
-  start_daemon proxy "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-proxy-server "$S/swift/proxy-server.conf" -v
-  wait_http "http://127.0.0.1:$PROXY_PORT/healthcheck" 60 || die "Swift proxy did not answer on port $PROXY_PORT; see $S/logs/proxy.log"
+start_proxy() { # name, port
+  local name=$1 port=$2 conf="$S/swift/$1-server.conf"
+  [ "$name" = proxy ] || sed "s/^bind_port = .*/bind_port = $port/" "$S/swift/proxy-server.conf" >"$conf"
+  start_daemon "$name" "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-proxy-server "$conf" -v
+  wait_http "http://127.0.0.1:$port/healthcheck" 60 || die "Swift $name did not answer on port $port; see $S/logs/$name.log"
   local n
   for n in account container object; do
     local p; p=$(grep bind_port "$S/swift/$n-server.conf" | awk '{print $3}')
@@ -284,13 +291,13 @@ cmd_start_proxy() {
 cmd_down() {
   [ -d "$S/pids" ] || return 0
   local n
-  for n in proxy object-updater container-updater object container account keystone; do stop_daemon "$n"; done
+  for n in fault-proxy proxy object-updater container-updater object container account keystone; do stop_daemon "$n"; done
   log "stopped ($S)"
 }
 
 cmd_status() {
   local n any=1
-  for n in keystone proxy account container object container-updater object-updater; do
+  for n in keystone proxy fault-proxy account container object container-updater object-updater; do
     if pid_alive "$S/pids/$n.pid"; then echo "$n: running (pid $(cat "$S/pids/$n.pid"))"; else echo "$n: stopped"; any=0; fi
   done
   [ -f "$S/ports.env" ] && tr '\n' ' ' <"$S/ports.env" && echo
@@ -314,8 +321,9 @@ main() {
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    stop-proxy) stop_daemon proxy ;;
-    start-proxy) cmd_start_proxy ;;
+    # Fault injection acts on the second proxy only (env.json: faultSwiftUrl); the main one keeps serving.
+    stop-proxy) stop_daemon fault-proxy ;;
+    start-proxy) . "$S/ports.env" && start_proxy fault-proxy "$FAULT_PROXY_PORT" ;;
   esac
 }
 

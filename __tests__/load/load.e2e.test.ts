@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
-import { loadStage, type LoadOptions } from '../../etl/load/stage';
+import { datasetKey, loadStage, type LoadOptions } from '../../etl/load/stage';
 import {
   createAppCredential,
   ensureOpenStack,
   etlCredentialEnv,
   getObject,
+  hasObject,
   listContainer,
   openstackCommand,
   revokeAppCredential,
@@ -33,9 +34,9 @@ function options(container: string, extra: Partial<LoadOptions> = {}): LoadOptio
   return { container, remote: 'chi_tacc', rclone: 'rclone', transfers: '32', checkers: '16', fastList: true, prune: false, ...extra };
 }
 
-async function load(workDir: string, o: LoadOptions, cred: AppCredential = env.appCredential, force = false) {
+async function load(workDir: string, o: LoadOptions, cred: AppCredential = env.appCredential, force = false, extraEnv: Record<string, string> = {}) {
   const saved = { ...process.env };
-  Object.assign(process.env, etlCredentialEnv(env, cred));
+  Object.assign(process.env, etlCredentialEnv(env, cred), extraEnv);
   try {
     return await loadStage.run({ workDir, force, log }, o);
   } catch (e) {
@@ -78,19 +79,21 @@ describe('load into a real Swift', () => {
     const v1Objects = await containerHashes(container);
     const v1Manifest = String(await getObject(env, container, 'manifest.json'));
 
-    // v2: same names, new content, big enough (3 x ~13 MB, one transfer at a time) to be cut in the middle.
-    const v2 = await fakeWorkDir('v2', 10_000_000);
+    // v2: same names, new content, big enough (3 x ~40 MB, one transfer at a time) to be cut in the middle.
+    const v2 = await fakeWorkDir('v2', 30_000_000);
     const slow = options(container, { transfers: '1', checkers: '1' });
-    const run = load(v2, slow);
+    // Through the fault proxy: stopping it leaves the proxy the other suites use running.
+    const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl });
     const outcome = run.then(
       () => 'finished',
       (e: Error) => e,
     );
-    // Kill the proxy as soon as the first new object has landed in the staging prefix.
-    for (let i = 0; i < 600; i++) {
-      const names = [...(await listContainer(env, container)).keys()];
-      if (names.some((n) => n.startsWith('.incoming/'))) break;
-      await new Promise((r) => setTimeout(r, 50));
+    // Kill the proxy as soon as the first new object has landed in the staging prefix (HEAD: container
+    // listings can lag behind under load).
+    const staged = ['evaluation/movielens_t_eval.txt', 'maps/items.tsv', 'maps/users.tsv'].map((f) => `.incoming/${datasetKey('extract-v2', 'transform-v2')}/${f}`);
+    for (let i = 0; i < 1200; i++) {
+      if ((await Promise.all(staged.map((n) => hasObject(env, container, n)))).some(Boolean)) break;
+      await new Promise((r) => setTimeout(r, 25));
     }
     openstackCommand('stop-proxy');
     let result: string | Error;

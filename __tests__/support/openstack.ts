@@ -19,6 +19,8 @@ export interface OpenStackEnv {
   userName: string;
   password: string;
   swiftUrl: string;
+  /** A second proxy on the same storage that fault-injection tests stop and start (openstackCommand). */
+  faultSwiftUrl: string;
   appCredential: AppCredential;
   ruledCredential: AppCredential & { container: string };
 }
@@ -111,6 +113,13 @@ export async function listContainer(env: OpenStackEnv, container: string): Promi
     for (const o of page) out.set(o.name, { bytes: o.bytes, hash: o.hash });
     marker = page[page.length - 1].name;
   }
+}
+
+/** True when the object exists: a HEAD goes to the object server, with no container-listing lag. */
+export async function hasObject(env: OpenStackEnv, container: string, name: string): Promise<boolean> {
+  const token = await appCredentialToken(env);
+  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { method: 'HEAD', headers: { 'x-auth-token': token } });
+  return res.status === 200;
 }
 
 export async function getObject(env: OpenStackEnv, container: string, name: string): Promise<Buffer | undefined> {

@@ -44,6 +44,8 @@ export function rcloneEnvFromEtlEnv(remote: string, env: NodeJS.ProcessEnv): { e
   if (env.ETL_AUTH_URL) out[`${prefix}AUTH`] = env.ETL_AUTH_URL;
   if (env.ETL_REGION) out[`${prefix}REGION`] = env.ETL_REGION;
   if (env.ETL_USER_ID) out[`${prefix}USER_ID`] = env.ETL_USER_ID;
+  // An object-store endpoint other than the one in Keystone's catalog (rclone's storage_url).
+  if (env.ETL_STORAGE_URL) out[`${prefix}STORAGE_URL`] = env.ETL_STORAGE_URL;
   return { env: out, secrets: [secret] };
 }
 

@@ -133,15 +133,25 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
     checkPreflight(parsePreflight(pre.stdout), o.minFreeMb, where);
 
     log.info(`running 'etl ${o.stage}' on ${where}`);
+    const tail: string[] = [];
     const run = await ssh(
       o.target,
       etlCommand({ stage: o.stage, remoteDir: o.remoteDir, rcloneConfigPath: o.rcloneConfigPath, force: o.force, options: { ...o.etlOptions, container: o.container, remote: o.rclone.name } }),
-      { onLine: (line) => log.info(`  [node] ${line}`), secrets },
+      {
+        onLine: (line) => {
+          log.info(`  [node] ${line}`);
+          tail.push(line);
+          if (tail.length > 12) tail.shift();
+        },
+        secrets,
+      },
     );
     if (run.exitCode !== 0) {
       const full = /No space left on device|ENOSPC/.test(run.stdout + run.stderr);
       throw new EtlError(
-        full ? `the node ran out of disk space during 'etl ${o.stage}'` : `'etl ${o.stage}' failed on ${where} (exit ${run.exitCode}); its message is above`,
+        full
+          ? `the node ran out of disk space during 'etl ${o.stage}'`
+          : `'etl ${o.stage}' failed on ${where} (exit ${run.exitCode}); its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}`,
         full
           ? 'Free space on the node or use a larger flavor; the published dataset in the container is untouched.'
           : 'The dataset already published in the container is untouched. Fix the cause and rerun: finished stages are skipped.',

@@ -7,7 +7,7 @@
 - application credential `persist-ruled` limited by access rules to one container
 
 Secrets are generated here and only written to env.json (mode 0600); nothing is printed.
-usage: bootstrap.py STATE_DIR KEYSTONE_URL SWIFT_URL ADMIN_PASSWORD
+usage: bootstrap.py STATE_DIR KEYSTONE_URL SWIFT_URL ADMIN_PASSWORD FAULT_SWIFT_URL
 """
 import json
 import os
@@ -19,7 +19,7 @@ from keystoneauth1 import session
 from keystoneauth1.identity import v3
 from keystoneclient.v3 import client
 
-state_dir, auth_url, swift_url, admin_password = sys.argv[1:5]
+state_dir, auth_url, swift_url, admin_password, fault_swift_url = sys.argv[1:6]
 REGION = "CHI@TACC"
 RULED_CONTAINER = "object-persist-ruled"
 env_path = os.path.join(state_dir, "env.json")
@@ -120,6 +120,8 @@ env = {
     "userName": user.name,
     "password": user_password,
     "swiftUrl": f"{swift_url}/v1/AUTH_{project.id}",
+    # A second proxy on the same storage, which fault-injection tests may stop (storage_url override).
+    "faultSwiftUrl": f"{fault_swift_url}/v1/AUTH_{project.id}",
     "appCredential": app_cred,
     "ruledCredential": ruled,
     "adminPassword": admin_password,
