@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
-import { isEtlError } from './errors';
+import { reportError } from './errors';
 import { stderrLogger, type Logger } from './log';
 import type { Stage, StageContext, StageResult } from './stage';
 import { extractStage } from './extract/stage';
@@ -67,13 +67,7 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram(log).parseAsync(argv);
     return 0;
   } catch (e) {
-    if (isEtlError(e)) {
-      log.info(`error: ${e.message}`);
-      if (e.hint) log.info(`  ${e.hint}`);
-      return e.exitCode;
-    }
-    log.info(`internal error: ${(e as Error).stack ?? String(e)}`);
-    return 70;
+    return reportError(e, log, true);
   }
 }
 

@@ -4,7 +4,7 @@ import execa from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { isEtlError } from './errors';
+import { reportError } from './errors';
 import { stderrLogger } from './log';
 import { STAGE_NAMES, type StageName } from './stage';
 import {
@@ -134,13 +134,7 @@ async function main(argv: string[]): Promise<number> {
     log.info(`done: the dataset is in container ${storage.container}${result.mountListing ? `, mounted read-only at ${o.mountPoint} on ${node.host}` : ''}`);
     return 0;
   } catch (e) {
-    if (isEtlError(e)) {
-      log.info(`error: ${e.message}`);
-      if (e.hint) log.info(`  ${e.hint}`);
-      return e.exitCode;
-    }
-    log.info(`error: ${(e as Error).message}`);
-    return 1;
+    return reportError(e, log);
   }
 }
 

@@ -9,7 +9,7 @@ import execa from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateMovieLensZip } from '../etl/dataset/generate';
-import { isEtlError } from '../etl/errors';
+import { reportError } from '../etl/errors';
 import { stderrLogger } from '../etl/log';
 import { rcloneEnvFromEtlEnv } from '../etl/load/stage';
 import type { NodeCoordinates } from '../etl/remote/coordinates';
@@ -135,13 +135,7 @@ async function main(): Promise<number> {
     else await up(o);
     return 0;
   } catch (e) {
-    if (isEtlError(e)) {
-      log.info(`error: ${e.message}`);
-      if (e.hint) log.info(`  ${e.hint}`);
-      return e.exitCode;
-    }
-    log.info(`error: ${(e as Error).message}`);
-    return 1;
+    return reportError(e, log);
   }
 }
 
