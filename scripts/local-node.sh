@@ -51,6 +51,9 @@ CONF
 }
 
 cmd_down() {
+  # The node's read-only mounts (the demo's, the runner's) live under the state dir: unmount them with it,
+  # which also ends their rclone daemons.
+  awk -v d="$S/" 'index($2, d) == 1 {print $2}' /proc/mounts | while read -r m; do fusermount3 -u "$m" || true; done
   if pid_alive "$S/sshd.pid"; then kill "$(cat "$S/sshd.pid")"; fi
   rm -f "$S/sshd.pid"
   echo "local-node: stopped ($S)" >&2
