@@ -79,11 +79,12 @@ describe('load into a real Swift', () => {
     const v1Objects = await containerHashes(container);
     const v1Manifest = String(await getObject(env, container, 'manifest.json'));
 
-    // v2: same names, new content, big enough (3 x ~40 MB, one transfer at a time) to be cut in the middle.
-    const v2 = await fakeWorkDir('v2', 30_000_000);
+    // v2: same names, new content (3 x ~27 MB), uploaded one at a time at 16 MB/s (rclone reads any flag from
+    // RCLONE_<FLAG>): several seconds, so stopping the proxy always lands in the middle.
+    const v2 = await fakeWorkDir('v2', 20_000_000);
     const slow = options(container, { transfers: '1', checkers: '1' });
     // Through the fault proxy: stopping it leaves the proxy the other suites use running.
-    const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl });
+    const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl, RCLONE_BWLIMIT: '16M', RCLONE_RETRIES: '1', RCLONE_LOW_LEVEL_RETRIES: '2' });
     const outcome = run.then(
       () => 'finished',
       (e: Error) => e,
