@@ -6,6 +6,7 @@ import { generateRatingsCsv } from '../../etl/dataset/generate';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { readManifest } from '../../etl/manifest';
+import { setChunkBytes } from '../../etl/transform/fast';
 import { mix32, parseRatios, splitOf, splitThresholds } from '../../etl/transform/split';
 import { outputName, transformStage, type TransformOptions } from '../../etl/transform/stage';
 
@@ -79,6 +80,20 @@ describe('transform: reproducible', () => {
     const c = await transform(join(dir, 'ratings.csv'), { seed: '43' });
     expect(c.files['training/t_train.txt']).not.toBe(a.files['training/t_train.txt']);
     expect(c.files['maps/users.tsv']).toBe(a.files['maps/users.tsv']);
+  });
+
+  it('does not depend on how the file is chunked: rows cut at any chunk boundary give identical bytes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gen-'));
+    generateRatingsCsv(join(dir, 'ratings.csv'), { rows: 30_000, seed: 9 });
+    const whole = await transform(join(dir, 'ratings.csv'));
+    try {
+      for (const bytes of [4093, 65_537 + 11, 1 << 20]) {
+        setChunkBytes(bytes);
+        expect((await transform(join(dir, 'ratings.csv'))).files).toEqual(whole.files);
+      }
+    } finally {
+      setChunkBytes(16 * 1024 * 1024);
+    }
   });
 
   it('a row\'s split depends only on seed and position, and the ratios are honoured', () => {

@@ -13,7 +13,12 @@ import type { SplitThresholds } from './split';
  * the reference this is compared against, byte for byte.
  */
 
-const CHUNK = 16 * 1024 * 1024;
+let CHUNK = 16 * 1024 * 1024;
+
+/** Read-chunk size. Output never depends on it (tests run odd sizes to exercise every row-boundary case). */
+export function setChunkBytes(bytes: number): void {
+  CHUNK = bytes;
+}
 const MAX_LINE = 64 * 1024;
 const NL = 10;
 const CR = 13;
