@@ -82,7 +82,9 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
       stage: o.stage as 'all',
       force: o.force,
       // The stand-in node shares this machine's disk, so it reads the zip in place; a real node downloads it.
-      etlOptions: { source: zip },
+      // --prune: the demo's container holds exactly the dataset just loaded (older demo sizes are removed,
+      // after the new one is verified).
+      etlOptions: { source: zip, prune: true },
       container: CONTAINER,
       rclone: { name: 'chi_tacc', authUrl: os.authUrl, region: os.region, userId: os.userId, credentialId: os.appCredential.id, credentialSecret: os.appCredential.secret },
       bundlePath: join(ROOT, 'dist', 'etl.js'),

@@ -139,10 +139,17 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   //    after the new one is verified.
   const live: Transfer[] = [{ local: layout.output, remote: root, excludes: [`/${CONTAINER_LAYOUT.raw}/**`, ...promoteExcludes] }];
   if (rawDir && existsSync(rawDir)) live.push({ local: rawDir, remote: `${root}/${CONTAINER_LAYOUT.raw}/${rawDataset}`, excludes: [] });
-  await promote(target, incoming, root, live, o, common, log);
-  log.info('verifying the published objects against the local files');
-  for (const t of live) {
-    await rclone(target, ['check', t.local, t.remote, '--one-way', ...t.excludes.flatMap((x) => ['--exclude', x]), ...common], 'verify published dataset', log);
+  const how = await promote(target, incoming, root, live, o, common, log);
+  if (how === 'server-side') {
+    // The staged objects were verified against the local files; comparing the promoted ones with them needs
+    // only Swift's listings (MD5 ETags), no second pass of local hashing.
+    log.info('verifying the published objects against the verified staged ones');
+    await rclone(target, ['check', incoming, root, '--one-way', ...promoteExcludes.flatMap((x) => ['--exclude', x]), ...common], 'verify published dataset', log);
+  } else {
+    log.info('verifying the published objects against the local files');
+    for (const t of live) {
+      await rclone(target, ['check', t.local, t.remote, '--one-way', ...t.excludes.flatMap((x) => ['--exclude', x]), ...common], 'verify published dataset', log);
+    }
   }
 
   // 4. Publish the manifest last: its presence says the dataset in the container is complete and verified.
@@ -198,13 +205,13 @@ const promoteExcludes = [`/${STAGING_PREFIX}/**`, `/${CONTAINER_LAYOUT.manifest}
  * method (only GET HEAD PUT POST PATCH DELETE), so an access-ruled credential is refused there; then the
  * verified local files are uploaded again to their final names instead.
  */
-async function promote(target: RcloneTarget, incoming: string, root: string, live: Transfer[], o: LoadOptions, common: string[], log: StageContext['log']) {
+async function promote(target: RcloneTarget, incoming: string, root: string, live: Transfer[], o: LoadOptions, common: string[], log: StageContext['log']): Promise<'server-side' | 'upload'> {
   const verb = o.prune ? 'sync' : 'copy';
   const excludes = promoteExcludes.flatMap((x) => ['--exclude', x]);
   log.info(o.prune ? 'promoting (server-side) and pruning objects the new dataset no longer has' : 'promoting (server-side copy)');
   try {
     await rclone(target, [verb, incoming, root, '--checksum', ...excludes, '--retries', '1', '--low-level-retries', '1', ...common], 'promote dataset', log, { progress: true });
-    return;
+    return 'server-side';
   } catch (e) {
     if (!(e instanceof RcloneError)) throw e;
     log.warn('server-side copy was refused (an access-ruled credential cannot use COPY); uploading the verified files to their final names');
@@ -218,6 +225,7 @@ async function promote(target: RcloneTarget, incoming: string, root: string, liv
     const current = live[1].remote.slice(rawRoot.length + 1);
     await rclone(target, ['delete', rawRoot, '--exclude', `/${current}/**`, ...common], 'prune other raw datasets', log);
   }
+  return 'upload';
 }
 
 async function readPublished(target: RcloneTarget, root: string, log: StageContext['log']): Promise<PublishedManifest | undefined> {
