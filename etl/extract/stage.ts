@@ -1,8 +1,9 @@
 import { Option, type Command } from 'commander';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { EtlError } from '../errors';
 import { workLayout } from '../layout';
+import { replaceDir } from '../replace-dir';
 import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
 import { download, fileDigest, publishedMd5 } from './download';
@@ -109,11 +110,7 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     dataset = datasetName(files.map((f) => f.name), zipPath);
     const from = files.every((f) => f.name.startsWith(`${dataset}/`)) ? join(tmp, dataset) : tmp;
     mkdirSync(layout.staging, { recursive: true });
-    const target = join(layout.staging, dataset);
-    const old = `${target}.old-${process.pid}`;
-    if (existsSync(target)) renameSync(target, old);
-    renameSync(from, target);
-    rmSync(old, { recursive: true, force: true });
+    replaceDir(from, join(layout.staging, dataset));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

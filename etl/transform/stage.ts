@@ -1,8 +1,9 @@
 import { Option, type Command } from 'commander';
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtlError } from '../errors';
 import { workLayout } from '../layout';
+import { replaceDir } from '../replace-dir';
 import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
 import { scanRatings, writeSplits } from './fast';
@@ -42,14 +43,6 @@ export function splitFiles(name: string): [string, string, string] {
 }
 
 export const MAP_FILES = { users: 'maps/users.tsv', items: 'maps/items.tsv' };
-
-/** Replaces `output` by `tmp` so that a reader sees the old output or the new one, never half of one. */
-function swapInto(tmp: string, output: string): void {
-  const old = `${output}.old-${process.pid}`;
-  if (existsSync(output)) renameSync(output, old);
-  renameSync(tmp, output);
-  rmSync(old, { recursive: true, force: true });
-}
 
 async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult> {
   const layout = workLayout(ctx.workDir);
@@ -113,7 +106,7 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
         items: items.count,
       };
     }
-    swapInto(tmp, layout.output);
+    replaceDir(tmp, layout.output);
   } catch (e) {
     // The previous output stays exactly as it was.
     rmSync(tmp, { recursive: true, force: true });
