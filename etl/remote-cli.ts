@@ -1,84 +1,137 @@
 #!/usr/bin/env node
+// The rerun command: `npm run etl:remote -- <all|extract|transform|load> [--force]` runs the ETL (or one stage)
+// on the deployed node, loading into the deployed container, without touching the infrastructure. The etl
+// stack's provisioner runs this same file with --from-env, so a deploy and a rerun share one code path.
 import { Command, Option } from 'commander';
 import execa from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { reportError } from './errors';
+import { EtlError, reportError } from './errors';
 import { stderrLogger } from './log';
 import { STAGE_NAMES, type StageName } from './stage';
 import {
   coordinatesFromEnv,
+  defaultNodeLayout,
   nodeFromOutputs,
+  outputsFromState,
   resolveSecret,
   sshTarget,
   storageFromOutputs,
   type NodeCoordinates,
+  type NodeLayout,
   type StorageCoordinates,
+  type TfOutputs,
 } from './remote/coordinates';
 import { runOnNode } from './remote/run-on-node';
 
 const ROOT = resolve(__dirname, '..');
 const expandHome = (p: string) => (p.startsWith('~/') ? join(homedir(), p.slice(2)) : p);
+const MOUNT_SERVICE = 'rclone-object-mount.service';
 
 interface Cli {
   force: boolean;
   mount: boolean;
   breakLock: boolean;
   fromEnv: boolean;
+  stateDir: string;
+  outputs?: string;
   nodeJson?: string;
   storageJson?: string;
+  port?: string;
   bundle: string;
   sshWait: string;
   minFreeMb: string;
   remoteDir?: string;
-  mountPoint: string;
-  rcloneConfig: string;
+  mountPoint?: string;
+  rcloneConfig?: string;
   privateKey?: string;
+  knownHosts?: string;
   url?: string;
   source?: string;
+  sha256?: string;
   seed?: string;
   ratios?: string;
+  transfers?: string;
+  checkers?: string;
+  prune: boolean;
 }
 
-async function terraformOutputs(stack: string): Promise<Record<string, { value: unknown }>> {
-  const dir = join(ROOT, 'cdktf.out', 'stacks', stack);
-  const r = await execa('terraform', [`-chdir=${dir}`, 'output', '-json'], { reject: false });
-  if (r.exitCode !== 0) throw new Error(`could not read the outputs of the '${stack}' stack (is it deployed? npx cdktf deploy ${stack}): ${r.stderr.trim()}`);
-  return JSON.parse(r.stdout) as Record<string, { value: unknown }>;
-}
+type EtlSettings = { datasetUrl: string; datasetSha256?: string; seed: number; trainRatio: number; validationRatio: number; evaluationRatio: number; remoteDir: string };
 
-/** persist.config.yaml, when there is one: key path, ETL options and remote dir default from it. */
-async function optionalConfig(): Promise<{ privateKeyPath?: string; etl?: { datasetUrl: string; seed: number; trainRatio: number; validationRatio: number; evaluationRatio: number; remoteDir: string } }> {
+/** persist.config.yaml, when there is one: key path, ETL options and the remote dir default from it. */
+async function optionalConfig(): Promise<{ privateKeyPath?: string; etl?: EtlSettings }> {
   if (!existsSync(join(ROOT, 'persist.config.yaml')) && !process.env.PERSIST_CONFIG_FILE) return {};
   const { loadConfigOrExit } = await import('../config');
   const c = loadConfigOrExit();
   return { privateKeyPath: c.ssh.privateKeyPath, etl: c.etl };
 }
 
-async function main(argv: string[]): Promise<number> {
-  const log = stderrLogger();
-  const program = new Command('etl-remote')
+function readJson<T>(file: string, what: string): T {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (e) {
+    throw new EtlError(`cannot read ${what} from ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** `{storage: <terraform output -json>, node: <terraform output -json>}` from a file, or each stack's state. */
+function stackOutputs(o: Cli): { storage: () => TfOutputs; node: () => TfOutputs } {
+  const file = o.outputs ?? process.env.PERSIST_ETL_OUTPUTS;
+  if (file) {
+    const all = readJson<{ storage?: TfOutputs; node?: TfOutputs }>(file, 'stack outputs');
+    const pick = (k: 'storage' | 'node') => () => {
+      if (!all[k]) throw new EtlError(`${file} has no '${k}' outputs`, 'Expected {"storage": {...}, "node": {...}} as printed by terraform output -json.');
+      return all[k]!;
+    };
+    return { storage: pick('storage'), node: pick('node') };
+  }
+  return { storage: () => outputsFromState(o.stateDir, 'storage'), node: () => outputsFromState(o.stateDir, 'node') };
+}
+
+/** One known_hosts per server: a new node on a reused floating IP has a new host key, and that is expected. */
+function knownHostsFor(node: NodeCoordinates): string | undefined {
+  if (node.knownHostsPath) return node.knownHostsPath;
+  if (!node.instanceId) return undefined;
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'chameleon-persist', `known_hosts-${node.instanceId.replace(/[^A-Za-z0-9_.-]/g, '_')}`);
+}
+
+export function buildRemoteProgram(): Command {
+  return new Command('etl-remote')
     .description('Run the ETL (or one stage) on the deployed node, loading into the deployed container')
     .argument('[stage]', `${STAGE_NAMES.join(' | ')} | all`, 'all')
     .option('--force', 'rerun stages even if their manifests say nothing changed', false)
     .option('--no-mount', 'do not (re)start the read-only mount at the end')
-    .option('--break-lock', 'remove a lock left by a run that was killed', false)
-    .option('--from-env', 'take node and storage from PERSIST_ETL_* variables (used by the etl stack)', false)
-    .option('--node-json <file>', 'node coordinates {host,port,user,privateKeyPath} instead of the node stack (stand-ins)')
+    .option('--break-lock', 'remove a lock left on the node by a run that was killed', false)
+    .option('--from-env', 'take node and storage from PERSIST_ETL_* variables (the etl stack does this)', false)
+    .addOption(new Option('--state-dir <dir>', 'where the stacks\' terraform.<stack>.tfstate files are').env('PERSIST_STATE_DIR').default(ROOT))
+    .addOption(new Option('--outputs <file>', '{"storage": ..., "node": ...} as printed by terraform output -json, instead of the states').env('PERSIST_ETL_OUTPUTS'))
+    .option('--node-json <file>', 'node coordinates {host,port,user,privateKeyPath[,knownHostsPath]} instead of the node stack (stand-ins)')
     .option('--storage-json <file>', 'storage coordinates {container,authUrl,region,userId,credentialId} instead of the storage stack')
+    .option('--port <n>', 'SSH port of the node (default 22)')
     .option('--bundle <file>', 'ETL bundle to ship (built if missing)', join(ROOT, 'dist', 'etl.js'))
     .option('--ssh-wait <seconds>', 'how long to wait for the node to answer SSH', '600')
     .option('--min-free-mb <mb>', 'free disk the node needs for the ETL', '3000')
-    .option('--remote-dir <dir>', 'ETL directory on the node (default: etl.remoteDir of the config, or ~/chameleon-persist)')
-    .option('--mount-point <dir>', 'read-only mount of the container on the node', '/mnt/object')
-    .option('--rclone-config <path>', 'rclone config path on the node', '~/.config/rclone/rclone.conf')
+    .option('--remote-dir <dir>', 'ETL directory on the node (default: etl.remoteDir of the config)')
+    .option('--mount-point <dir>', 'read-only mount of the container on the node (default: the node stack\'s, /mnt/object)')
+    .option('--rclone-config <path>', 'rclone config path on the node (default: ~/.config/rclone/rclone.conf of the login user)')
     .option('--private-key <path>', 'SSH private key (default: ssh.privateKeyPath of the config)')
-    .addOption(new Option('--url <url>', 'dataset zip URL (default: etl.datasetUrl of the config)'))
-    .addOption(new Option('--source <path>', 'dataset zip already on the node (no download)'))
+    .option('--known-hosts <file>', 'known_hosts file for the node (default: one per server under ~/.cache/chameleon-persist)')
+    .option('--url <url>', 'dataset zip URL (default: etl.datasetUrl of the config)')
+    .option('--source <path>', 'dataset zip already on the node (no download)')
+    .option('--sha256 <hex>', 'expected SHA-256 of the dataset zip (default: etl.datasetSha256 of the config)')
     .option('--seed <n>', 'split seed (default: etl.seed of the config)')
     .option('--ratios <a,b,c>', 'split ratios (default: from the config)')
+    .option('--transfers <n>', 'parallel uploads of the load stage')
+    .option('--checkers <n>', 'parallel checks of the load stage')
+    .option('--prune', 'after loading, delete objects the new dataset no longer has', false)
     .showHelpAfterError();
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const log = stderrLogger();
+  const program = buildRemoteProgram();
   program.parse(argv);
   const stage = program.processedArgs[0] as StageName | 'all';
   const o = program.opts<Cli>();
@@ -88,50 +141,75 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     const config = await optionalConfig();
+    const outputs = stackOutputs(o);
     let node: NodeCoordinates;
     let storage: StorageCoordinates;
+    let layout: Partial<NodeLayout> = {};
+    let force = o.force;
     if (o.fromEnv) {
-      ({ node, storage } = coordinatesFromEnv(process.env));
+      ({ node, storage, layout } = coordinatesFromEnv(process.env));
       node.privateKeyPath = expandHome(node.privateKeyPath);
       // The etl stack passes no secret (Terraform would hide the ETL's output): take it from the storage state.
-      if (!process.env.PERSIST_APP_CREDENTIAL_SECRET) storage.credentialSecret = storageFromOutputs(await terraformOutputs('storage')).credentialSecret;
+      if (!process.env.PERSIST_APP_CREDENTIAL_SECRET) storage.credentialSecret = storageFromOutputs(outputs.storage()).credentialSecret;
+      // `PERSIST_ETL_FORCE=1 npx cdktf deploy etl`: the deploying shell's environment reaches this process.
+      if (/^(1|true|yes)$/i.test(process.env.PERSIST_ETL_FORCE ?? '')) force = true;
     } else {
-      const key = o.privateKey ?? config.privateKeyPath;
-      node = o.nodeJson
-        ? (JSON.parse(readFileSync(o.nodeJson, 'utf8')) as NodeCoordinates)
-        : nodeFromOutputs(await terraformOutputs('node'), expandHome(key ?? '~/.ssh/id_ed25519'));
-      storage = o.storageJson ? (JSON.parse(readFileSync(o.storageJson, 'utf8')) as StorageCoordinates) : storageFromOutputs(await terraformOutputs('storage'));
+      if (o.nodeJson) {
+        node = readJson<NodeCoordinates>(o.nodeJson, 'node coordinates');
+      } else {
+        const nodeOutputs = outputs.node();
+        node = nodeFromOutputs(nodeOutputs, expandHome(o.privateKey ?? config.privateKeyPath ?? '~/.ssh/id_ed25519'));
+        const mp = nodeOutputs.mount_point?.value;
+        if (typeof mp === 'string' && mp) layout.mountPoint = mp;
+      }
+      storage = o.storageJson ? readJson<StorageCoordinates>(o.storageJson, 'storage coordinates') : storageFromOutputs(outputs.storage());
     }
     if (o.privateKey) node.privateKeyPath = expandHome(o.privateKey);
+    if (o.port) node.port = Number(o.port);
+    if (o.knownHosts) node.knownHostsPath = o.knownHosts;
+    node.knownHostsPath = knownHostsFor(node);
     const secret = resolveSecret(storage, process.env);
+
+    const defaults = defaultNodeLayout(node.user, config.etl?.remoteDir);
+    const remoteDir = o.remoteDir ?? layout.remoteDir ?? defaults.remoteDir;
+    const rcloneConfigPath = o.rcloneConfig ?? layout.rcloneConfigPath ?? defaults.rcloneConfigPath;
+    const mountPoint = o.mountPoint ?? layout.mountPoint ?? defaults.mountPoint;
+
     if (!existsSync(o.bundle)) {
       log.info('building the ETL bundle');
       await execa('node', [join(ROOT, 'scripts', 'build-etl.mjs'), o.bundle], { cwd: ROOT, stdio: 'inherit' });
     }
     const etl = config.etl;
-    const etlOptions: Record<string, string | undefined> = {
+    const etlOptions: Record<string, string | boolean | undefined> = {
       url: o.source ? undefined : (o.url ?? etl?.datasetUrl),
       source: o.source,
+      sha256: o.sha256 ?? (o.source ? undefined : etl?.datasetSha256),
       seed: o.seed ?? (etl ? String(etl.seed) : undefined),
       ratios: o.ratios ?? (etl ? `${etl.trainRatio},${etl.validationRatio},${etl.evaluationRatio}` : undefined),
+      transfers: o.transfers,
+      checkers: o.checkers,
+      prune: o.prune,
     };
     const result = await runOnNode({
       target: sshTarget(node),
       stage,
-      force: o.force,
+      force,
       etlOptions,
       container: storage.container,
       rclone: { name: 'chi_tacc', authUrl: storage.authUrl, region: storage.region, userId: storage.userId, credentialId: storage.credentialId, credentialSecret: secret },
       bundlePath: o.bundle,
-      remoteDir: o.remoteDir ?? etl?.remoteDir ?? '~/chameleon-persist',
-      rcloneConfigPath: o.rcloneConfig,
-      mount: o.mount ? { mountPoint: o.mountPoint, service: 'rclone-object-mount.service' } : undefined,
+      remoteDir,
+      rcloneConfigPath,
+      mount: o.mount ? { mountPoint, service: MOUNT_SERVICE } : undefined,
       sshWaitSeconds: Number(o.sshWait),
       minFreeMb: Number(o.minFreeMb),
       breakLock: o.breakLock,
       log,
     });
-    log.info(`done: the dataset is in container ${storage.container}${result.mountListing ? `, mounted read-only at ${o.mountPoint} on ${node.host}` : ''}`);
+    log.info(
+      `done: the dataset is in container ${storage.container} (${storage.region})` +
+        (result.mountListing ? `, mounted read-only at ${mountPoint} on ${node.host}` : ''),
+    );
     return 0;
   } catch (e) {
     return reportError(e, log);

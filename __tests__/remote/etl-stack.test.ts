@@ -1,18 +1,30 @@
-import { Testing, type TerraformStack } from 'cdktf';
-import { etlTrigger } from '../../constructs/etl-trigger';
+import { App, Testing, type TerraformStack } from 'cdktf';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { etlTrigger, ETL_RUN_COMMAND } from '../../constructs/etl-run';
+import { bundleSha256, sha256 } from '../../etl/remote/bundle';
 import { checkStack, loadFilteredSchema } from '../../scripts/schema-conformance';
 import { EtlStack } from '../../stacks/etl-stack';
 import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';
 import { SENTINEL_SECRET, testConfig } from '../infra/helpers';
 
-function synthEtl(patch: Record<string, any> = {}, opts: { codeHash?: string; rerunNonce?: string; env?: Record<string, string> } = {}) {
+const ROOT = join(__dirname, '..', '..');
+
+function synthApp(patch: Record<string, any> = {}, opts: { codeHash?: string; env?: Record<string, string> } = {}) {
   const config = testConfig(patch, opts.env ?? {});
   const app = Testing.app();
   const storage = new StorageStack(app, 'storage', { config });
   const node = new NodeStack(app, 'node', { config });
-  const etl = new EtlStack(app, 'etl', { config, storage, node, codeHash: opts.codeHash ?? 'code-v1', rerunNonce: opts.rerunNonce });
+  const etl = new EtlStack(app, 'etl', { config, storage, node, codeHash: opts.codeHash ?? 'code-v1' });
   app.synth();
+  return { app, etl };
+}
+
+function synthEtl(patch: Record<string, any> = {}, opts: { codeHash?: string; env?: Record<string, string> } = {}) {
+  const { etl } = synthApp(patch, opts);
   const json = JSON.parse(Testing.synth(etl as TerraformStack)) as Record<string, any>;
   return { json, run: json.resource.terraform_data.etl_run, trigger: json.resource.terraform_data.etl_run.triggers_replace.inputs as string };
 }
@@ -22,27 +34,32 @@ describe('the etl stack', () => {
     const { json, run } = synthEtl();
     expect(checkStack(json, loadFilteredSchema())).toEqual([]);
     const p = run.provisioner[0]['local-exec'];
+    expect(p.command).toBe(ETL_RUN_COMMAND);
     expect(p.command).toBe('npx tsx etl/remote-cli.ts all --from-env');
     expect(p.working_dir).toBe('../../..');
+    // The node's cloud-init layout reaches the runner.
+    expect(p.environment).toMatchObject({ PERSIST_ETL_RCLONE_CONFIG: '/home/cc/.config/rclone/rclone.conf', PERSIST_ETL_MOUNT_POINT: '/mnt/object', PERSIST_ETL_USER: 'cc' });
     // The container and the node are part of the trigger: a new node or container reruns the ETL.
     expect(Object.keys(run.triggers_replace).sort()).toEqual(['container', 'inputs', 'node']);
     expect(run.triggers_replace.container).toMatch(/^\$\{data\.terraform_remote_state\..*storage.*containername\}$/);
     expect(run.triggers_replace.node).toMatch(/^\$\{data\.terraform_remote_state\..*node.*id\}$/);
+    expect(json.output.data_location.value).toContain('object-persist-proj99');
   });
 
   it('carries no secret, even with a brought credential in the environment', () => {
     const { json } = synthEtl({}, { env: { PERSIST_APP_CREDENTIAL_ID: '0123456789abcdef0123456789abcdef', PERSIST_APP_CREDENTIAL_SECRET: SENTINEL_SECRET } });
     expect(JSON.stringify(json)).not.toContain(SENTINEL_SECRET);
-    expect(JSON.stringify(json)).not.toMatch(/credential_secret/);
+    expect(JSON.stringify(json)).not.toMatch(/credential_secret/i);
   });
 
-  it('changes its trigger when the code, dataset, seed, ratios or the rerun nonce change', () => {
+  it('changes its trigger when the bundle, dataset, seed, ratios or container change', () => {
     const base = synthEtl().trigger;
     expect(synthEtl({}, { codeHash: 'code-v2' }).trigger).not.toBe(base);
     expect(synthEtl({ etl: { datasetUrl: 'https://example.org/ml-latest-small.zip' } }).trigger).not.toBe(base);
+    expect(synthEtl({ etl: { datasetSha256: 'a'.repeat(64) } }).trigger).not.toBe(base);
     expect(synthEtl({ etl: { seed: 7 } }).trigger).not.toBe(base);
     expect(synthEtl({ etl: { trainRatio: 0.8, validationRatio: 0.1, evaluationRatio: 0.1 } }).trigger).not.toBe(base);
-    expect(synthEtl({}, { rerunNonce: '2026-11-25' }).trigger).not.toBe(base);
+    expect(synthEtl({ teamId: 'proj98' }).trigger).not.toBe(base); // container object-persist-proj98
   });
 
   it('keeps its trigger when nothing the ETL depends on changes', () => {
@@ -58,5 +75,133 @@ describe('the etl stack', () => {
     const config = testConfig();
     expect(etlTrigger({ config, codeHash: 'a' })).toBe(etlTrigger({ config, codeHash: 'a' }));
     expect(etlTrigger({ config, codeHash: 'a' })).not.toBe(etlTrigger({ config, codeHash: 'b' }));
+  });
+
+  it("the code hash is the SHA-256 of the bundle npm run build:etl writes, which the runner compares before shipping", () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'bundle-')), 'etl.js');
+    execFileSync('node', [join(ROOT, 'scripts', 'build-etl.mjs'), out], { cwd: ROOT, stdio: 'ignore' });
+    expect(bundleSha256(ROOT)).toBe(sha256(readFileSync(out)));
+    // Without codeHash the stack computes it itself.
+    const config = testConfig();
+    const app = Testing.app();
+    const etl = new EtlStack(app, 'etl', { config, storage: new StorageStack(app, 'storage', { config }), node: new NodeStack(app, 'node', { config }) });
+    expect(etl.run.trigger).toBe(etlTrigger({ config, codeHash: sha256(readFileSync(out)) }));
+  });
+});
+
+// What `cdktf deploy etl` does with the synthesized JSON, checked by Terraform itself: the states of storage and
+// node are stand-in files holding their outputs; the provisioner is swapped for one that records each run.
+const terraform = ['terraform', 'tofu'].find((bin) => spawnSync(bin, ['version'], { stdio: 'ignore' }).status === 0);
+const describeTf = terraform ? describe : describe.skip;
+
+describeTf(`cdktf deploy etl reruns exactly when it should (${terraform ?? 'no terraform/tofu on PATH'})`, () => {
+  let dir: string;
+  let stackDir: string;
+  let refs: { storage: Record<string, string>; node: Record<string, string> };
+
+  const tf = (...args: string[]) =>
+    spawnSync(terraform!, [`-chdir=${stackDir}`, ...args], { encoding: 'utf8', env: { ...process.env, TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1' } });
+  const planChanges = () => {
+    const r = tf('plan', '-detailed-exitcode', '-no-color');
+    if (r.status === 1) throw new Error(r.stderr + r.stdout);
+    return r.status === 2;
+  };
+  const apply = () => {
+    const r = tf('apply', '-auto-approve', '-no-color');
+    if (r.status !== 0) throw new Error(r.stderr + r.stdout);
+  };
+  const runs = () => readFileSync(join(dir, 'runs.log'), 'utf8').split('\n').filter(Boolean);
+
+  /** A stand-in state for a deployed stack: only its outputs matter to the etl stack's remote-state reads. */
+  function writeState(stack: 'storage' | 'node', values: Record<string, string>) {
+    const outputs = Object.fromEntries(Object.entries(refs[stack]).map(([key, name]) => [name, { value: values[key] ?? `${key}-value`, type: 'string' }]));
+    writeFileSync(join(dir, `terraform.${stack}.tfstate`), JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: Date.now(), lineage: `stand-in-${stack}`, outputs, resources: [] }));
+  }
+
+  /** Synthesizes the etl stack into dir/cdktf.out/stacks/etl (so ../../../ is dir, as at the project root). */
+  function synthInto(patch: Record<string, any> = {}, codeHash = 'code-v1') {
+    const config = testConfig(patch);
+    const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'etl-synth-')), skipValidation: true });
+    const storage = new StorageStack(app, 'storage', { config });
+    const node = new NodeStack(app, 'node', { config });
+    new EtlStack(app, 'etl', { config, storage, node, codeHash });
+    app.synth();
+    const json = JSON.parse(readFileSync(join(app.outdir, 'stacks', 'etl', 'cdk.tf.json'), 'utf8'));
+    const run = json.resource.terraform_data.etl_run;
+    run.provisioner[0]['local-exec'].command = `echo "run node=$PERSIST_ETL_NODE_ID host=$PERSIST_ETL_HOST container=$PERSIST_ETL_CONTAINER" >> ${join(dir, 'runs.log')}`;
+    // The outputs of storage and node that the etl stack reads, by what they stand for.
+    const find = (stack: string, re: RegExp) => {
+      const all = JSON.stringify(json).match(new RegExp(`cross-stack-reference-input-${stack}\\.outputs\\.([^}"]+)`, 'g')) ?? [];
+      const names = [...new Set(all.map((m) => m.split('.outputs.')[1]))];
+      return names.find((n) => re.test(n)) ?? '';
+    };
+    refs = {
+      storage: { container: find('storage', /containername$/), credentialId: find('storage', /credential.*id$/), userId: find('storage', /user_id$/) },
+      node: { id: find('node', /instance.*id$/), host: find('node', /floating.*address$/) },
+    };
+    mkdirSync(stackDir, { recursive: true });
+    writeFileSync(join(stackDir, 'cdk.tf.json'), JSON.stringify(json, null, 2));
+  }
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'etl-tf-'));
+    stackDir = join(dir, 'cdktf.out', 'stacks', 'etl');
+    writeFileSync(join(dir, 'runs.log'), '');
+    synthInto();
+    for (const v of Object.values({ ...refs.storage, ...refs.node })) expect(v).not.toBe('');
+    writeState('storage', { container: 'object-persist-proj99' });
+    writeState('node', { id: 'server-1', host: '192.5.87.10' });
+    const init = tf('init', '-input=false', '-no-color');
+    if (init.status !== 0) throw new Error(init.stderr + init.stdout);
+  });
+
+  it('the first deploy runs the ETL on the deployed node', () => {
+    apply();
+    expect(runs()).toEqual(['run node=server-1 host=192.5.87.10 container=object-persist-proj99']);
+  });
+
+  it('a deploy with nothing changed does not rerun it', () => {
+    synthInto();
+    expect(planChanges()).toBe(false);
+  });
+
+  it('a new floating IP on the same server does not rerun it (the data on the container is the same)', () => {
+    writeState('node', { id: 'server-1', host: '192.5.87.99' });
+    expect(planChanges()).toBe(false);
+  });
+
+  it('a new node (server id) reruns it', () => {
+    writeState('node', { id: 'server-2', host: '192.5.87.99' });
+    expect(planChanges()).toBe(true);
+    apply();
+    expect(runs()[runs().length - 1]).toBe('run node=server-2 host=192.5.87.99 container=object-persist-proj99');
+    expect(planChanges()).toBe(false);
+  });
+
+  it('a new bundle, dataset or split option reruns it', () => {
+    synthInto({}, 'code-v2');
+    expect(planChanges()).toBe(true);
+    synthInto({ etl: { seed: 7 } });
+    expect(planChanges()).toBe(true);
+    synthInto({ etl: { datasetUrl: 'https://example.org/ml-latest-small.zip' } });
+    expect(planChanges()).toBe(true);
+    synthInto();
+    expect(planChanges()).toBe(false);
+  });
+
+  it('another container reruns it', () => {
+    writeState('storage', { container: 'object-persist-other' });
+    expect(planChanges()).toBe(true);
+    writeState('storage', { container: 'object-persist-proj99' });
+    expect(planChanges()).toBe(false);
+  });
+
+  it('cdktf destroy etl + deploy etl forces a rerun and deletes nothing else', () => {
+    const before = runs().length;
+    const d = tf('destroy', '-auto-approve', '-no-color');
+    expect(d.status).toBe(0);
+    expect(d.stdout).toMatch(/1 destroyed/);
+    apply();
+    expect(runs()).toHaveLength(before + 1);
   });
 });

@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EtlError } from '../errors';
 import type { SshTarget } from './ssh';
 
@@ -8,6 +10,15 @@ export interface NodeCoordinates {
   user: string;
   privateKeyPath: string;
   knownHostsPath?: string;
+  /** Server id, when known: each server gets its own known_hosts (a new node may reuse the floating IP). */
+  instanceId?: string;
+}
+
+/** Where the node's cloud-init put things; from the node stack's outputs or options, else these defaults. */
+export interface NodeLayout {
+  rcloneConfigPath: string;
+  mountPoint: string;
+  remoteDir: string;
 }
 
 export interface StorageCoordinates {
@@ -19,7 +30,30 @@ export interface StorageCoordinates {
   credentialSecret?: string;
 }
 
-type TfOutputs = Record<string, { value: unknown; sensitive?: boolean }>;
+export type TfOutputs = Record<string, { value: unknown; sensitive?: boolean }>;
+
+/**
+ * The outputs of a deployed stack, read from its local state `terraform.<stack>.tfstate` (the project root by
+ * default, stacks/common.ts): the same values `terraform output -json` prints, without needing Terraform or an
+ * initialised cdktf.out.
+ */
+export function outputsFromState(stateDir: string, stack: string): TfOutputs {
+  const file = join(stateDir, `terraform.${stack}.tfstate`);
+  if (!existsSync(file)) {
+    throw new EtlError(`the '${stack}' stack is not deployed (no ${file})`, `Deploy it first: npx cdktf deploy ${stack}`);
+  }
+  let state: { outputs?: TfOutputs };
+  try {
+    state = JSON.parse(readFileSync(file, 'utf8')) as { outputs?: TfOutputs };
+  } catch (e) {
+    throw new EtlError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  const outputs = state.outputs ?? {};
+  if (Object.keys(outputs).length === 0) {
+    throw new EtlError(`the '${stack}' stack has no outputs in ${file} (destroyed?)`, `Deploy it: npx cdktf deploy ${stack}`);
+  }
+  return outputs;
+}
 
 function need(outputs: TfOutputs, name: string, stack: string): string {
   const v = outputs[name]?.value;
@@ -43,18 +77,42 @@ export function storageFromOutputs(outputs: TfOutputs): StorageCoordinates {
 }
 
 export function nodeFromOutputs(outputs: TfOutputs, privateKeyPath: string): NodeCoordinates {
-  return { host: need(outputs, 'floating_ip', 'node'), port: 22, user: need(outputs, 'ssh_user', 'node'), privateKeyPath };
+  const id = outputs.instance_id?.value;
+  return {
+    host: need(outputs, 'floating_ip', 'node'),
+    port: 22,
+    user: need(outputs, 'ssh_user', 'node'),
+    privateKeyPath,
+    ...(typeof id === 'string' && id ? { instanceId: id } : {}),
+  };
+}
+
+/** The node's layout: cloud-init's paths for its login user (cloud-init/render.ts defaultCloudInitOptions). */
+export function defaultNodeLayout(user: string, remoteDir?: string): NodeLayout {
+  const home = user === 'root' ? '/root' : `/home/${user}`;
+  return { rcloneConfigPath: `${home}/.config/rclone/rclone.conf`, mountPoint: '/mnt/object', remoteDir: remoteDir ?? `${home}/chameleon-persist` };
 }
 
 /** The etl stack's provisioner passes everything as PERSIST_ETL_* variables (the secret marked sensitive). */
-export function coordinatesFromEnv(env: NodeJS.ProcessEnv): { node: NodeCoordinates; storage: StorageCoordinates } {
+export function coordinatesFromEnv(env: NodeJS.ProcessEnv): { node: NodeCoordinates; storage: StorageCoordinates; layout: Partial<NodeLayout> } {
   const get = (k: string) => {
     const v = env[k];
     if (!v) throw new EtlError(`${k} is not set`, 'This mode is for the etl stack, which sets it; run without --from-env to read the deployed stacks.');
     return v;
   };
   return {
-    node: { host: get('PERSIST_ETL_HOST'), port: Number(env.PERSIST_ETL_PORT ?? 22), user: get('PERSIST_ETL_USER'), privateKeyPath: get('PERSIST_ETL_PRIVATE_KEY') },
+    node: {
+      host: get('PERSIST_ETL_HOST'),
+      port: Number(env.PERSIST_ETL_PORT ?? 22),
+      user: get('PERSIST_ETL_USER'),
+      privateKeyPath: get('PERSIST_ETL_PRIVATE_KEY'),
+      ...(env.PERSIST_ETL_NODE_ID ? { instanceId: env.PERSIST_ETL_NODE_ID } : {}),
+    },
+    layout: {
+      ...(env.PERSIST_ETL_RCLONE_CONFIG ? { rcloneConfigPath: env.PERSIST_ETL_RCLONE_CONFIG } : {}),
+      ...(env.PERSIST_ETL_MOUNT_POINT ? { mountPoint: env.PERSIST_ETL_MOUNT_POINT } : {}),
+      ...(env.PERSIST_ETL_REMOTE_DIR ? { remoteDir: env.PERSIST_ETL_REMOTE_DIR } : {}),
+    },
     storage: {
       container: get('PERSIST_ETL_CONTAINER'),
       authUrl: get('PERSIST_ETL_AUTH_URL'),

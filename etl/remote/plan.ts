@@ -39,15 +39,20 @@ export function shPath(path: string): string {
   return path.startsWith('~/') ? `"$HOME"/${sh(path.slice(2))}` : sh(path);
 }
 
-export type CloudInitState = 'done' | 'running' | 'error' | 'absent';
+export type CloudInitState = 'done' | 'degraded' | 'running' | 'error' | 'absent';
 
-/** `cloud-init status` output -> what to do. "not run" / "disabled" (no cloud-init boot) count as absent. */
+/**
+ * `cloud-init status` output -> what to do. "not run" / "disabled" (no cloud-init boot, as on the stand-in)
+ * count as absent; "degraded" (finished with recoverable warnings, e.g. a deprecated key) lets the run go on.
+ */
 export function cloudInitState(output: string, exitCode: number): CloudInitState {
   const m = /status:\s*(\S+)/.exec(output);
   const status = m?.[1] ?? '';
-  if (status === 'done') return 'done';
   if (status === 'running') return 'running';
-  if (status === 'error' || status === 'degraded') return 'error';
+  // cloud-init >= 23.4 prints "status: done" and exits 2 when it finished with recoverable errors.
+  if (status === 'degraded' || /extended_status:\s*degraded/.test(output) || (status === 'done' && exitCode === 2)) return 'degraded';
+  if (status === 'done') return 'done';
+  if (status === 'error') return 'error';
   if (status === 'not' || status === 'disabled' || exitCode === 127 || output.trim() === '') return 'absent';
   return exitCode === 0 ? 'done' : 'error';
 }

@@ -36,6 +36,8 @@ export interface RunOnNodeOptions {
   mount?: { mountPoint: string; service: string };
   /** How long to wait for ssh to answer (a new server boots for a minute or two). */
   sshWaitSeconds: number;
+  /** How long to wait for cloud-init to finish once the node answers (default 1800 s). */
+  cloudInitWaitSeconds?: number;
   minFreeMb: number;
   breakLock?: boolean;
   log: Logger;
@@ -56,6 +58,12 @@ async function waitForSsh(o: RunOnNodeOptions, where: string): Promise<void> {
     const r = await ssh(o.target, 'true');
     if (r.exitCode === 0) return;
     last = r.stderr.trim().split('\n').pop() ?? '';
+    if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(r.stderr)) {
+      throw new EtlError(
+        `${where} presented a host key that differs from the one remembered${o.target.knownHostsPath ? ` in ${o.target.knownHostsPath}` : ''}`,
+        'If the node was recreated on the same floating IP, remove the old entry (ssh-keygen -R <ip>, or that file); otherwise do not connect: something else answers at this address.',
+      );
+    }
     if (/Permission denied/i.test(last)) {
       throw new EtlError(
         `${where} refused the SSH key ${o.target.privateKeyPath} (${last})`,
@@ -78,8 +86,18 @@ async function waitForCloudInit(o: RunOnNodeOptions, where: string): Promise<voi
   let state = cloudInitState(first.stdout, first.exitCode);
   if (state === 'running') {
     o.log.info(`cloud-init is still setting up ${where}; waiting for it to finish`);
-    const waited = await ssh(o.target, 'cloud-init status --wait 2>&1 | tail -n 1');
+    const wait = o.cloudInitWaitSeconds ?? 1800;
+    const waited = await ssh(o.target, `timeout ${wait} cloud-init status --wait >/dev/null 2>&1; cloud-init status 2>&1`);
     state = cloudInitState(waited.stdout, waited.exitCode);
+    if (state === 'running') {
+      throw new EtlError(
+        `cloud-init is still running on ${where} after ${wait}s`,
+        'Watch it on the node (tail -f /var/log/cloud-init-output.log) and rerun this command when it has finished.',
+      );
+    }
+  }
+  if (state === 'degraded') {
+    o.log.warn(`cloud-init finished on ${where} with recoverable warnings (see: cloud-init status --long); continuing`);
   }
   if (state === 'error') {
     const tail = await ssh(o.target, 'sudo -n tail -n 40 /var/log/cloud-init-output.log 2>/dev/null || tail -n 40 /var/log/cloud-init-output.log');
