@@ -1,5 +1,5 @@
 import { EtlError } from '../../etl/errors';
-import { checkPreflight, cloudInitState, etlCommand, parsePreflight, renderRcloneConf, sh, writeSecretFileCommand } from '../../etl/remote/plan';
+import { checkPreflight, cloudInitState, isStaleLocalOwner, lockOwner, unlockIfOwnerCommand, etlCommand, parsePreflight, renderRcloneConf, sh, writeSecretFileCommand } from '../../etl/remote/plan';
 import { coordinatesFromEnv, resolveSecret, storageFromOutputs } from '../../etl/remote/coordinates';
 
 describe('what the runner sends to the node', () => {
@@ -22,6 +22,16 @@ describe('what the runner sends to the node', () => {
     expect(cmd).toContain("'--force'");
     expect(cmd).not.toContain('--prune');
     expect(sh("a'b")).toBe(`'a'\\''b'`);
+  });
+
+  it('treats a lock as stale only when its holder was a process of this machine that is gone', () => {
+    const owner = lockOwner(4242, 'laptop', new Date('2026-01-01T00:00:00Z'));
+    expect(owner).toBe('pid 4242 on laptop since 2026-01-01T00:00:00.000Z');
+    expect(isStaleLocalOwner(owner, 'laptop', () => false)).toBe(true);
+    expect(isStaleLocalOwner(owner, 'laptop', () => true)).toBe(false);
+    expect(isStaleLocalOwner(owner, 'other-laptop', () => false)).toBe(false);
+    expect(isStaleLocalOwner('', 'laptop', () => false)).toBe(false);
+    expect(unlockIfOwnerCommand('/d/.lock', owner)).toBe(`if [ "$(cat '/d/.lock'/owner 2>/dev/null)" = '${owner}' ]; then rm -rf '/d/.lock'; fi`);
   });
 
   it.each([

@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateMovieLensZip } from '../../etl/dataset/generate';
 import { EtlError } from '../../etl/errors';
@@ -120,6 +120,17 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     await expect(run(opts)).rejects.toThrow(/another ETL run holds the lock .*pid 999 on other-host/);
     const again = await run({ ...opts, breakLock: true, mount: undefined });
     expect(again.exitCode).toBe(0);
+    expect(existsSync(lockDir)).toBe(false);
+  });
+
+  it('takes over a lock left by a killed run of this machine (its process is gone), with a warning', async () => {
+    const opts = { ...o(), mount: undefined };
+    const lockDir = join(opts.remoteDir, '.lock');
+    const dead = spawnSync('true').pid!; // a pid that has exited
+    await ssh(opts.target, `mkdir -p ${lockDir} && echo 'pid ${dead} on ${hostname()} since 2026-01-01T00:00:00.000Z' > ${lockDir}/owner`);
+    const before = log.lines.length;
+    expect((await run(opts)).exitCode).toBe(0);
+    expect(log.lines.slice(before).some((l) => /warning: removing a stale lock .*pid \d+ on .*no longer running/.test(l))).toBe(true);
     expect(existsSync(lockDir)).toBe(false);
   });
 

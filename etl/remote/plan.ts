@@ -57,6 +57,17 @@ export function cloudInitState(output: string, exitCode: number): CloudInitState
   return exitCode === 0 ? 'done' : 'error';
 }
 
+/** Who holds the node's lock: enough to tell a user, and to tell whether a local holder is still alive. */
+export function lockOwner(pid: number, host: string, since: Date): string {
+  return `pid ${pid} on ${host} since ${since.toISOString()}`;
+}
+
+/** True when the lock was taken by a process of this machine that no longer exists. */
+export function isStaleLocalOwner(owner: string, host: string, alive: (pid: number) => boolean): boolean {
+  const m = /^pid (\d+) on (\S+) since /.exec(owner);
+  return Boolean(m && m[2] === host && !alive(Number(m[1])));
+}
+
 /** Takes the node's lock atomically (mkdir); prints LOCKED and the owner when another run holds it. */
 export function lockCommand(lockDir: string, owner: string): string {
   const d = shPath(lockDir);
@@ -65,6 +76,12 @@ export function lockCommand(lockDir: string, owner: string): string {
 
 export function unlockCommand(lockDir: string): string {
   return `rm -rf ${shPath(lockDir)}`;
+}
+
+/** Releases the lock only if `owner` still holds it (a run must not drop a lock someone else has taken since). */
+export function unlockIfOwnerCommand(lockDir: string, owner: string): string {
+  const d = shPath(lockDir);
+  return `if [ "$(cat ${d}/owner 2>/dev/null)" = ${sh(owner)} ]; then rm -rf ${d}; fi`;
 }
 
 /** Writes stdin to `path` with mode 0600 from the first byte (umask), replacing any old file atomically. */

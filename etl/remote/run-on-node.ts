@@ -7,6 +7,8 @@ import type { StageName } from '../stage';
 import {
   checkPreflight,
   cloudInitState,
+  isStaleLocalOwner,
+  lockOwner,
   etlCommand,
   lockCommand,
   mountCommand,
@@ -16,6 +18,7 @@ import {
   shPath,
   shipFileCommand,
   unlockCommand,
+  unlockIfOwnerCommand,
   writeSecretFileCommand,
   type RcloneRemote,
 } from './plan';
@@ -47,6 +50,15 @@ export interface RunOnNodeResult {
   exitCode: number;
   mountListing?: string[];
   bundleShipped: boolean;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -121,13 +133,23 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
 
   const lockDir = `${o.remoteDir}/.lock`;
   if (o.breakLock) await ssh(o.target, unlockCommand(lockDir));
-  const owner = `pid ${process.pid} on ${hostname()} since ${new Date().toISOString()}`;
-  const lock = await ssh(o.target, lockCommand(lockDir, owner));
+  const owner = lockOwner(process.pid, hostname(), new Date());
+  let lock = await ssh(o.target, lockCommand(lockDir, owner));
+  if (!lock.stdout.includes('ACQUIRED')) {
+    const holder = lock.stdout.replace(/^LOCKED\s*/, '').trim();
+    // A run from this machine that was killed (Ctrl-C, a closed terminal) could not release its lock: when
+    // its process is gone, the lock is stale and taken over. A run from another machine is never second-guessed.
+    if (isStaleLocalOwner(holder, hostname(), processAlive)) {
+      log.warn(`removing a stale lock on ${where} (${holder}: that process is no longer running)`);
+      await ssh(o.target, unlockIfOwnerCommand(lockDir, holder));
+      lock = await ssh(o.target, lockCommand(lockDir, owner));
+    }
+  }
   if (!lock.stdout.includes('ACQUIRED')) {
     const holder = lock.stdout.replace(/^LOCKED\s*/, '').trim() || 'unknown';
     throw new EtlError(
       `another ETL run holds the lock on ${where} (${holder})`,
-      `Wait for it to finish. If no run is active (it was killed), rerun with --break-lock.`,
+      `Wait for it to finish. If no run is active (it was killed on another machine), rerun with --break-lock.`,
       75,
     );
   }
@@ -191,7 +213,7 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
     }
     return { exitCode: 0, mountListing, bundleShipped };
   } finally {
-    await ssh(o.target, unlockCommand(lockDir));
+    await ssh(o.target, unlockIfOwnerCommand(lockDir, owner));
   }
 }
 
