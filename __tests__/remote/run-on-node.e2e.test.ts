@@ -9,7 +9,7 @@ import { sshTarget, type NodeCoordinates } from '../../etl/remote/coordinates';
 import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
 import { ssh } from '../../etl/remote/ssh';
 import { ensureNode } from '../support/node';
-import { ensureOpenStack, getObject, listContainer, type OpenStackEnv } from '../support/openstack';
+import { createAppCredential, ensureOpenStack, getObject, listContainer, revokeAppCredential, type OpenStackEnv } from '../support/openstack';
 
 // The ETL stage of a deploy, driven through the same runner, against an sshd "node" and a real Keystone + Swift.
 const ROOT = join(__dirname, '..', '..');
@@ -111,6 +111,20 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     const lines = log.lines.slice(before);
     expect(lines.some((l) => l.includes('<== transform: done'))).toBe(true);
     expect(lines.some((l) => l.includes('==> extract') || l.includes('==> load'))).toBe(false);
+  });
+
+  it('an expired or revoked credential fails the load, says so, and leaves the published dataset intact', async () => {
+    const opts = o();
+    const before = await listContainer(env, opts.container);
+    const cred = await createAppCredential(env, `e2e-revoked-${process.pid}`);
+    await revokeAppCredential(env, cred);
+    const rclone = { ...opts.rclone, credentialId: cred.id, credentialSecret: cred.secret };
+    const err = await run({ ...opts, stage: 'load', force: true, rclone, mount: undefined }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(EtlError);
+    expect(String((err as EtlError).message)).toMatch(/refused the application credential \(401\)/);
+    expect(String((err as EtlError).hint)).toMatch(/published dataset in the container is untouched|untouched/);
+    expect(await listContainer(env, opts.container)).toEqual(before);
+    expect(log.lines.concat(errors).join('\n')).not.toContain(cred.secret);
   });
 
   it('refuses a second run while another holds the node, and --break-lock clears a stale lock', async () => {

@@ -1,0 +1,90 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EtlError } from '../../etl/errors';
+import { memoryLogger } from '../../etl/log';
+import { sshTarget } from '../../etl/remote/coordinates';
+import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
+import { faultyNode } from '../support/node';
+
+// Nodes that are not ready, reached through the real ssh path: the sshd stand-in with a key whose forced
+// command puts stand-in commands first on PATH. Each failure stops before anything is loaded, and says what
+// to do. No object store is involved: the runner must stop before it needs one.
+const ROOT = join(__dirname, '..', '..');
+const SECRET = 'failures-test-secret-0a1b2c3d';
+
+async function failure(fakes: Record<string, string | null>, extra: Partial<RunOnNodeOptions> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'faulty-node-'));
+  const node = faultyNode(dir, fakes);
+  const log = memoryLogger();
+  try {
+    await runOnNode({
+      target: { ...sshTarget(node), knownHostsPath: node.knownHostsPath },
+      stage: 'all',
+      force: false,
+      etlOptions: {},
+      container: 'object-persist-never',
+      rclone: { name: 'chi_tacc', authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', credentialId: 'id', credentialSecret: SECRET },
+      bundlePath: join(ROOT, 'dist', 'etl.js'),
+      remoteDir: join(dir, 'etl'),
+      rcloneConfigPath: join(dir, 'etl', 'rclone.conf'),
+      sshWaitSeconds: 10,
+      cloudInitWaitSeconds: 5,
+      minFreeMb: 50,
+      log,
+      ...extra,
+    });
+  } catch (e) {
+    if (!(e instanceof EtlError)) throw e;
+    const text = `${e.message}\n${e.hint ?? ''}`;
+    expect([text, ...log.lines].join('\n')).not.toContain(SECRET);
+    return { text, log: log.lines, dir };
+  } finally {
+    node.remove();
+  }
+  throw new Error('the run did not fail');
+}
+
+describe('a node that is not ready', () => {
+  it('cloud-init failed: the error shows the tail of its log and says to recreate the node', async () => {
+    const f = await failure({
+      'cloud-init': 'echo "status: error"; exit 1',
+      sudo: 'echo "E: Unable to locate package nodejs"; echo "Cloud-init v. 24.1 finished at Tue, 25 Nov 2025. Datasource DataSourceOpenStack. Up 95.2 seconds"',
+    });
+    expect(f.text).toMatch(/cloud-init failed on .*:\n.*Unable to locate package nodejs/);
+    expect(f.text).toContain('cdktf deploy node');
+  });
+
+  it('cloud-init still running: waits for it, then goes on when it finishes', async () => {
+    // Running on the first look, done after `status --wait`. The run then fails later (no object store), but
+    // past the wait.
+    const f = await failure({
+      'cloud-init': 'd=$(dirname "$0"); if [ "$2" = "--wait" ]; then sleep 1; touch "$d/.done"; exit 0; fi; if [ -e "$d/.done" ]; then echo "status: done"; else echo "status: running"; fi',
+      rclone: null,
+    });
+    expect(f.log.some((l) => /cloud-init is still setting up/.test(l))).toBe(true);
+    expect(f.text).toMatch(/rclone is missing/);
+  });
+
+  it('cloud-init that never finishes: stops after the wait and says how to watch it', async () => {
+    const f = await failure({ 'cloud-init': 'if [ "$2" = "--wait" ]; then sleep 30; fi; echo "status: running"' }, { cloudInitWaitSeconds: 1 });
+    expect(f.text).toMatch(/cloud-init is still running on .* after 1s/);
+    expect(f.text).toContain('tail -f /var/log/cloud-init-output.log');
+  });
+
+  it('rclone missing: named, with how to install it, and the lock is released', async () => {
+    const f = await failure({ rclone: null });
+    expect(f.text).toMatch(/rclone is missing on .*\n.*apt-get install -y rclone/);
+    expect(existsSync(join(f.dir, 'etl', '.lock'))).toBe(false);
+  });
+
+  it('disk full: says how much is free and what is needed', async () => {
+    const f = await failure({ df: 'printf "Filesystem 1048576-blocks Used Available Capacity Mounted on\\n/dev/vda1 20000 19990 10 100%% /\\n"' });
+    expect(f.text).toMatch(/only 10 MB free on .*needs about 50 MB/);
+  });
+
+  it('Node.js too old: names the version and the fix', async () => {
+    const f = await failure({ node: 'echo 16.20.2' });
+    expect(f.text).toMatch(/Node.js 16.20.2 on .*>= 18/);
+  });
+});
