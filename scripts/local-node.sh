@@ -51,6 +51,17 @@ CONF
 }
 
 cmd_down() {
+  # Several test runs of one checkout share this node (each leaves a lease, __tests__/support/node.ts). The
+  # teardown of one run must not stop it under another that is still running (its run directory still exists);
+  # by hand (no CHAMELEON_PERSIST_TEST_TMPDIR), down always stops it.
+  if [ -n "${CHAMELEON_PERSIST_TEST_TMPDIR:-}" ]; then
+    rm -f "$S/.leases/$(basename "$CHAMELEON_PERSIST_TEST_TMPDIR")"
+    for l in "$S"/.leases/*; do
+      [ -e "$l" ] || continue
+      if [ -d "$(cat "$l")" ]; then echo "local-node: still used by another test run ($(cat "$l")); left running" >&2; return 0; fi
+      rm -f "$l"
+    done
+  fi
   # The node's read-only mounts (the demo's, the runner's) live under the state dir: unmount them with it,
   # which also ends their rclone daemons.
   awk -v d="$S/" 'index($2, d) == 1 {print $2}' /proc/mounts | while read -r m; do fusermount3 -u "$m" || true; done

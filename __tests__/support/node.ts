@@ -1,13 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { NodeCoordinates } from '../../etl/remote/coordinates';
 import { STAND_INS_DIR, STARTED_MARKER } from './global-teardown';
 
 export const NODE_SCRIPT = join(__dirname, '..', '..', 'scripts', 'local-node.sh');
 export const NODE_STATE = join(STAND_INS_DIR, 'node');
 
-/** Starts the sshd stand-in once per test run (flock in the script) and says how to reach it. */
+/**
+ * Starts the sshd stand-in once per test run (flock in the script) and says how to reach it. One started here
+ * is stopped by the jest teardown (the marker), unless another run still holds a lease on it.
+ */
 export function ensureNode(): NodeCoordinates {
   let running = true;
   try {
@@ -18,6 +21,13 @@ export function ensureNode(): NodeCoordinates {
   if (!running) {
     execFileSync('bash', [NODE_SCRIPT, 'up', NODE_STATE], { stdio: ['ignore', 'inherit', 'inherit'] });
     writeFileSync(join(NODE_STATE, STARTED_MARKER), NODE_SCRIPT);
+  }
+  // A lease per test run: `local-node.sh down` from this run's teardown leaves the node running while another
+  // run of the same checkout (its run directory still there) uses it.
+  const run = process.env.CHAMELEON_PERSIST_TEST_TMPDIR;
+  if (run) {
+    mkdirSync(join(NODE_STATE, '.leases'), { recursive: true });
+    writeFileSync(join(NODE_STATE, '.leases', basename(run)), run);
   }
   return JSON.parse(readFileSync(join(NODE_STATE, 'node.json'), 'utf8')) as NodeCoordinates;
 }
