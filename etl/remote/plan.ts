@@ -154,8 +154,20 @@ export function etlCommand(i: EtlInvocation): string {
     if (v !== true) args.push(v);
   }
   // Plain `node`, no tty: progress lines arrive one per line and stream back as they are printed.
-  return `cd ${shPath(i.remoteDir)} && exec node etl.js ${args.map((a) => (a.startsWith('~/') ? shPath(a) : sh(a))).join(' ')}`;
+  const etl = `node etl.js ${args.map((a) => (a.startsWith('~/') ? shPath(a) : sh(a))).join(' ')}`;
+  // The ETL process holds an flock for as long as it (and the rclone processes it starts) lives. The runner's
+  // mkdir lock is taken over when the run that made it was killed, but the killed run's ETL may still be
+  // running on the node (no tty: nothing hangs it up at once); it must finish before another one starts.
+  return (
+    `cd ${shPath(i.remoteDir)} && if command -v flock >/dev/null; ` +
+    `then exec flock -n -E ${ETL_BUSY_EXIT} ${ETL_FLOCK} ${etl}; else exec ${etl}; fi`
+  );
 }
+
+/** The node's flock file (in the remote dir), held by a running ETL process. */
+export const ETL_FLOCK = '.etl.flock';
+/** flock's exit status when an ETL process of an earlier run still runs on the node (the ETL never uses it). */
+export const ETL_BUSY_EXIT = 76;
 
 /** Mount read-only: the cloud-init unit on a systemd node; a plain rclone daemon elsewhere (the stand-in). */
 export function mountCommand(m: { remote: string; container: string; mountPoint: string; rcloneConfigPath: string; service: string }): string {

@@ -7,6 +7,8 @@ import type { StageName } from '../stage';
 import {
   checkPreflight,
   cloudInitState,
+  ETL_BUSY_EXIT,
+  ETL_FLOCK,
   isStaleLocalOwner,
   lockOwner,
   etlCommand,
@@ -186,6 +188,13 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
         secrets,
       },
     );
+    if (run.exitCode === ETL_BUSY_EXIT) {
+      throw new EtlError(
+        `an ETL process of an earlier, interrupted run is still running on ${where} (it holds ${o.remoteDir}/${ETL_FLOCK})`,
+        `Wait for it to end (see: ps -ef | grep etl.js on the node), or stop it there, then rerun.`,
+        75,
+      );
+    }
     if (run.exitCode !== 0) {
       const full = /No space left on device|ENOSPC/.test(run.stdout + run.stderr);
       throw new EtlError(
