@@ -10,7 +10,17 @@ import { setChunkBytes } from '../../etl/transform/fast';
 import { mix32, parseRatios, splitOf, splitThresholds } from '../../etl/transform/split';
 import { outputName, transformStage, type TransformOptions } from '../../etl/transform/stage';
 
-const opts = (input: string, extra: Partial<TransformOptions> = {}): TransformOptions => ({ input, name: 't', seed: '42', ratios: '0.7,0.15,0.15', engine: 'fast', ...extra });
+const opts = (input: string, extra: Partial<TransformOptions> = {}): TransformOptions => ({ input, name: 't', seed: '42', ratios: '0.7,0.15,0.15', engine: 'fast', threads: '1', ...extra });
+
+/** Runs `fn` with a small read chunk, so that small files take the multi-threaded path with many jobs. */
+async function withChunk<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+  setChunkBytes(bytes);
+  try {
+    return await fn();
+  } finally {
+    setChunkBytes(8 * 1024 * 1024);
+  }
+}
 
 async function transform(input: string, extra: Partial<TransformOptions> = {}, workDir = mkdtempSync(join(tmpdir(), 'tw-'))) {
   const result = await transformStage.run({ workDir, force: true, log: memoryLogger() }, opts(input, extra));
@@ -57,9 +67,10 @@ describe('transform: the fast path equals the csv-parse reference, byte for byte
   ];
   it.each(edgeCases)('on %s', async (_name, text) => {
     const input = csv(text);
-    const fast = await transform(input);
     const ref = await transform(input, { engine: 'reference' });
-    expect(fast.files).toEqual(ref.files);
+    expect((await transform(input)).files).toEqual(ref.files);
+    // and on worker threads, with chunks so small that every row crosses a chunk boundary somewhere
+    for (const chunk of [5, 13]) expect((await withChunk(chunk, () => transform(input, { threads: '3' }))).files).toEqual(ref.files);
   });
 
   it('numbers ids densely from 1 in ascending order of the original ids, and writes the maps', async () => {
@@ -92,7 +103,19 @@ describe('transform: reproducible', () => {
         expect((await transform(join(dir, 'ratings.csv'))).files).toEqual(whole.files);
       }
     } finally {
-      setChunkBytes(16 * 1024 * 1024);
+      setChunkBytes(8 * 1024 * 1024);
+    }
+  });
+
+  it('does not depend on the number of threads', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gen-'));
+    generateRatingsCsv(join(dir, 'ratings.csv'), { rows: 120_000, seed: 3 });
+    const one = await transform(join(dir, 'ratings.csv'), { threads: '1' });
+    expect(one.result.details).toMatchObject({ threads: 1 });
+    for (const threads of [2, 3, 4]) {
+      const many = await withChunk(64 * 1024 + 7, () => transform(join(dir, 'ratings.csv'), { threads: String(threads) }));
+      expect(many.result.details).toMatchObject({ threads });
+      expect(many.files).toEqual(one.files);
     }
   });
 

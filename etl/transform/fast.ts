@@ -1,325 +1,224 @@
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { basename } from 'node:path';
 import { EtlError } from '../errors';
 import { readHeader } from './header';
 import { DenseIds, IdCollector } from './ids';
+import { newScanState, newSplitWork, scanRange, splitRange, type ScanState, type SplitTables } from './kernels';
+import { WorkerPool } from './pool';
 import type { SplitThresholds } from './split';
 
 /**
- * The fast path: two streaming passes of a byte-level scanner over ratings.csv, memory bounded by the
- * chunk size plus one byte per possible id (not by rows). Pass 1 validates every row and collects the
- * distinct ids; pass 2 parses only the two id fields, jumps to the next line with memchr (Buffer.indexOf)
- * and writes `denseUser\tdenseItem\n` to the row's split. csv-parse reads the header (see header.ts) and is
- * the reference this is compared against, byte for byte.
+ * The fast path: two passes of a byte-level scanner (kernels.ts) over ratings.csv, on `threads` cores.
+ *
+ *   pass 1  the data rows are cut into `threads` newline-aligned byte ranges, one per worker; each worker
+ *           validates every row of its range, counts rows and lines, marks the ids it sees in bitmaps and notes
+ *           a checkpoint (offset, row number) every chunk. The first bad line in file order is reported with
+ *           its global line number; the bitmaps are OR-ed and numbered densely.
+ *   pass 2  the checkpoints cut the file into chunk-sized jobs with known global first-row numbers; workers
+ *           take jobs in turn and fill three output buffers each (shared memory), which the main thread writes
+ *           in job order. A row's split is a hash of (seed, global row number), so the bytes written depend on
+ *           neither the number of threads nor the chunk size.
+ *
+ * With one thread (or an input smaller than a chunk) the same kernels run in the main thread, no worker.
+ * Memory: per thread one read chunk plus two sets of three output buffers of a chunk each, plus one byte per
+ * possible user and item id in pass 1 and four in pass 2; never per row.
  */
 
-let CHUNK = 16 * 1024 * 1024;
+let CHUNK = 4 * 1024 * 1024;
+export const MAX_LINE = 64 * 1024;
 
 /** Read-chunk size. Output never depends on it (tests run odd sizes to exercise every row-boundary case). */
 export function setChunkBytes(bytes: number): void {
   CHUNK = bytes;
 }
-const MAX_LINE = 64 * 1024;
-const NL = 10;
-const CR = 13;
-const COMMA = 44;
-const QUOTE = 34;
-const DOT = 46;
 
-export interface ScanResult {
-  bytes: number;
-  rows: number;
-  users: IdCollector;
-  items: IdCollector;
-  /** Byte offset where data rows start (after the header line). */
-  dataStart: number;
+/** One thread per core, at most 4 (beyond that the disk, not the CPU, is the limit). */
+export function defaultThreads(): number {
+  const n = typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
+  return Math.max(1, Math.min(4, n));
 }
 
 export type Progress = (pass: 1 | 2, done: number, total: number) => void;
 
-class LineError extends Error {
-  constructor(readonly detail: string) {
-    super(detail);
+/** Receives the output in order: `data` is the next piece of split `split` (0 training, 1 validation, 2 evaluation). */
+export type SplitSink = (split: 0 | 1 | 2, data: Uint8Array) => void;
+
+export interface FastResult {
+  bytes: number;
+  rows: number;
+  users: DenseIds;
+  items: DenseIds;
+  counts: [number, number, number];
+  threads: number;
+  pass1Seconds: number;
+  pass2Seconds: number;
+}
+
+interface Job {
+  from: number;
+  to: number;
+  firstRow: number;
+  rows: number;
+}
+
+type JobResult = { lengths: number[]; counts: number[]; rows: number };
+
+/**
+ * Cuts [from, size) into at most `n` ranges, each starting at a line start: a nominal cut moves forward to just
+ * after the next newline. A cut that finds no newline within a line's length is dropped (its line is too long
+ * anyway, and the scan reports that).
+ */
+function ranges(fd: number, from: number, size: number, n: number): [number, number][] {
+  const cuts = [from];
+  const probe = Buffer.allocUnsafe(MAX_LINE + 1);
+  for (let k = 1; k < n; k++) {
+    const nominal = from + Math.floor(((size - from) * k) / n);
+    const got = readSync(fd, probe, 0, probe.length, nominal - 1);
+    const nl = probe.subarray(0, got).indexOf(10);
+    if (nl < 0) continue;
+    const cut = nominal + nl;
+    if (cut > cuts[cuts.length - 1] && cut < size) cuts.push(cut);
   }
+  cuts.push(size);
+  return cuts.slice(0, -1).map((c, i) => [c, cuts[i + 1]]);
 }
 
-/** Reads the file in chunks and calls `onLines(buf, start, end, eof)` with whole lines only. */
-function forEachChunk(
-  fd: number,
-  from: number,
-  onBytes: ((buf: Buffer, start: number, end: number) => void) | undefined,
-  onLines: (buf: Buffer, start: number, end: number) => void,
-): void {
-  // +1: room for the sentinel after a last line that has no newline.
-  const buf = Buffer.allocUnsafe(CHUNK + MAX_LINE + 1);
-  let carry = 0;
-  let position = from;
-  for (;;) {
-    const n = readSync(fd, buf, carry, CHUNK, position);
-    position += n;
-    if (onBytes && n > 0) onBytes(buf, carry, carry + n);
-    const filled = carry + n;
-    if (n === 0) {
-      // A last line without a newline: a 0 byte after it ends every field scan, so nothing stale is read.
-      buf[filled] = 0;
-      if (filled > 0) onLines(buf, 0, filled);
-      return;
-    }
-    const lastNl = buf.lastIndexOf(NL, filled - 1);
-    if (lastNl < 0) {
-      if (filled >= MAX_LINE) throw new LineError(`a line longer than ${MAX_LINE} bytes`);
-      carry = filled;
-      continue;
-    }
-    onLines(buf, 0, lastNl + 1);
-    carry = filled - (lastNl + 1);
-    if (carry > MAX_LINE) throw new LineError(`a line longer than ${MAX_LINE} bytes`);
-    buf.copy(buf, 0, lastNl + 1, filled);
+function faultError(path: string, line: number, st: ScanState): EtlError {
+  const f = st.fault!;
+  const file = basename(path);
+  const text = JSON.stringify(f.text);
+  if (f.kind === 'long') return new EtlError(`${file} line ${line}: a line longer than ${MAX_LINE} bytes`, 'Is this a ratings.csv?');
+  if (f.kind === 'field') {
+    return new EtlError(
+      `${file} line ${line}: ${f.field} is not a valid number: ${text}`,
+      'Each row must be userId,movieId,rating,timestamp with whole-number ids (the previous output was left untouched).',
+    );
   }
-}
-
-function lineText(buf: Buffer, start: number, end: number): string {
-  let e = buf.indexOf(NL, start);
-  if (e < 0 || e > end) e = end;
-  const text = buf.toString('utf8', start, Math.min(e, start + 80)).replace(/\r$/, '');
-  return JSON.stringify(text);
-}
-
-/** Pass 1: validate every row, count rows, collect distinct ids, checksum the file. */
-export function scanRatings(path: string, progress?: Progress): ScanResult {
-  const fd = openSync(path, 'r');
-  try {
-    const total = fstatSync(fd).size;
-    const header = readHeader(fd, path);
-    const users = new IdCollector();
-    const items = new IdCollector();
-    let rows = 0;
-    let line = 1; // the header
-    let done = header.raw.length;
-    let lastReport = 0;
-    const onLines = (buf: Buffer, start: number, end: number) => {
-      let pos = start;
-      while (pos < end) {
-        line++;
-        const lineStart = pos;
-        let c = buf[pos];
-        if (c === NL) {
-          pos++;
-          continue;
-        }
-        if (c === CR && (pos + 1 === end || buf[pos + 1] === NL)) {
-          pos += 2;
-          continue;
-        }
-        // field 1: userId
-        let q = c === QUOTE;
-        if (q) pos++;
-        let u = 0;
-        let digitsStart = pos;
-        while (pos < end && (c = buf[pos] - 48) >= 0 && c <= 9) {
-          u = u * 10 + c;
-          pos++;
-        }
-        if (pos === digitsStart || u > 2147483647) throw fieldError(path, line, buf, lineStart, end, 'userId');
-        if (q) {
-          if (buf[pos] !== QUOTE) throw fieldError(path, line, buf, lineStart, end, 'userId');
-          pos++;
-        }
-        if (buf[pos] !== COMMA) throw shapeError(path, line, buf, lineStart, end, pos);
-        pos++;
-        // field 2: movieId
-        q = buf[pos] === QUOTE;
-        if (q) pos++;
-        let m = 0;
-        digitsStart = pos;
-        while (pos < end && (c = buf[pos] - 48) >= 0 && c <= 9) {
-          m = m * 10 + c;
-          pos++;
-        }
-        if (pos === digitsStart || m > 2147483647) throw fieldError(path, line, buf, lineStart, end, 'movieId');
-        if (q) {
-          if (buf[pos] !== QUOTE) throw fieldError(path, line, buf, lineStart, end, 'movieId');
-          pos++;
-        }
-        if (buf[pos] !== COMMA) throw shapeError(path, line, buf, lineStart, end, pos);
-        pos++;
-        // field 3: rating, a decimal number
-        q = buf[pos] === QUOTE;
-        if (q) pos++;
-        digitsStart = pos;
-        while (pos < end && (c = buf[pos] - 48) >= 0 && c <= 9) pos++;
-        if (buf[pos] === DOT) {
-          pos++;
-          while (pos < end && (c = buf[pos] - 48) >= 0 && c <= 9) pos++;
-        }
-        if (pos === digitsStart || buf[pos - 1] === DOT) throw fieldError(path, line, buf, lineStart, end, 'rating');
-        if (q) {
-          if (buf[pos] !== QUOTE) throw fieldError(path, line, buf, lineStart, end, 'rating');
-          pos++;
-        }
-        if (buf[pos] !== COMMA) throw shapeError(path, line, buf, lineStart, end, pos);
-        pos++;
-        // field 4: timestamp
-        q = buf[pos] === QUOTE;
-        if (q) pos++;
-        digitsStart = pos;
-        while (pos < end && (c = buf[pos] - 48) >= 0 && c <= 9) pos++;
-        if (pos === digitsStart) throw fieldError(path, line, buf, lineStart, end, 'timestamp');
-        if (q) {
-          if (buf[pos] !== QUOTE) throw fieldError(path, line, buf, lineStart, end, 'timestamp');
-          pos++;
-        }
-        if (pos < end) {
-          if (buf[pos] === CR) pos++;
-          if (pos < end && buf[pos] !== NL) throw shapeError(path, line, buf, lineStart, end, pos);
-          pos++;
-        }
-        users.add(u);
-        items.add(m);
-        rows++;
-      }
-      done += end - start;
-      if (progress && done - lastReport > 64 * 1024 * 1024) {
-        lastReport = done;
-        progress(1, done, total);
-      }
-    };
-    try {
-      forEachChunk(fd, header.raw.length, undefined, onLines);
-    } catch (e) {
-      if (e instanceof LineError) throw new EtlError(`${basename(path)} line ${line + 1}: ${e.detail}`, 'Is this a ratings.csv?');
-      throw e;
-    }
-    if (rows === 0) throw new EtlError(`${basename(path)} has a header but no ratings`, 'Check that the download or the file is complete.');
-    return { bytes: total, rows, users, items, dataStart: header.raw.length };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function fieldError(path: string, line: number, buf: Buffer, start: number, end: number, field: string): EtlError {
+  const what = f.early
+    ? 'too few fields (expected 4: userId,movieId,rating,timestamp)'
+    : f.field === 'extra'
+      ? 'too many fields (expected 4: userId,movieId,rating,timestamp)'
+      : 'unexpected character';
   return new EtlError(
-    `${basename(path)} line ${line}: ${field} is not a valid number: ${lineText(buf, start, end)}`,
-    'Each row must be userId,movieId,rating,timestamp with whole-number ids (the previous output was left untouched).',
-  );
-}
-
-function shapeError(path: string, line: number, buf: Buffer, start: number, end: number, pos: number): EtlError {
-  const atEnd = pos >= end || buf[pos] === NL || buf[pos] === CR;
-  return new EtlError(
-    `${basename(path)} line ${line}: ${atEnd ? 'too few fields (expected 4: userId,movieId,rating,timestamp)' : 'unexpected character'}: ${lineText(buf, start, end)}`,
-    atEnd && pos >= end
+    `${file} line ${line}: ${what}: ${text}`,
+    f.atEof
       ? 'The file ends in the middle of a row: it looks truncated. Download or extract it again (the previous output was left untouched).'
       : 'Each row must be userId,movieId,rating,timestamp (the previous output was left untouched).',
   );
 }
 
-/** Buffered writer of `a\tb\n` lines, digits written by hand (no string per row). */
-class TsvWriter {
-  private readonly buf = Buffer.allocUnsafe(1 << 20);
-  private pos = 0;
-  lines = 0;
-  constructor(private readonly fd: number) {}
-
-  pair(a: number, b: number): void {
-    if (this.pos > this.buf.length - 32) this.flush();
-    this.pos = writeUint(this.buf, this.pos, a);
-    this.buf[this.pos++] = 9;
-    this.pos = writeUint(this.buf, this.pos, b);
-    this.buf[this.pos++] = NL;
-    this.lines++;
-  }
-
-  flush(): void {
-    let off = 0;
-    while (off < this.pos) off += writeSync(this.fd, this.buf, off, this.pos - off);
-    this.pos = 0;
-  }
+function collector(seen: Uint8Array, big: Set<number>): IdCollector {
+  const c = new IdCollector();
+  c.seen = seen;
+  c.big = big;
+  return c;
 }
 
-/** n is a dense id: a positive int32, so `| 0` division is exact. */
-function writeUint(buf: Buffer, pos: number, n: number): number {
-  const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
-  let p = pos + digits;
-  do {
-    const q = (n / 10) | 0;
-    buf[--p] = 48 + (n - q * 10);
-    n = q;
-  } while (n > 0);
-  return pos + digits;
-}
-
-/** Pass 2: write every row's dense ids to its split. Returns rows per split. */
-export function writeSplits(
-  path: string,
-  scan: ScanResult,
-  users: DenseIds,
-  items: DenseIds,
-  thresholds: SplitThresholds,
-  outFds: [number, number, number],
-  progress?: Progress,
-): [number, number, number] {
+export async function fastTransform(path: string, thresholds: SplitThresholds, sink: SplitSink, threads: number, progress?: Progress): Promise<FastResult> {
   const fd = openSync(path, 'r');
-  const writers = outFds.map((f) => new TsvWriter(f)) as [TsvWriter, TsvWriter, TsvWriter];
-  const [w0, w1, w2] = writers;
+  let pool: WorkerPool | undefined;
   try {
-    let row = 0;
-    let done = scan.dataStart;
-    let lastReport = 0;
-    const uSmall = users.small;
-    const iSmall = items.small;
-    const uLimit = uSmall.length;
-    const iLimit = iSmall.length;
-    const { t1, t2, seedMix } = thresholds;
-    forEachChunk(fd, scan.dataStart, undefined, (buf, start, end) => {
-      let pos = start;
-      let c = 0;
-      while (pos < end) {
-        c = buf[pos];
-        if (c === NL || c === CR) {
-          pos++;
-          continue;
-        }
-        if (c === QUOTE) pos++;
-        let u = 0;
-        while ((c = buf[pos] - 48) >= 0 && c <= 9) {
-          u = u * 10 + c;
-          pos++;
-        }
-        if (buf[pos] === QUOTE) pos++;
-        pos++; // comma
-        if (buf[pos] === QUOTE) pos++;
-        let m = 0;
-        while ((c = buf[pos] - 48) >= 0 && c <= 9) {
-          m = m * 10 + c;
-          pos++;
-        }
-        // The rest of the row is ~15 bytes: a JS loop beats a call into Buffer.indexOf per row.
-        while (pos < end && buf[pos] !== NL) pos++;
-        pos++;
-        const du = u < uLimit ? uSmall[u] : users.big.get(u)!;
-        const dm = m < iLimit ? iSmall[m] : items.big.get(m)!;
-        // splitOf(row, thresholds), inlined: this loop runs once per rating.
-        let h = (row >>> 0) ^ seedMix;
-        h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-        h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-        h = (h ^ (h >>> 16)) ^ (row > 0xffffffff ? Math.floor(row / 4294967296) : 0);
-        h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-        h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-        h = (h ^ (h >>> 16)) >>> 0;
-        (h < t1 ? w0 : h < t2 ? w1 : w2).pair(du, dm);
-        row++;
+    const size = fstatSync(fd).size;
+    const dataStart = readHeader(fd, path).raw.length;
+    const chunk = CHUNK;
+    const parallel = threads > 1 && size - dataStart > chunk;
+    if (parallel) pool = new WorkerPool(threads);
+    const t0 = performance.now();
+
+    // Pass 1: validate, count, collect ids, note checkpoints; one range per thread.
+    const parts = ranges(fd, dataStart, size, parallel ? threads : 1);
+    let scanned = dataStart;
+    const report1 = (bytes: number) => {
+      scanned += bytes;
+      progress?.(1, scanned, size);
+    };
+    let states: ScanState[];
+    if (pool) {
+      pool.onProgress = report1;
+      states = await Promise.all(parts.map(([from, to], i) => pool!.request<ScanState>(i % threads, { type: 'scan', path, from, to, chunk, maxLine: MAX_LINE })));
+    } else {
+      states = parts.map(([from, to]) => {
+        const st = newScanState();
+        scanRange(readSync, fd, from, to, chunk, MAX_LINE, st, report1);
+        return st;
+      });
+    }
+    let line = 1; // the header
+    let rows = 0;
+    const users = new IdCollector();
+    const items = new IdCollector();
+    const jobs: Job[] = [];
+    for (const st of states) {
+      if (st.fault) throw faultError(path, line + st.fault.line, st);
+      line += st.lines;
+      const cp = st.checkpoints;
+      for (let i = 0; i < cp.length; i += 2) jobs.push({ from: cp[i], to: 0, firstRow: rows + cp[i + 1], rows: 0 });
+      rows += st.rows;
+      users.merge(collector(st.users, st.bigUsers));
+      items.merge(collector(st.items, st.bigItems));
+    }
+    states.length = 0;
+    for (let i = 0; i < jobs.length; i++) {
+      jobs[i].to = i + 1 < jobs.length ? jobs[i + 1].from : size;
+      jobs[i].rows = (i + 1 < jobs.length ? jobs[i + 1].firstRow : rows) - jobs[i].firstRow;
+    }
+    if (rows === 0) throw new EtlError(`${basename(path)} has a header but no ratings`, 'Check that the download or the file is complete.');
+    const du = users.densify(true);
+    const di = items.densify(true);
+    const pass1Seconds = (performance.now() - t0) / 1000;
+
+    // Pass 2: write each row's dense ids to its split, in file order.
+    const tables: SplitTables = {
+      users: du.small,
+      items: di.small,
+      bigUsers: du.big.size ? du.big : null,
+      bigItems: di.big.size ? di.big : null,
+      t1: thresholds.t1,
+      t2: thresholds.t2,
+      seedMix: thresholds.seedMix,
+    };
+    const maxJobBytes = Math.max(0, ...jobs.map((j) => j.to - j.from));
+    const counts: [number, number, number] = [0, 0, 0];
+    let written = dataStart;
+    const emit = (job: Job, r: JobResult, outs: Uint8Array[]) => {
+      if (r.rows !== job.rows) throw new EtlError(`${basename(path)} changed while it was read`, 'Run the transform again once nothing writes to the file.');
+      for (let s = 0; s < 3; s++) {
+        if (r.lengths[s] > 0) sink(s as 0 | 1 | 2, outs[s].subarray(0, r.lengths[s]));
+        counts[s] += r.counts[s];
       }
-      done += end - start;
-      if (progress && done - lastReport > 64 * 1024 * 1024) {
-        lastReport = done;
-        progress(2, done, scan.bytes);
+      written += job.to - job.from;
+      progress?.(2, written, size);
+    };
+    if (pool) {
+      const p = pool;
+      // Job j goes to worker j % threads, into its output slot (j / threads) % SLOTS. Job j + window (same worker,
+      // same slot) is sent only once job j has been written, so a slot is never overwritten while it is read,
+      // and memory stays bounded however far one worker runs ahead.
+      const SLOTS = 2;
+      const window = SLOTS * threads;
+      const slots = await Promise.all(Array.from({ length: threads }, (_, i) => p.request<Uint8Array[][]>(i, { type: 'tables', tables, maxJobBytes, slots: SLOTS })));
+      const results = new Map<number, Promise<JobResult>>();
+      const send = (j: number) => {
+        const job = jobs[j];
+        const promise = p.request<JobResult>(j % threads, { type: 'split', path, from: job.from, to: job.to, firstRow: job.firstRow, slot: Math.floor(j / threads) % SLOTS });
+        promise.catch(() => undefined); // awaited in order below; a failure meanwhile must not go unhandled
+        results.set(j, promise);
+      };
+      for (let j = 0; j < Math.min(window, jobs.length); j++) send(j);
+      for (let j = 0; j < jobs.length; j++) {
+        const r = await results.get(j)!;
+        results.delete(j);
+        emit(jobs[j], r, slots[j % threads][Math.floor(j / threads) % SLOTS]);
+        if (j + window < jobs.length) send(j + window);
       }
-    });
-    for (const w of writers) w.flush();
-    if (row !== scan.rows) throw new Error(`pass 2 saw ${row} rows, pass 1 ${scan.rows}: the file changed while it was read`);
-    return [writers[0].lines, writers[1].lines, writers[2].lines];
+    } else {
+      const work = newSplitWork(maxJobBytes, 1, false);
+      for (const job of jobs) emit(job, splitRange(readSync, fd, job.from, job.to, job.firstRow, tables, work.input, work.slots[0]), work.slots[0]);
+    }
+    return { bytes: size, rows, users: du, items: di, counts, threads: pool ? threads : 1, pass1Seconds, pass2Seconds: (performance.now() - t0) / 1000 - pass1Seconds };
   } finally {
     closeSync(fd);
+    await pool?.close();
   }
 }

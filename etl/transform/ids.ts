@@ -1,8 +1,10 @@
 /**
  * Distinct ids in a bitmap indexed by id (one byte each), for ids below SMALL_LIMIT; larger ids (rare, never in
- * MovieLens) go to a Set. Memory grows with the largest id, not with rows.
+ * MovieLens) go to a Set. Memory grows with the largest id below the limit (at most 16 MiB here and 64 MiB for
+ * the dense table) and with the number of distinct larger ids, never with rows. The scanner (kernels.ts) fills
+ * the same structure and uses the same limit.
  */
-export const SMALL_LIMIT = 1 << 26;
+export const SMALL_LIMIT = 1 << 24;
 
 export class IdCollector {
   seen = new Uint8Array(1 << 16);
@@ -26,10 +28,13 @@ export class IdCollector {
   }
 
   /** Dense 1-based ids in ascending order of the original ids, as the tutorial numbers them. */
-  densify(): DenseIds {
-    const small = new Int32Array(this.seen.length);
+  densify(shared = false): DenseIds {
+    // The table needs to reach only the largest id seen; `shared` puts it where worker threads can read it.
+    let length = this.seen.length;
+    while (length > 0 && !this.seen[length - 1]) length--;
+    const small = shared ? new Int32Array(new SharedArrayBuffer(4 * Math.max(1, length))) : new Int32Array(Math.max(1, length));
     let next = 0;
-    for (let id = 0; id < this.seen.length; id++) if (this.seen[id]) small[id] = ++next;
+    for (let id = 0; id < length; id++) if (this.seen[id]) small[id] = ++next;
     const big = new Map<number, number>();
     for (const id of [...this.big].sort((a, b) => a - b)) big.set(id, ++next);
     return { small, big, count: next };
