@@ -63,6 +63,8 @@ describe('transform: the fast path equals the csv-parse reference, byte for byte
     ['blank lines', 'userId,movieId,rating,timestamp\n\n1,10,4.0,100\n\r\n2,5,3.5,101\n\n'],
     ['quoted numeric fields', 'userId,movieId,rating,timestamp\n"1","10","4.0","100"\n2,"5",3.5,101\n'],
     ['a byte-order mark and a quoted header', '\ufeff"userId","movieId","rating","timestamp"\n1,10,4,100\n'],
+    ['ratings written as 5, .5 and 3.25', 'userId,movieId,rating,timestamp\n1,10,5,100\n2,5,.5,101\n3,5,3.25,101\n'],
+    ['leading zeros and id 0', 'userId,movieId,rating,timestamp\n007,0,4,100\n0,010,4,1\n'],
     ['sparse and huge ids (the Set path)', 'userId,movieId,rating,timestamp\n2000000000,99999999,5,1\n7,3,1,2\n2000000000,3,2,3\n'],
   ];
   it.each(edgeCases)('on %s', async (_name, text) => {
@@ -148,6 +150,9 @@ describe('transform: bad input stops with the file and line, and leaves the prev
     ['non-numeric id', 'userId,movieId,rating,timestamp\n1,10,4.0,100\nabc,10,4.0,100\n', /ratings\.csv line 3: userId is not a valid number: "abc,10,4.0,100"/],
     ['non-numeric rating', 'userId,movieId,rating,timestamp\n1,10,good,100\n', /line 2: rating is not a valid number/],
     ['too few fields', 'userId,movieId,rating,timestamp\n1,10,4.0,100\n2,11\n3,12,4.0,100\n', /line 3: too few fields/],
+    ['too many fields', 'userId,movieId,rating,timestamp\n1,10,4.0,100,9\n', /line 2: too many fields/],
+    ['a negative id', 'userId,movieId,rating,timestamp\n1,-10,4.0,100\n', /line 2: movieId is not a valid number/],
+    ['an unclosed quote', 'userId,movieId,rating,timestamp\n"1,10,4.0,100\n', /line 2: userId is not a valid number/],
     ['a truncated file', 'userId,movieId,rating,timestamp\n1,10,4.0,100\n2,11,4', /line 3: too few fields.*\n?.*|truncated/],
     ['an empty file', '', /is empty/],
   ];
@@ -165,6 +170,24 @@ describe('transform: bad input stops with the file and line, and leaves the prev
     expect(`${(error as EtlError).message}\n${(error as EtlError).hint}`).toMatch(message);
     expect(outputFiles(join(workDir, 'output'))).toEqual(files);
     expect(readdirSync(workDir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it.each(bad)('the csv-parse reference refuses it too, naming the file and line: %s', async (_name, text) => {
+    const e = await transform(csv(text), { engine: 'reference' }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(EtlError);
+    expect((e as EtlError).message).toMatch(/^ratings\.csv (line \d+|is empty)/);
+  });
+
+  it('the worker threads report the same line as one thread does, wherever the bad row falls', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gen-'));
+    generateRatingsCsv(join(dir, 'ratings.csv'), { rows: 20_000, seed: 4 });
+    const lines = readFileSync(join(dir, 'ratings.csv'), 'utf8').split('\n');
+    lines[15_000] = lines[15_000].replace(/^(\d+),/, '$1x,'); // late in the file: the second range's
+    writeFileSync(join(dir, 'bad.csv'), lines.join('\n'));
+    for (const threads of ['1', '3']) {
+      const e = await withChunk(4099, () => transform(join(dir, 'bad.csv'), { threads })).catch((x: unknown) => x);
+      expect((e as EtlError).message).toMatch(/^bad\.csv line 15001: userId is not a valid number: "\d+x,/);
+    }
   });
 
   it('says a cut-off last row looks truncated', async () => {

@@ -60,6 +60,7 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
   let c = 0;
   let lineStart = start;
   let bad = ''; // the field that failed, 'shape' for a missing comma or newline, or '' while all is well
+  let field = 0; // the field being read, for the message when a stray character follows its digits
   scan: while (pos < end) {
     line++;
     lineStart = pos;
@@ -73,6 +74,7 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
       continue;
     }
     // field 1: userId
+    field = 0;
     let q = c === 34;
     if (q) pos++;
     let u = 0;
@@ -91,6 +93,7 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     }
     pos++;
     // field 2: movieId
+    field = 1;
     q = buf[pos] === 34;
     if (q) pos++;
     let m = 0;
@@ -109,6 +112,7 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     }
     pos++;
     // field 3: rating, digits with at most one '.' inside or after them
+    field = 2;
     q = buf[pos] === 34;
     if (q) pos++;
     from = pos;
@@ -127,6 +131,7 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     }
     pos++;
     // field 4: timestamp
+    field = 3;
     q = buf[pos] === 34;
     if (q) pos++;
     from = pos;
@@ -163,9 +168,11 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     while (e < end && buf[e] !== 10) e++;
     let text = Buffer.from(buf.buffer, buf.byteOffset + lineStart, Math.min(e, lineStart + 80) - lineStart).toString('utf8');
     if (text.endsWith('\r')) text = text.slice(0, -1);
+    const early = bad === 'shape' && (pos >= end || buf[pos] === 10 || buf[pos] === 13);
+    // a stray character right after a field's digits (1x,2,...) makes that field invalid
+    if (bad === 'shape' && !early && !(field === 3 && buf[pos] === 44)) bad = field === 0 ? 'userId' : field === 1 ? 'movieId' : field === 2 ? 'rating' : 'timestamp';
     const shape = bad === 'shape';
-    const early = shape && (pos >= end || buf[pos] === 10 || buf[pos] === 13);
-    st.fault = { line, kind: shape ? 'shape' : 'field', field: shape ? (buf[pos] === 44 ? 'extra' : '') : bad, text, early, atEof: shape && pos >= end };
+    st.fault = { line, kind: shape ? 'shape' : 'field', field: shape && !early ? 'extra' : shape ? '' : bad, text, early, atEof: shape && pos >= end };
   }
 
   function growBitmap(bitmap: Uint8Array, id: number, limit: number): Uint8Array {
