@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { ZipFile } from 'yazl';
 import { EtlError } from '../../etl/errors';
 import { download, parseChecksumFile, backoffDelay } from '../../etl/extract/download';
-import { extractStage, type ExtractOptions } from '../../etl/extract/stage';
-import { unsafeEntryReason } from '../../etl/extract/unzip';
+import { extractStage, type ExtractOptions, type ExtractResult } from '../../etl/extract/stage';
+import { crc32, unsafeEntryReason } from '../../etl/extract/unzip';
 import { memoryLogger } from '../../etl/log';
 
 async function zipBuffer(entries: Record<string, string>): Promise<Buffer> {
@@ -73,6 +73,58 @@ describe('extract: download', () => {
     }
   });
 
+  it('drops a stalled connection after the idle timeout and resumes where it stopped', async () => {
+    const body = randomBytes(1_000_000);
+    let stalls = 1;
+    const ranges: string[] = [];
+    const server = createServer((req, res) => {
+      ranges.push(req.headers.range ?? 'none');
+      const start = req.headers.range ? Number(/bytes=(\d+)-/.exec(req.headers.range)![1]) : 0;
+      res.writeHead(start ? 206 : 200, { 'content-length': body.length - start, ...(start ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}) });
+      if (stalls-- > 0) res.write(body.subarray(start, start + 300_000)); // ... and then nothing, connection open
+      else res.end(body.subarray(start));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const dest = join(mkdtempSync(join(tmpdir(), 'dl-')), 'data.zip');
+      const log = memoryLogger();
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/data.zip`;
+      await download({ url, dest, retries: 2, log, backoffMs: 1, idleTimeoutMs: 300 });
+      expect(readFileSync(dest).equals(body)).toBe(true);
+      expect(ranges).toEqual(['none', 'bytes=300000-']);
+      expect(log.lines.some((l) => /no data for 0.3s/.test(l))).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('starts over when the server answers a resume with other bytes than asked for', async () => {
+    const body = randomBytes(500_000);
+    let cuts = 1;
+    const server = createServer((req, res) => {
+      if (req.headers.range) {
+        // a broken server: says 206 but sends from byte 10
+        res.writeHead(206, { 'content-length': body.length - 10, 'content-range': `bytes 10-${body.length - 1}/${body.length}` });
+        res.end(body.subarray(10));
+        return;
+      }
+      res.writeHead(200, { 'content-length': body.length });
+      if (cuts-- > 0) res.write(body.subarray(0, 100_000), () => res.socket?.destroy());
+      else res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const dest = join(mkdtempSync(join(tmpdir(), 'dl-')), 'data.zip');
+      const log = memoryLogger();
+      await download({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/d.zip`, dest, retries: 3, log, backoffMs: 1 });
+      expect(readFileSync(dest).equals(body)).toBe(true);
+      expect(log.lines.some((l) => /answered a resume at byte 100000 with 'bytes 10-/.test(l))).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+
   it('backs off exponentially and reads both checksum file formats', () => {
     expect([0, 1, 2, 10].map((a) => backoffDelay(a))).toEqual([500, 1000, 2000, 30000]);
     expect(parseChecksumFile('MD5 (ml-32m.zip) = 6F1F4F6A8B1F0B1B2C3D4E5F60718293')).toBe('6f1f4f6a8b1f0b1b2c3d4e5f60718293');
@@ -91,7 +143,12 @@ describe('extract: the stage', () => {
       const workDir = mkdtempSync(join(tmpdir(), 'ex-'));
       const ctx = { workDir, force: false, log: memoryLogger() };
       const r = await extractStage.run(ctx, base({ url }));
-      expect(r.details).toMatchObject({ dataset: 'ml-t', checksum: { algorithm: 'md5', expected: md5, from: 'published' } });
+      expect(r.details).toMatchObject({ dataset: 'ml-t', checksum: { algorithm: 'md5', expected: md5, from: 'published' }, download: { status: 'downloaded' } });
+      const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+      expect((r.details as unknown as ExtractResult).files).toEqual([
+        { name: 'ratings.csv', bytes: 40, sha256: sha('userId,movieId,rating,timestamp\n1,2,3,4\n') },
+        { name: 'README.txt', bytes: 2, sha256: sha('hi') },
+      ]);
       expect(readFileSync(join(workDir, 'staging/ml-t/ratings.csv'), 'utf8')).toContain('1,2,3,4');
       expect((await extractStage.run(ctx, base({ url }))).status).toBe('skipped');
     } finally {
@@ -121,6 +178,29 @@ describe('extract: the stage', () => {
     await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ source: join(dir, 'evil.zip') }))).rejects.toThrow(/refusing zip entry '\.\.\/evil\.txt'/);
     expect(existsSync(join(workDir, 'evil.txt'))).toBe(false);
     expect(existsSync(join(dir, 'evil.txt'))).toBe(false);
+  });
+
+  it('refuses a file whose bytes do not match the CRC-32 in the zip', async () => {
+    const zip = new ZipFile();
+    zip.addBuffer(Buffer.from('userId,movieId,rating,timestamp\n1,2,3,4\n'), 'ml-c/ratings.csv', { compress: false });
+    zip.end();
+    const chunks: Buffer[] = [];
+    for await (const c of zip.outputStream) chunks.push(c as Buffer);
+    const damaged = Buffer.from(Buffer.concat(chunks).toString('latin1').replace('1,2,3,4', '1,2,3,5'), 'latin1');
+    const dir = mkdtempSync(join(tmpdir(), 'crc-'));
+    writeFileSync(join(dir, 'ml-c.zip'), damaged);
+    const workDir = join(dir, 'work');
+    await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ source: join(dir, 'ml-c.zip') }))).rejects.toThrow(/ml-c\/ratings\.csv is damaged \(CRC-32/);
+    expect(existsSync(join(workDir, 'staging', 'ml-c'))).toBe(false);
+  });
+
+  it('computes the CRC-32 of zip, incrementally (the fallback for Node without zlib.crc32 agrees with zlib)', () => {
+    const data = randomBytes(10_000);
+    for (const js of [false, true]) {
+      expect(crc32(data, 0, js)).toBe(crc32(data.subarray(5000), crc32(data.subarray(0, 5000), 0, js), js));
+      expect(crc32(Buffer.from('123456789'), 0, js)).toBe(0xcbf43926);
+    }
+    expect(crc32(data, 0, true)).toBe(crc32(data));
   });
 
   it.each([

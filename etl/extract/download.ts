@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, renameSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { EtlError } from '../errors';
 import type { Logger } from '../log';
@@ -11,6 +11,15 @@ export interface DownloadOptions {
   log: Logger;
   /** Base of the exponential backoff between attempts. */
   backoffMs?: number;
+  /** A connection that delivers nothing for this long is dropped and the download resumed (default 60 s). */
+  idleTimeoutMs?: number;
+}
+
+/** "bytes 100-999/1000" -> { start: 100, total: 1000 }; total undefined for "*". */
+export function parseContentRange(header: string | null): { start: number; total?: number } | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header?.trim() ?? '');
+  if (!m) return undefined;
+  return { start: Number(m[1]), total: m[3] === '*' ? undefined : Number(m[3]) };
 }
 
 /** Exponential backoff with a cap: 0.5 s, 1 s, 2 s, ... up to 30 s. */
@@ -25,9 +34,18 @@ export function parseChecksumFile(text: string): string | undefined {
 }
 
 export async function fileDigest(path: string, algorithm: 'md5' | 'sha256'): Promise<string> {
-  const hash = createHash(algorithm);
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return (await fileDigests(path))[algorithm];
+}
+
+/** SHA-256 and MD5 of a file in one read. */
+export async function fileDigests(path: string): Promise<{ sha256: string; md5: string }> {
+  const sha = createHash('sha256');
+  const md5 = createHash('md5');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    sha.update(chunk as Buffer);
+    md5.update(chunk as Buffer);
+  }
+  return { sha256: sha.digest('hex'), md5: md5.digest('hex') };
 }
 
 function formatRate(bytes: number, seconds: number, total?: number, done?: number): string {
@@ -52,21 +70,42 @@ export async function download(o: DownloadOptions): Promise<{ bytes: number; res
       await new Promise((r) => setTimeout(r, delay));
     }
     const offset = existsSync(part) ? statSync(part).size : 0;
+    // Dropped when no byte arrives for idleTimeoutMs: a stalled connection is retried, not waited on forever.
+    const abort = new AbortController();
+    const idleMs = o.idleTimeoutMs ?? 60_000;
+    let idle = setTimeout(() => abort.abort(new Error(`no data for ${idleMs / 1000}s`)), idleMs);
+    const touch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => abort.abort(new Error(`no data for ${idleMs / 1000}s`)), idleMs);
+    };
     try {
-      const res = await fetch(o.url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {} });
+      const res = await fetch(o.url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, signal: abort.signal });
       if (res.status === 416) {
-        // The part file already holds everything.
-        renameSync(part, o.dest);
-        return { bytes: offset, resumedFrom: firstOffset };
+        // Nothing left to send: the part file holds everything, if its size is the file's ("bytes */<size>").
+        const size = /\*\/(\d+)/.exec(res.headers.get('content-range') ?? '')?.[1];
+        await res.body?.cancel().catch(() => undefined);
+        if (size === undefined || Number(size) === offset) {
+          renameSync(part, o.dest);
+          return { bytes: offset, resumedFrom: firstOffset };
+        }
+        rmSync(part, { force: true });
+        throw new Error(`the partial download (${offset} bytes) does not fit the file (${size} bytes); starting over`);
       }
       if (res.status === 404 || res.status === 403 || res.status === 401) {
         throw new EtlError(`download of ${o.url} failed: HTTP ${res.status}`, 'Check --url, or give a local copy with --source.');
       }
       if (res.status !== 200 && res.status !== 206) throw new Error(`HTTP ${res.status}`);
       const resuming = res.status === 206;
+      const range = resuming ? parseContentRange(res.headers.get('content-range')) : undefined;
+      if (resuming && range?.start !== offset) {
+        // Not the bytes asked for: start over rather than splice a wrong range into the file.
+        await res.body?.cancel().catch(() => undefined);
+        rmSync(part, { force: true });
+        throw new Error(`the server answered a resume at byte ${offset} with '${res.headers.get('content-range')}'`);
+      }
       const start = resuming ? offset : 0;
       const length = Number(res.headers.get('content-length') ?? NaN);
-      const total = Number.isFinite(length) ? start + length : undefined;
+      const total = range?.total ?? (Number.isFinite(length) ? start + length : undefined);
       if (resuming && offset > 0) o.log.info(`resuming download at ${(offset / 1e6).toFixed(1)} MB`);
       const fh = await open(part, resuming ? 'a' : 'w');
       let done = start;
@@ -75,6 +114,7 @@ export async function download(o: DownloadOptions): Promise<{ bytes: number; res
       try {
         if (!res.body) throw new Error('empty response');
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          touch();
           await fh.write(chunk);
           done += chunk.length;
           const now = Date.now();
@@ -92,7 +132,9 @@ export async function download(o: DownloadOptions): Promise<{ bytes: number; res
       return { bytes: done, resumedFrom: firstOffset };
     } catch (e) {
       if (e instanceof EtlError) throw e;
-      lastError = e;
+      lastError = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : e;
+    } finally {
+      clearTimeout(idle);
     }
   }
   throw new EtlError(
@@ -104,7 +146,7 @@ export async function download(o: DownloadOptions): Promise<{ bytes: number; res
 /** The checksum published beside the file (`<url>.md5`), if the server has one. */
 export async function publishedMd5(url: string): Promise<string | undefined> {
   try {
-    const res = await fetch(`${url}.md5`);
+    const res = await fetch(`${url}.md5`, { signal: AbortSignal.timeout(30_000) });
     if (res.status !== 200) return undefined;
     return parseChecksumFile(await res.text());
   } catch {

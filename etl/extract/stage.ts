@@ -6,8 +6,8 @@ import { workLayout } from '../layout';
 import { replaceDir } from '../replace-dir';
 import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
-import { download, fileDigest, publishedMd5 } from './download';
-import { unzipInto } from './unzip';
+import { download, fileDigests, publishedMd5 } from './download';
+import { unzipInto, type ExtractedFile } from './unzip';
 
 export const DEFAULT_URL = 'https://files.grouplens.org/datasets/movielens/ml-32m.zip';
 
@@ -24,8 +24,13 @@ export interface ExtractResult {
   origin: string;
   zip: { path: string; bytes: number; sha256: string };
   checksum: { algorithm: 'sha256' | 'md5'; expected: string; from: 'option' | 'published' } | null;
+  /** Absolute path of staging/<dataset>/; load uploads it to raw/<dataset>/. */
   stagingDir: string;
-  files: { name: string; bytes: number }[];
+  /** Every file in stagingDir (path relative to it), with its size and SHA-256; each matched the zip's CRC-32. */
+  files: { name: string; bytes: number; sha256: string }[];
+  /** How the zip was obtained: downloaded (and from which byte a resume started), reused, or a local file. */
+  download: { status: 'downloaded' | 'reused' | 'local'; resumedFrom: number };
+  timings: { downloadSeconds: number; verifySeconds: number; unzipSeconds: number; totalSeconds: number };
 }
 
 /** A local zip: the file itself, or the one zip in a directory (the one named like --url if several). */
@@ -60,11 +65,19 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   const inputsKey = hashInputs({ origin, localStamp, sha256: o.sha256, md5: o.md5, tool: TOOL.version });
 
   const previous = await readManifest<ExtractResult>(layout.manifests, 'extract');
-  if (!ctx.force && previous?.inputsKey === inputsKey && existsSync(previous.result.stagingDir) && existsSync(previous.result.zip.path)) {
+  const unchanged =
+    previous?.inputsKey === inputsKey &&
+    existsSync(previous.result.stagingDir) &&
+    existsSync(previous.result.zip.path) &&
+    statSync(previous.result.zip.path).size === previous.result.zip.bytes &&
+    (previous.result.files ?? []).every((f) => existsSync(join(previous.result.stagingDir, f.name)) && statSync(join(previous.result.stagingDir, f.name)).size === f.bytes);
+  if (!ctx.force && unchanged) {
     return { stage: 'extract', status: 'skipped', message: `${previous.result.dataset} already extracted from ${origin} (--force to redo)`, details: { dataset: previous.result.dataset } };
   }
   const startedAt = new Date();
+  const t0 = performance.now();
   let zipPath: string;
+  let fetched: ExtractResult['download'] = { status: 'local', resumedFrom: 0 };
   if (localZip) {
     zipPath = localZip;
     ctx.log.info(`using local archive ${localZip}`);
@@ -73,12 +86,18 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     zipPath = join(layout.downloads, basename(new URL(o.url).pathname) || 'dataset.zip');
     if (ctx.force || !existsSync(zipPath)) {
       ctx.log.info(`downloading ${o.url}`);
-      await download({ url: o.url, dest: zipPath, retries, log: ctx.log });
+      const d = await download({ url: o.url, dest: zipPath, retries, log: ctx.log });
+      fetched = { status: 'downloaded', resumedFrom: d.resumedFrom };
+    } else {
+      fetched = { status: 'reused', resumedFrom: 0 };
+      ctx.log.info(`reusing ${zipPath} (verified below; --force downloads it again)`);
     }
   }
+  const t1 = performance.now();
 
   // Integrity: the size was checked by the download; the checksum is the one given, or the one published.
-  const sha256 = await fileDigest(zipPath, 'sha256');
+  const digests = await fileDigests(zipPath);
+  const sha256 = digests.sha256;
   let checksum: ExtractResult['checksum'] = null;
   if (o.sha256) checksum = { algorithm: 'sha256', expected: o.sha256.toLowerCase(), from: 'option' };
   else if (o.md5) checksum = { algorithm: 'md5', expected: o.md5.toLowerCase(), from: 'option' };
@@ -88,7 +107,7 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     else ctx.log.warn(`no checksum published at ${o.url}.md5; only the size was verified`);
   }
   if (checksum) {
-    const actual = checksum.algorithm === 'sha256' ? sha256 : await fileDigest(zipPath, 'md5');
+    const actual = digests[checksum.algorithm];
     if (actual !== checksum.expected) {
       if (!localZip) rmSync(zipPath, { force: true });
       throw new EtlError(
@@ -99,11 +118,12 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     ctx.log.info(`${checksum.algorithm} verified`);
   }
 
+  const t2 = performance.now();
   // Unzip beside the staging directory, then move the dataset into place: never a half-extracted dataset.
   const tmp = `${layout.staging}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  let files: { name: string; bytes: number }[];
+  let files: ExtractedFile[];
   let dataset: string;
   try {
     ({ files } = await unzipInto(zipPath, tmp));
@@ -120,7 +140,9 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     zip: { path: zipPath, bytes: statSync(zipPath).size, sha256 },
     checksum,
     stagingDir: join(layout.staging, dataset),
-    files: files.map((f) => ({ name: f.name.replace(`${dataset}/`, ''), bytes: f.bytes })),
+    files: files.map((f) => ({ name: f.name.replace(`${dataset}/`, ''), bytes: f.bytes, sha256: f.sha256 })),
+    download: fetched,
+    timings: { downloadSeconds: (t1 - t0) / 1000, verifySeconds: (t2 - t1) / 1000, unzipSeconds: (performance.now() - t2) / 1000, totalSeconds: (performance.now() - t0) / 1000 },
   };
   await writeManifest(layout.manifests, { stage: 'extract', inputsKey, tool: TOOL, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), result });
   const total = files.reduce((a, f) => a + f.bytes, 0);

@@ -1,8 +1,35 @@
+import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
 import yauzl from 'yauzl';
 import { EtlError } from '../errors';
+
+/** One file taken from the zip: its name in the zip, size, SHA-256 (for the manifest) and the CRC-32 it matched. */
+export interface ExtractedFile {
+  name: string;
+  bytes: number;
+  sha256: string;
+}
+
+let CRC_TABLE: Int32Array | undefined;
+/** CRC-32 (zip's), incremental: zlib's native one where Node has it (>= 20.15), else a table-driven one. */
+export function crc32(data: Uint8Array, crc = 0, forceJs = false): number {
+  const native = (zlib as unknown as { crc32?: (d: Uint8Array, v: number) => number }).crc32;
+  if (native && !forceJs) return native(data, crc);
+  if (!CRC_TABLE) {
+    CRC_TABLE = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      CRC_TABLE[n] = c;
+    }
+  }
+  let c = ~crc;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
 
 /**
  * Why an entry name may not be extracted, or undefined when it is safe: absolute paths, drive letters,
@@ -22,15 +49,19 @@ function isSymlink(entry: yauzl.Entry): boolean {
   return ((entry.externalFileAttributes >>> 16) & 0o170000) === 0o120000;
 }
 
-/** Extracts every file of the zip into `dir`, refusing unsafe entries before anything is written. */
-export async function unzipInto(zipPath: string, dir: string): Promise<{ files: { name: string; bytes: number }[] }> {
+/**
+ * Extracts every file of the zip into `dir`, refusing unsafe entries before anything is written, and checks each
+ * file's CRC-32 against the zip's (yauzl checks sizes, not CRCs), so a damaged local archive is caught even when
+ * no checksum of the zip was given.
+ */
+export async function unzipInto(zipPath: string, dir: string): Promise<{ files: ExtractedFile[] }> {
   // yauzl's own name validation is switched off so that OUR message names the entry; the checks are ours.
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
     yauzl.open(zipPath, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, decodeStrings: true }, (err, z) => (err ? reject(err) : resolve(z!))),
   ).catch((e: Error) => {
     throw new EtlError(`${zipPath} is not a readable zip: ${e.message}`, 'Delete it and run extract again to download it anew.');
   });
-  const files: { name: string; bytes: number }[] = [];
+  const files: ExtractedFile[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
       // yauzl refuses unsafe names itself too; say it in the same words as our own checks.
@@ -53,12 +84,32 @@ export async function unzipInto(zipPath: string, dir: string): Promise<{ files: 
         mkdirSync(dirname(target), { recursive: true });
         zip.openReadStream(entry, (err, stream) => {
           if (err || !stream) return reject(err);
-          pipeline(stream, createWriteStream(target))
+          const hash = createHash('sha256');
+          let crc = 0;
+          pipeline(
+            stream,
+            async function* (source: AsyncIterable<Buffer>) {
+              for await (const chunk of source) {
+                hash.update(chunk);
+                crc = crc32(chunk, crc);
+                yield chunk;
+              }
+            },
+            createWriteStream(target),
+          )
             .then(() => {
-              files.push({ name: entry.fileName, bytes: entry.uncompressedSize });
+              if (crc !== entry.crc32) {
+                throw new EtlError(
+                  `${zipPath}: ${entry.fileName} is damaged (CRC-32 ${crc.toString(16).padStart(8, '0')}, the zip says ${entry.crc32.toString(16).padStart(8, '0')})`,
+                  'Delete the archive and get it again.',
+                );
+              }
+              files.push({ name: entry.fileName, bytes: entry.uncompressedSize, sha256: hash.digest('hex') });
               zip.readEntry();
             })
-            .catch(reject);
+            .catch((e: Error) =>
+              reject(e instanceof EtlError ? e : new EtlError(`${zipPath}: cannot extract ${entry.fileName}: ${e.message}`, 'The archive is damaged or truncated: delete it and get it again.')),
+            );
         });
         return undefined;
       });
