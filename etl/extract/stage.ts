@@ -17,6 +17,7 @@ export interface ExtractOptions {
   sha256?: string;
   md5?: string;
   retries: string;
+  idleTimeout?: string;
 }
 
 export interface ExtractResult {
@@ -59,6 +60,8 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   const layout = workLayout(ctx.workDir);
   const retries = Number(o.retries);
   if (!Number.isInteger(retries) || retries < 0) throw new EtlError(`--retries '${o.retries}' is not a whole number`);
+  const idleTimeout = Number(o.idleTimeout ?? '60');
+  if (!(idleTimeout > 0)) throw new EtlError(`--idle-timeout '${o.idleTimeout}' is not a positive number of seconds`);
   const localZip = o.source ? resolveSource(o.source, o.url) : undefined;
   const origin = localZip ?? o.url;
   const localStamp = localZip ? { bytes: statSync(localZip).size, mtimeMs: statSync(localZip).mtimeMs } : undefined;
@@ -86,7 +89,7 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     zipPath = join(layout.downloads, basename(new URL(o.url).pathname) || 'dataset.zip');
     if (ctx.force || !existsSync(zipPath)) {
       ctx.log.info(`downloading ${o.url}`);
-      const d = await download({ url: o.url, dest: zipPath, retries, log: ctx.log });
+      const d = await download({ url: o.url, dest: zipPath, retries, log: ctx.log, idleTimeoutMs: idleTimeout * 1000 });
       fetched = { status: 'downloaded', resumedFrom: d.resumedFrom };
     } else {
       fetched = { status: 'reused', resumedFrom: 0 };
@@ -163,6 +166,7 @@ export const extractStage: Stage<ExtractOptions> = {
       .addOption(new Option('--source <path>', 'local zip, or a directory holding it (no download)').env('ETL_DATASET_SOURCE'))
       .addOption(new Option('--sha256 <hex>', 'expected SHA-256 of the zip'))
       .addOption(new Option('--md5 <hex>', 'expected MD5 of the zip (default: the one published at <url>.md5, if any)'))
-      .addOption(new Option('--retries <n>', 'download attempts after the first').default('5')),
+      .addOption(new Option('--retries <n>', 'download attempts after the first').default('5'))
+      .addOption(new Option('--idle-timeout <seconds>', 'drop and resume a download that receives nothing for this long').default('60')),
   run,
 };
