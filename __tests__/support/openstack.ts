@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { STAND_INS_DIR, STARTED_MARKER } from './global-teardown';
 
 export const OPENSTACK_SCRIPT = join(__dirname, '..', '..', 'scripts', 'local-openstack.sh');
-export const OPENSTACK_STATE = join(STAND_INS_DIR, 'openstack');
+/** `PERSIST_TEST_OPENSTACK=<name>` gives a test run its own stand-in under .stand-ins/<name> (own ports too). */
+export const OPENSTACK_STATE = join(STAND_INS_DIR, process.env.PERSIST_TEST_OPENSTACK || 'openstack');
 
 export interface AppCredential {
   id: string;

@@ -37,7 +37,7 @@ export function parseRcloneLogLine(line: string): { msg: string; level: string; 
   }
 }
 
-function humanBytes(n: number): string {
+export function humanBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) {
