@@ -172,10 +172,12 @@ describe('transform: bad input stops with the file and line, and leaves the prev
     expect(readdirSync(workDir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 
-  it.each(bad)('the csv-parse reference refuses it too, naming the file and line: %s', async (_name, text) => {
+  it.each(bad)('the csv-parse reference refuses it too, naming the file and the same line: %s', async (_name, text, message) => {
     const e = await transform(csv(text), { engine: 'reference' }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(EtlError);
     expect((e as EtlError).message).toMatch(/^ratings\.csv (line \d+|is empty)/);
+    const line = /line (\d+)/.exec(message.source)?.[1];
+    if (line) expect((e as EtlError).message).toContain(`line ${line}:`);
   });
 
   it('the worker threads report the same line as one thread does, wherever the bad row falls', async () => {
