@@ -5,7 +5,12 @@
 #   local-openstack.sh up      STATE_DIR    start (first time: create state; later: reuse it, in seconds)
 #   local-openstack.sh down    STATE_DIR    stop every daemon this state dir started, by PID
 #   local-openstack.sh status  STATE_DIR    which daemons run, and where
-#   local-openstack.sh stop-proxy|start-proxy STATE_DIR   stop/start the second (fault-injection) proxy
+#   local-openstack.sh stop-proxy|start-proxy|restart-proxy STATE_DIR   the second (fault-injection) proxy only
+#   local-openstack.sh register STATE_DIR   (tests) record a test run using a running stand-in
+#
+# Test runs set LOCAL_OPENSTACK_RUN_PID (the jest main process) on `up`/`register`. A stand-in that a test run
+# started is "tests-owned": a watchdog stops it once no registered run is alive (even if jest was killed), and
+# `down` leaves it running while another registered run still uses it (`down STATE_DIR --force` stops anyway).
 #
 # Everything lives in STATE_DIR: configs, sqlite db, keys, rings, object data, logs/, pids/, and env.json
 # (mode 0600: auth URL, region, ids and the generated secrets a client needs). Nothing under /etc is used.
@@ -194,7 +199,7 @@ choose_ports() {
   # shellcheck disable=SC1091
   [ -f "$S/ports.env" ] && . "$S/ports.env" && KP=$KEYSTONE_PORT PP=$PROXY_PORT OP=$OBJECT_PORT CP=$CONTAINER_PORT AP=$ACCOUNT_PORT FP=${FAULT_PROXY_PORT:-8090}
   local mine=() n
-  for n in keystone proxy fault-proxy object container account; do pid_alive "$S/pids/$n.pid" && mine+=("$n"); done
+  for n in "${DAEMONS[@]}"; do pid_alive "$S/pids/$n.pid" && mine+=("$n"); done
   [ ${#mine[@]} -eq 0 ] || return 0 # something of ours runs: keep its ports
   KEYSTONE_PORT=$(pick_port "$KP")
   PROXY_PORT=$(pick_port "$PP" "$KEYSTONE_PORT")
@@ -213,8 +218,10 @@ cmd_up() {
   local t0=$SECONDS
   [ -x /usr/bin/keystone-manage ] && [ -x /usr/bin/swift-proxy-server ] && command -v uwsgi >/dev/null ||
     die "Keystone/Swift are not installed: run 'bash scripts/local-openstack.sh install' (as root) first"
-  mkdir -p "$S"/{keystone/fernet-keys,keystone/credential-keys,swift,srv/d1,pids,logs}
+  mkdir -p "$S"/{keystone/fernet-keys,keystone/credential-keys,swift,srv/d1,pids,logs,users}
   chmod 700 "$S"
+  local n was_running=0
+  for n in "${DAEMONS[@]}"; do pid_alive "$S/pids/$n.pid" && was_running=1; done
   RINGS_STALE=0
   choose_ports
   # shellcheck disable=SC1091
@@ -224,11 +231,33 @@ cmd_up() {
     echo "FAULT_PROXY_PORT=$FAULT_PROXY_PORT" >>"$S/ports.env"
   fi
 
+  # Generated secrets live in files of their own (mode 0600), never in argv.
+  secret_file admin-password
+  if [ ! -f "$S/swift-service-password" ] && [ -f "$S/env.json" ]; then # state from before this file existed
+    (umask 077; "$PY" -c "import json,sys; print(json.load(open(sys.argv[1])).get('swiftServicePassword',''))" "$S/env.json" | grep . >"$S/swift-service-password") ||
+      rm -f "$S/swift-service-password"
+  fi
+  secret_file swift-service-password
+  SWIFT_SERVICE_PASSWORD=$(cat "$S/swift-service-password")
+
+  # Swift first: its daemons need nothing from Keystone to start (the proxy asks Keystone per request), so they
+  # load while Keystone does; this halves a warm start.
+  [ -f "$S/swift/hash-suffix" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$S/swift/hash-suffix"
+  write_swift_confs
+  if [ "$RINGS_STALE" = 1 ] || [ ! -f "$S/swift/object.ring.gz" ]; then build_rings; fi
+  for n in account container object; do
+    start_daemon "$n" "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" "/usr/bin/swift-$n-server" "$S/swift/$n-server.conf" -v
+  done
+  # Listings and account counters lag without the updaters.
+  start_daemon container-updater "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-container-updater "$S/swift/container-server.conf" -v
+  start_daemon object-updater "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-object-updater "$S/swift/object-server.conf" -v
+  launch_proxy proxy "$PROXY_PORT"
+  # A second proxy on the same storage, for tests that kill a proxy mid-upload without disturbing the others.
+  launch_proxy fault-proxy "$FAULT_PROXY_PORT"
+
   # Keystone
   write_keystone_conf
-  local kconf="$S/keystone/keystone.conf" admin_pw
-  [ -f "$S/admin-password" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$S/admin-password")
-  admin_pw=$(cat "$S/admin-password")
+  local kconf="$S/keystone/keystone.conf"
   if [ ! -f "$S/keystone/.initialized" ]; then
     log "creating Keystone state (first start)"
     keystone-manage --config-file "$kconf" db_sync >>"$S/logs/keystone-manage.log" 2>&1
@@ -238,13 +267,16 @@ cmd_up() {
     keystone-manage --config-file "$kconf" credential_setup --keystone-user root --keystone-group root >>"$S/logs/keystone-manage.log" 2>&1
     touch "$S/keystone/.initialized"
   fi
-  # bootstrap is idempotent; rerun it every time so a changed Keystone port reaches the catalog.
-  if ! pid_alive "$S/pids/keystone.pid"; then
-    keystone-manage --config-file "$kconf" bootstrap --bootstrap-password "$admin_pw" \
+  # bootstrap is idempotent but costs 2 s: rerun it only when Keystone's port (its catalog URL) changed.
+  local stamp="$KEYSTONE_PORT $PROXY_PORT $FAULT_PROXY_PORT"
+  if ! pid_alive "$S/pids/keystone.pid" && [ "$(cat "$S/keystone/.bootstrapped" 2>/dev/null)" != "$KEYSTONE_PORT" ]; then
+    OS_BOOTSTRAP_PASSWORD=$(cat "$S/admin-password") keystone-manage --config-file "$kconf" bootstrap \
       --bootstrap-admin-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
       --bootstrap-public-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
       --bootstrap-internal-url "http://127.0.0.1:$KEYSTONE_PORT/v3" \
       --bootstrap-region-id "$REGION" >>"$S/logs/keystone-manage.log" 2>&1
+    echo "$KEYSTONE_PORT" >"$S/keystone/.bootstrapped"
+    rm -f "$S/.identity-done" # the catalog changed: let bootstrap.py check the endpoints again
   fi
   # One process (sqlite + in-memory cache); Connection: close because uwsgi's http-socket closes anyway and
   # clients that reuse the connection get "connection reset".
@@ -253,32 +285,43 @@ cmd_up() {
     --add-header "Connection: close" --die-on-term --disable-logging
   wait_http "http://127.0.0.1:$KEYSTONE_PORT/v3" 60 || die "Keystone did not answer on port $KEYSTONE_PORT; see $S/logs/keystone.log"
 
-  # Identity objects, endpoints, credentials -> env.json
-  "$PY" "$HERE/local-openstack/bootstrap.py" "$S" "http://127.0.0.1:$KEYSTONE_PORT" "http://127.0.0.1:$PROXY_PORT" "$admin_pw" "http://127.0.0.1:$FAULT_PROXY_PORT" \
-    2>>"$S/logs/bootstrap.log" || die "identity bootstrap failed; see $S/logs/bootstrap.log"
-  SWIFT_SERVICE_PASSWORD=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['swiftServicePassword'])" "$S/env.json")
+  # Identity objects, endpoints, credentials -> env.json; skipped when nothing it depends on changed.
+  if [ ! -f "$S/env.json" ] || [ "$(cat "$S/.identity-done" 2>/dev/null)" != "$stamp" ]; then
+    ADMIN_PASSWORD=$(cat "$S/admin-password") SWIFT_SERVICE_PASSWORD=$SWIFT_SERVICE_PASSWORD \
+      "$PY" "$HERE/local-openstack/bootstrap.py" "$S" "http://127.0.0.1:$KEYSTONE_PORT" "http://127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$FAULT_PROXY_PORT" \
+      2>>"$S/logs/bootstrap.log" || die "identity bootstrap failed; see $S/logs/bootstrap.log"
+    echo "$stamp" >"$S/.identity-done"
+  fi
 
-  # Swift
-  [ -f "$S/swift/hash-suffix" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$S/swift/hash-suffix"
-  write_swift_confs
-  if [ "$RINGS_STALE" = 1 ] || [ ! -f "$S/swift/object.ring.gz" ]; then build_rings; fi
-  local n
-  for n in account container object; do
-    start_daemon "$n" "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" "/usr/bin/swift-$n-server" "$S/swift/$n-server.conf" -v
-  done
-  # Listings and account counters lag without the updaters.
-  start_daemon container-updater "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-container-updater "$S/swift/container-server.conf" -v
-  start_daemon object-updater "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-object-updater "$S/swift/object-server.conf" -v
-  start_proxy proxy "$PROXY_PORT"
-  # A second proxy on the same storage, for tests that kill a proxy mid-upload without disturbing the others.
-  start_proxy fault-proxy "$FAULT_PROXY_PORT"
+  wait_proxy proxy "$PROXY_PORT"
+  wait_proxy fault-proxy "$FAULT_PROXY_PORT"
+  register_run "$was_running"
   log "up in $((SECONDS - t0))s: Keystone http://127.0.0.1:$KEYSTONE_PORT/v3, Swift http://127.0.0.1:$PROXY_PORT, region $REGION; client settings (with secrets) in $S/env.json"
 }
 
-start_proxy() { # name, port
+secret_file() { # a random secret in $S/$1 (mode 0600), made once
+  [ -s "$S/$1" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$S/$1")
+}
+
+register_run() { # was_running
+  if [ -n "$RUN_PID" ]; then
+    touch "$S/users/$RUN_PID"
+    # Started by this test run: the watchdog stops it when no registered run is alive any more.
+    [ "$1" = 1 ] || touch "$S/tests-owned"
+    if [ -f "$S/tests-owned" ]; then start_daemon watchdog bash "$HERE/local-openstack.sh" watch "$S"; fi
+  elif [ "$1" = 0 ]; then
+    rm -f "$S/tests-owned" # started by hand: runs until `down`
+  fi
+}
+
+launch_proxy() { # name, port
   local name=$1 port=$2 conf="$S/swift/$1-server.conf"
   [ "$name" = proxy ] || sed "s/^bind_port = .*/bind_port = $port/" "$S/swift/proxy-server.conf" >"$conf"
   start_daemon "$name" "$PY" "$HERE/local-openstack/swift-launch.py" "$S/swift" /usr/bin/swift-proxy-server "$conf" -v
+}
+
+wait_proxy() { # name, port
+  local name=$1 port=$2
   wait_http "http://127.0.0.1:$port/healthcheck" 60 || die "Swift $name did not answer on port $port; see $S/logs/$name.log"
   local n
   for n in account container object; do
@@ -288,19 +331,65 @@ start_proxy() { # name, port
   done
 }
 
-cmd_down() {
-  [ -d "$S/pids" ] || return 0
+start_proxy() { launch_proxy "$1" "$2" && wait_proxy "$1" "$2"; }
+
+live_runs() { # registered test runs still alive (dead ones are forgotten)
+  local f pid
+  for f in "$S"/users/*; do
+    [ -e "$f" ] || continue
+    pid=${f##*/}
+    if kill -0 "$pid" 2>/dev/null; then echo "$pid"; else rm -f "$f"; fi
+  done
+}
+
+stop_all() {
   local n
   for n in fault-proxy proxy object-updater container-updater object container account keystone; do stop_daemon "$n"; done
+  rm -f "$S"/users/* "$S/tests-owned"
+}
+
+cmd_down() { # [--force]
+  [ -d "$S/pids" ] || return 0
+  rm -f "$S/users/$PPID" # the caller, when it is a registered test run (the jest teardown)
+  local others; others=$(live_runs | tr '\n' ' ')
+  if [ -n "$others" ] && [ "${1:-}" != --force ]; then
+    log "left running: still used by test run(s) with PID $others(down $S --force stops it anyway)"
+    return 0
+  fi
+  stop_all
+  stop_daemon watchdog
   log "stopped ($S)"
 }
 
+cmd_watch() { # the watchdog of a tests-owned stand-in (runs without the lock, takes it to act)
+  while sleep 2; do
+    [ -f "$S/tests-owned" ] || exit 0
+    [ -n "$(live_runs)" ] && continue
+    exec 9>"$S.lock"
+    flock 9
+    if [ -f "$S/tests-owned" ] && [ -z "$(live_runs)" ]; then
+      stop_all
+      log "stopped ($S): no test run uses it any more"
+    fi
+    rm -f "$S/pids/watchdog.pid"
+    exit 0
+  done
+}
+
+cmd_register() {
+  cmd_status >/dev/null || die "not running: use up"
+  register_run 1
+}
+
+DAEMONS=(keystone proxy fault-proxy account container object container-updater object-updater)
+
 cmd_status() {
   local n any=1
-  for n in keystone proxy fault-proxy account container object container-updater object-updater; do
+  for n in "${DAEMONS[@]}"; do
     if pid_alive "$S/pids/$n.pid"; then echo "$n: running (pid $(cat "$S/pids/$n.pid"))"; else echo "$n: stopped"; any=0; fi
   done
   [ -f "$S/ports.env" ] && tr '\n' ' ' <"$S/ports.env" && echo
+  if [ -f "$S/tests-owned" ]; then echo "started by a test run; in use by: $(live_runs | tr '\n' ' ')"; fi
   [ $any = 1 ]
 }
 
@@ -308,22 +397,26 @@ main() {
   local cmd=${1:-}
   case $cmd in
     install) exec bash "$HERE/system-deps.sh" ;;
-    up | down | status | stop-proxy | start-proxy) ;;
-    *) die "usage: $0 install | up|down|status|stop-proxy|start-proxy STATE_DIR" ;;
+    up | down | status | stop-proxy | start-proxy | restart-proxy | register | watch) ;;
+    *) die "usage: $0 install | up|down [--force]|status|stop-proxy|start-proxy|restart-proxy STATE_DIR" ;;
   esac
   [ -n "${2:-}" ] || die "$cmd needs a state directory"
   mkdir -p "$2"
   S=$(cd "$2" && pwd)
+  RUN_PID=${LOCAL_OPENSTACK_RUN_PID:-}
+  [ "$cmd" = watch ] && { cmd_watch; return; }
   # One harness action at a time per state dir: two test workers may call `up` at once.
   exec 9>"$S.lock"
   flock 9
   case $cmd in
     up) cmd_up ;;
-    down) cmd_down ;;
+    down) cmd_down "${3:-}" ;;
     status) cmd_status ;;
+    register) cmd_register ;;
     # Fault injection acts on the second proxy only (env.json: faultSwiftUrl); the main one keeps serving.
     stop-proxy) stop_daemon fault-proxy ;;
     start-proxy) . "$S/ports.env" && start_proxy fault-proxy "$FAULT_PROXY_PORT" ;;
+    restart-proxy) stop_daemon fault-proxy && . "$S/ports.env" && start_proxy fault-proxy "$FAULT_PROXY_PORT" ;;
   esac
 }
 

@@ -16,6 +16,7 @@ export interface OpenStackEnv {
   authUrl: string;
   region: string;
   projectId: string;
+  projectName: string;
   userId: string;
   userName: string;
   password: string;
@@ -26,9 +27,24 @@ export interface OpenStackEnv {
   ruledCredential: AppCredential & { container: string };
 }
 
+/**
+ * The jest process that runs the teardown: a worker's parent, or this process when tests run in band (no IPC
+ * channel). The harness registers it, so the teardown's `down` (whose parent it is) releases only its own use.
+ */
+export function testRunPid(): number {
+  return typeof process.send === 'function' ? process.ppid : process.pid;
+}
+
+function harness(args: string[], stdio: 'ignore' | 'inherit'): void {
+  execFileSync('bash', [OPENSTACK_SCRIPT, ...args], {
+    stdio: ['ignore', stdio, stdio],
+    env: { ...process.env, LOCAL_OPENSTACK_RUN_PID: String(testRunPid()) },
+  });
+}
+
 function running(): boolean {
   try {
-    execFileSync('bash', [OPENSTACK_SCRIPT, 'status', OPENSTACK_STATE], { stdio: 'ignore' });
+    harness(['register', OPENSTACK_STATE], 'ignore');
     return true;
   } catch {
     return false;
@@ -36,20 +52,25 @@ function running(): boolean {
 }
 
 /**
- * Starts the local Keystone + Swift once per test run (the script serialises concurrent callers with flock)
- * and returns what a client needs. A stand-in started here is stopped by the jest teardown.
+ * Starts the local Keystone + Swift once per test run (the script serialises concurrent callers with flock,
+ * so two workers calling this at once get one stand-in) and returns what a client needs. A stand-in started by
+ * a test run carries the teardown's marker and a watchdog; one started by hand is used as it is and left running.
  */
 export function ensureOpenStack(): OpenStackEnv {
-  if (!running()) {
-    execFileSync('bash', [OPENSTACK_SCRIPT, 'up', OPENSTACK_STATE], { stdio: ['ignore', 'inherit', 'inherit'] });
-    writeFileSync(join(OPENSTACK_STATE, STARTED_MARKER), OPENSTACK_SCRIPT);
-  }
+  if (!running()) harness(['up', OPENSTACK_STATE], 'inherit');
+  if (existsSync(join(OPENSTACK_STATE, 'tests-owned'))) writeFileSync(join(OPENSTACK_STATE, STARTED_MARKER), OPENSTACK_SCRIPT);
   const envPath = join(OPENSTACK_STATE, 'env.json');
   if (!existsSync(envPath)) throw new Error(`local OpenStack started but ${envPath} is missing`);
   return JSON.parse(readFileSync(envPath, 'utf8')) as OpenStackEnv;
 }
 
-export function openstackCommand(cmd: 'stop-proxy' | 'start-proxy'): void {
+/** Promise form of ensureOpenStack, for `beforeAll(async () => …)`. */
+export async function ensureOpenStackAsync(): Promise<OpenStackEnv> {
+  return ensureOpenStack();
+}
+
+/** Fault injection on the second proxy (env.faultSwiftUrl); the main proxy keeps serving other suites. */
+export function openstackCommand(cmd: 'stop-proxy' | 'start-proxy' | 'restart-proxy'): void {
   execFileSync('bash', [OPENSTACK_SCRIPT, cmd, OPENSTACK_STATE], { stdio: 'ignore' });
 }
 
@@ -128,6 +149,12 @@ export async function getObject(env: OpenStackEnv, container: string, name: stri
   const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { headers: { 'x-auth-token': token } });
   if (res.status === 404) return undefined;
   return Buffer.from(await res.arrayBuffer());
+}
+
+export async function putObject(env: OpenStackEnv, container: string, name: string, body: Buffer | string): Promise<void> {
+  const token = await appCredentialToken(env);
+  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { method: 'PUT', headers: { 'x-auth-token': token }, body });
+  if (res.status !== 201) throw new Error(`PUT ${container}/${name}: ${res.status}`);
 }
 
 /** The ETL's credential environment for the load stage (rclone's env config, never argv). */

@@ -36,7 +36,7 @@ function classify(stderr: string, what: string, remote: string): EtlError {
   if (s.includes('failed to create file system') && /\b404\b/.test(s)) {
     return new EtlError(
       `${what}: the object store refused the application credential (Keystone does not know it: 404)`,
-      `The credential was deleted or revoked. Create a new application credential at CHI@TACC ` +
+      `The credential is wrong (an unknown id), expired, deleted or revoked. Create a new application credential at CHI@TACC ` +
         `(Identity > Application Credentials), then redeploy 'storage' or set PERSIST_APP_CREDENTIAL_ID/SECRET.`,
     );
   }

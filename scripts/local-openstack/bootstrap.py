@@ -7,7 +7,8 @@
 - application credential `persist-ruled` limited by access rules to one container
 
 Secrets are generated here and only written to env.json (mode 0600); nothing is printed.
-usage: bootstrap.py STATE_DIR KEYSTONE_URL SWIFT_URL ADMIN_PASSWORD FAULT_SWIFT_URL
+usage: ADMIN_PASSWORD=... SWIFT_SERVICE_PASSWORD=... bootstrap.py STATE_DIR KEYSTONE_URL SWIFT_URL FAULT_SWIFT_URL
+(passwords in the environment, not argv, where any process could read them)
 """
 import json
 import os
@@ -19,7 +20,8 @@ from keystoneauth1 import session
 from keystoneauth1.identity import v3
 from keystoneclient.v3 import client
 
-state_dir, auth_url, swift_url, admin_password, fault_swift_url = sys.argv[1:6]
+state_dir, auth_url, swift_url, fault_swift_url = sys.argv[1:5]
+admin_password = os.environ["ADMIN_PASSWORD"]
 REGION = "CHI@TACC"
 RULED_CONTAINER = "object-persist-ruled"
 env_path = os.path.join(state_dir, "env.json")
@@ -64,8 +66,8 @@ def ensure_role(name):
 
 
 service_project = ensure_project("service")
-swift_password = previous.get("swiftServicePassword") or secrets.token_urlsafe(24)
-swift_user = ensure_user("swift", swift_password, service_project, "swiftServicePassword" in previous)
+swift_password = os.environ["SWIFT_SERVICE_PASSWORD"]
+swift_user = ensure_user("swift", swift_password, service_project, previous.get("swiftServicePassword") == swift_password)
 ks.roles.grant(ensure_role("admin"), user=swift_user, project=service_project)
 
 service = one([s for s in ks.services.list() if s.type == "object-store"], "swift") or \
