@@ -20,8 +20,10 @@ cmd_up() {
   chmod 700 "$S"
   [ -f "$S/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C local-node-host -f "$S/host_ed25519"
   [ -f "$S/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C local-node-client -f "$S/id_ed25519"
-  cp "$S/id_ed25519.pub" "$S/authorized_keys"
+  # Only a stopped node gets a fresh authorized_keys: tests add entries to a running one (faulty nodes,
+  # __tests__/support/node.ts), and a second `up` from a parallel test file must not wipe them.
   if pid_alive "$S/sshd.pid"; then echo "local-node: already running on port $(cat "$S/port")" >&2; return 0; fi
+  cp "$S/id_ed25519.pub" "$S/authorized_keys"
   local port=${LOCAL_NODE_PORT:-2222}
   while ! port_free "$port"; do port=$((port + 1)); done
   echo "$port" >"$S/port"

@@ -1,11 +1,12 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { sshTarget } from '../../etl/remote/coordinates';
 import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
-import { faultyNode } from '../support/node';
+import { faultyNode, NODE_SCRIPT, NODE_STATE } from '../support/node';
 
 // Nodes that are not ready, reached through the real ssh path: the sshd stand-in with a key whose forced
 // command puts stand-in commands first on PATH. Each failure stops before anything is loaded, and says what
@@ -78,6 +79,12 @@ describe('a node that is not ready', () => {
     expect(existsSync(join(f.dir, 'etl', '.lock'))).toBe(false);
   });
 
+  it('a lock that cannot be taken (remote dir not writable) is not reported as a run holding it', async () => {
+    const f = await failure({ mkdir: 'echo "mkdir: cannot create directory: Permission denied" >&2; exit 1' });
+    expect(f.text).toMatch(/could not take the ETL lock .*: mkdir: cannot create directory: Permission denied/);
+    expect(f.text).not.toContain('another ETL run');
+  });
+
   it('disk full: says how much is free and what is needed', async () => {
     const f = await failure({ df: 'printf "Filesystem 1048576-blocks Used Available Capacity Mounted on\\n/dev/vda1 20000 19990 10 100%% /\\n"' });
     expect(f.text).toMatch(/only 10 MB free on .*needs about 50 MB/);
@@ -86,5 +93,19 @@ describe('a node that is not ready', () => {
   it('Node.js too old: names the version and the fix', async () => {
     const f = await failure({ node: 'echo 16.20.2' });
     expect(f.text).toMatch(/Node.js 16.20.2 on .*>= 18/);
+  });
+});
+
+describe('the shared sshd stand-in', () => {
+  it('a second `up` from a parallel test file keeps the keys other tests added to the running node', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'faulty-node-'));
+    const node = faultyNode(dir, { rclone: null });
+    try {
+      const key = readFileSync(`${node.privateKeyPath}.pub`, 'utf8').trim();
+      execFileSync('bash', [NODE_SCRIPT, 'up', NODE_STATE], { stdio: 'ignore' });
+      expect(readFileSync(join(NODE_STATE, 'authorized_keys'), 'utf8')).toContain(key);
+    } finally {
+      node.remove();
+    }
   });
 });

@@ -24,7 +24,7 @@ import {
   writeSecretFileCommand,
   type RcloneRemote,
 } from './plan';
-import { ssh, type SshTarget } from './ssh';
+import { ssh, type SshResult, type SshTarget } from './ssh';
 
 export interface RunOnNodeOptions {
   target: SshTarget;
@@ -123,6 +123,22 @@ async function waitForCloudInit(o: RunOnNodeOptions, where: string): Promise<voi
 }
 
 /**
+ * Runs the lock command. Its output is ACQUIRED or LOCKED <owner>; anything else means the command itself
+ * failed (ssh dropped, the remote dir not writable) and must not be reported as a lock held by someone.
+ */
+async function takeLock(o: RunOnNodeOptions, lockDir: string, owner: string, where: string): Promise<SshResult> {
+  const lock = await ssh(o.target, lockCommand(lockDir, owner));
+  if (!/^(ACQUIRED|LOCKED)/m.test(lock.stdout)) {
+    const why = lock.stderr.trim() || `exit status ${lock.exitCode}`;
+    throw new EtlError(
+      `could not take the ETL lock ${lockDir} on ${where}: ${why}`,
+      'Check that the node is reachable (ssh) and that its ETL directory is writable by the ssh user, then rerun.',
+    );
+  }
+  return lock;
+}
+
+/**
  * The ETL stage of a deploy, and the rerun command: everything happens on the node, over SSH, under a lock.
  */
 export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
@@ -136,7 +152,7 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
   const lockDir = `${o.remoteDir}/.lock`;
   if (o.breakLock) await ssh(o.target, unlockCommand(lockDir));
   const owner = lockOwner(process.pid, hostname(), new Date());
-  let lock = await ssh(o.target, lockCommand(lockDir, owner));
+  let lock = await takeLock(o, lockDir, owner, where);
   if (!lock.stdout.includes('ACQUIRED')) {
     const holder = lock.stdout.replace(/^LOCKED\s*/, '').trim();
     // A run from this machine that was killed (Ctrl-C, a closed terminal) could not release its lock: when
@@ -144,7 +160,7 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
     if (isStaleLocalOwner(holder, hostname(), processAlive)) {
       log.warn(`removing a stale lock on ${where} (${holder}: that process is no longer running)`);
       await ssh(o.target, unlockIfOwnerCommand(lockDir, holder));
-      lock = await ssh(o.target, lockCommand(lockDir, owner));
+      lock = await takeLock(o, lockDir, owner, where);
     }
   }
   if (!lock.stdout.includes('ACQUIRED')) {
