@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -37,3 +38,40 @@ export const CONTAINER_LAYOUT = {
   /** Uploaded last: its presence marks the dataset in the container as complete and verified. */
   manifest: 'manifest.json',
 } as const;
+
+/**
+ * Cleans up after a run that was killed while it replaced `<parent>/<name>` (see replace-dir.ts): a
+ * `<name>.tmp-<pid>` of a process that no longer runs is removed, and a `<name>.old-<pid>` is moved back to
+ * `<name>` if the kill came between the two renames (else removed). Directories of live processes are left
+ * alone: another run may be working. Returns what was done, for the log.
+ */
+export function recoverInterrupted(parent: string, name: string): string[] {
+  const done: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return done;
+  }
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  for (const entry of entries) {
+    const m = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(tmp|old)-(\\d+)$`).exec(entry);
+    if (!m || Number(m[2]) === process.pid || alive(Number(m[2]))) continue;
+    const path = join(parent, entry);
+    if (m[1] === 'old' && !existsSync(join(parent, name))) {
+      renameSync(path, join(parent, name));
+      done.push(`restored ${name} from ${entry} (a run was killed while replacing it)`);
+    } else {
+      rmSync(path, { recursive: true, force: true });
+      done.push(`removed ${entry} (left by a run that was killed)`);
+    }
+  }
+  return done;
+}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { generateRatingsCsv } from '../../etl/dataset/generate';
@@ -201,6 +202,26 @@ describe('transform: bad input stops with the file and line, and leaves the prev
 });
 
 describe('transform: idempotent reruns', () => {
+  it('after a run killed between the two renames, the next one puts the previous output back and removes the leftovers', async () => {
+    const input = csv('userId,movieId,rating,timestamp\n1,10,4.0,100\n2,5,3.5,101\n');
+    const workDir = mkdtempSync(join(tmpdir(), 'kill-'));
+    const log = memoryLogger();
+    await transformStage.run({ workDir, force: false, log }, opts(input));
+    const before = outputFiles(join(workDir, 'output'));
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid; // a pid that no longer runs
+    renameSync(join(workDir, 'output'), join(workDir, `output.old-${dead}`));
+    mkdirSync(join(workDir, `output.tmp-${dead}`, 'training'), { recursive: true });
+    writeFileSync(join(workDir, `output.tmp-${dead}`, 'training', 'half.txt'), '1\t');
+    expect((await transformStage.run({ workDir, force: false, log }, opts(input))).status).toBe('skipped');
+    expect(outputFiles(join(workDir, 'output'))).toEqual(before);
+    expect(readdirSync(workDir).sort()).toEqual(['manifests', 'output']);
+    expect(log.lines.filter((l) => l.startsWith('warning:'))).toEqual([
+      expect.stringMatching(/restored output from output\.old-\d+|removed output\.tmp-\d+/),
+      expect.stringMatching(/restored output from output\.old-\d+|removed output\.tmp-\d+/),
+    ]);
+  });
+
+
   it('skips when input and options are unchanged, reruns with --force or new options', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'idem-'));
     mkdirSync(join(dir, 'w'));

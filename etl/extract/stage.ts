@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { EtlError } from '../errors';
-import { workLayout } from '../layout';
+import { recoverInterrupted, workLayout } from '../layout';
 import { replaceDir } from '../replace-dir';
 import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
@@ -68,6 +68,8 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   const inputsKey = hashInputs({ origin, localStamp, sha256: o.sha256, md5: o.md5, tool: TOOL.version });
 
   const previous = await readManifest<ExtractResult>(layout.manifests, 'extract');
+  for (const note of recoverInterrupted(ctx.workDir, 'staging')) ctx.log.warn(note);
+  if (previous?.result.dataset) for (const note of recoverInterrupted(layout.staging, previous.result.dataset)) ctx.log.warn(note);
   const unchanged =
     previous?.inputsKey === inputsKey &&
     existsSync(previous.result.stagingDir) &&
@@ -133,6 +135,7 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     dataset = datasetName(files.map((f) => f.name), zipPath);
     const from = files.every((f) => f.name.startsWith(`${dataset}/`)) ? join(tmp, dataset) : tmp;
     mkdirSync(layout.staging, { recursive: true });
+    for (const note of recoverInterrupted(layout.staging, dataset)) ctx.log.warn(note);
     replaceDir(from, join(layout.staging, dataset));
   } finally {
     rmSync(tmp, { recursive: true, force: true });

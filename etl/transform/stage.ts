@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EtlError } from '../errors';
-import { workLayout } from '../layout';
+import { recoverInterrupted, workLayout } from '../layout';
 import { replaceDir } from '../replace-dir';
 import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
@@ -70,6 +70,7 @@ export const MAP_FILES = { users: 'maps/users.tsv', items: 'maps/items.tsv' };
 
 async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult> {
   const layout = workLayout(ctx.workDir);
+  for (const note of recoverInterrupted(ctx.workDir, 'output')) ctx.log.warn(note);
   const extract = await readManifest<{ dataset?: string }>(layout.manifests, 'extract');
   // An --input of one's own names its dataset by its folder when that looks like one (…/ml-25m/ratings.csv).
   const dataset = o.input ? /^ml-/.exec(basename(dirname(resolve(o.input))))?.input : extract?.result.dataset;
