@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from './lock-owner';
 
 /**
  * Where each stage reads and writes inside the ETL work directory. One place, so the stages, the remote
@@ -53,17 +54,9 @@ export function recoverInterrupted(parent: string, name: string): string[] {
   } catch {
     return done;
   }
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  };
   for (const entry of entries) {
     const m = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(tmp|old)-(\\d+)$`).exec(entry);
-    if (!m || Number(m[2]) === process.pid || alive(Number(m[2]))) continue;
+    if (!m || Number(m[2]) === process.pid || processAlive(Number(m[2]))) continue;
     const path = join(parent, entry);
     if (m[1] === 'old' && !existsSync(join(parent, name))) {
       renameSync(path, join(parent, name));

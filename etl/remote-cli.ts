@@ -103,7 +103,7 @@ export function buildRemoteProgram(): Command {
     .argument('[stage]', `${STAGE_NAMES.join(' | ')} | all`, 'all')
     .option('--force', 'rerun stages even if their manifests say nothing changed', false)
     .option('--no-mount', 'do not (re)start the read-only mount at the end')
-    .option('--break-lock', 'remove a lock left on the node by a run that was killed', false)
+    .option('--break-lock', "remove locks left by a run that was killed: the node's run lock and the container's load lock", false)
     .option('--from-env', 'take node and storage from PERSIST_ETL_* variables (the etl stack does this)', false)
     .addOption(new Option('--state-dir <dir>', 'where the stacks\' terraform.<stack>.tfstate files are').env('PERSIST_STATE_DIR').default(ROOT))
     .addOption(new Option('--outputs <file>', '{"storage": ..., "node": ...} as printed by terraform output -json, instead of the states').env('PERSIST_ETL_OUTPUTS'))
@@ -189,6 +189,7 @@ export async function main(argv: string[]): Promise<number> {
       transfers: o.transfers,
       checkers: o.checkers,
       prune: o.prune,
+      breakLock: o.breakLock,
     };
     const result = await runOnNode({
       target: sshTarget(node),

@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
+import { LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
 import { datasetKey, loadStage, type LoadOptions } from '../../etl/load/stage';
 import {
   createAppCredential,
@@ -14,6 +16,7 @@ import {
   hasObject,
   listContainer,
   openstackCommand,
+  putObject,
   revokeAppCredential,
   type AppCredential,
   type OpenStackEnv,
@@ -131,8 +134,12 @@ describe('load into a real Swift', () => {
     for (const [name, hash] of v1Objects) expect([name, after.get(name)]).toEqual([name, hash]);
     expect(String(await getObject(env, container, 'manifest.json'))).toBe(v1Manifest);
 
+    // The failed load could not remove its container lock with the proxy down. A rerun is a new process, which
+    // takes over the lock of a dead pid of this machine (tested below); this test's process is still alive, so
+    // the rerun breaks the lock as a user would after a run killed elsewhere.
+    expect(String(await getObject(env, container, LOAD_LOCK_OBJECT))).toContain(`pid ${process.pid} on`);
     // The rerun resumes and publishes v2; the container ends identical to the source.
-    const rerun = await load(v2, options(container));
+    const rerun = await load(v2, options(container, { breakLock: true }));
     expect(rerun.status).toBe('done');
     expect(await containerHashes(container)).toEqual(expectedObjects(v2));
     // It resumed: what had landed before the proxy died was not sent again.
@@ -183,6 +190,75 @@ describe('load into a real Swift', () => {
     expect(ok.status).toBe('done');
     expect(await containerHashes(own)).toEqual(expectedObjects(work));
     await expect(load(work, options(newContainer()), env.ruledCredential)).rejects.toThrow(/\(40[13]\)/);
+  });
+
+  describe('loads into one container take turns (its load lock)', () => {
+    const names = async (container: string) => [...(await listContainer(env, container)).keys()].sort();
+
+    it('a lock held by a load on another machine: refused with exit 75 and nothing written; --break-lock takes it', async () => {
+      const container = newContainer();
+      const work = await fakeWorkDir('locked');
+      await load(work, options(container));
+      const before = await containerHashes(container);
+      const manifestBefore = String(await getObject(env, container, 'manifest.json'));
+      await putObject(env, container, LOAD_LOCK_OBJECT, 'pid 4242 on other-node since 2026-11-25T06:00:00.000Z\n');
+      const v2 = await fakeWorkDir('locked-v2');
+      const refused = await load(v2, options(container)).then(
+        () => undefined,
+        (e: EtlError) => e,
+      );
+      expect(refused?.message).toMatch(/another load into container .* is running \(pid 4242 on other-node since/);
+      expect(refused?.hint).toContain('--break-lock');
+      expect(refused?.exitCode).toBe(75);
+      expect(await containerHashes(container)).toEqual(new Map([...before, [LOAD_LOCK_OBJECT, expect.any(String)]]));
+      expect(String(await getObject(env, container, 'manifest.json'))).toBe(manifestBefore);
+      expect(String(await getObject(env, container, LOAD_LOCK_OBJECT))).toContain('other-node');
+
+      const broken = await load(v2, options(container, { breakLock: true }));
+      expect(broken.status).toBe('done');
+      expect(log.lines.some((l) => /--break-lock: removing the load lock .*other-node/.test(l))).toBe(true);
+      expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
+    });
+
+    it("a lock left by a killed load of this machine (its pid gone) is taken over; a load removes its own lock", async () => {
+      const container = newContainer();
+      const work = await fakeWorkDir('stale');
+      await load(work, options(container));
+      const dead = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString();
+      await putObject(env, container, LOAD_LOCK_OBJECT, `pid ${dead} on ${hostname()} since 2026-11-25T06:00:00.000Z\n`);
+      const again = await load(await fakeWorkDir('stale-v2'), options(container));
+      expect(again.status).toBe('done');
+      expect(log.lines.some((l) => l.includes(`removing a stale load lock on ${container} (pid ${dead} on`))).toBe(true);
+      expect(await names(container)).not.toContain(LOAD_LOCK_OBJECT);
+    });
+
+    it('two loads of different datasets at once: one publishes, the other is refused, the container holds the winner whole', async () => {
+      const container = newContainer();
+      const a = await fakeWorkDir('race-a', 200_000);
+      const saved = { ...process.env };
+      Object.assign(process.env, etlCredentialEnv(env));
+      let outcomes;
+      try {
+        // The container exists and holds a dataset first, so both reach the lock at about the same moment.
+        await loadStage.run({ workDir: a, force: false, log }, options(container));
+        const c = await fakeWorkDir('race-c', 200_000);
+        const d = await fakeWorkDir('race-d', 200_000);
+        outcomes = await Promise.allSettled([c, d].map((w) => loadStage.run({ workDir: w, force: false, log }, options(container))));
+        const won = outcomes.findIndex((x) => x.status === 'fulfilled');
+        expect(outcomes.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+        const lost = outcomes[1 - won] as PromiseRejectedResult;
+        expect(String(lost.reason.message)).toMatch(/another load into container/);
+        const winner = [c, d][won];
+        const manifest = JSON.parse(String(await getObject(env, container, 'manifest.json')));
+        expect(manifest.transform).toEqual({ tag: won === 0 ? 'race-c' : 'race-d' });
+        // Every object of the winner as it was uploaded (the first dataset had the same names).
+        const objects = await containerHashes(container);
+        for (const [name, hash] of expectedObjects(winner)) expect(objects.get(name)).toBe(hash);
+        expect(objects.has(LOAD_LOCK_OBJECT)).toBe(false);
+      } finally {
+        process.env = saved;
+      }
+    });
   });
 
   afterAll(() => {

@@ -61,7 +61,14 @@ export async function rclone(
   args: string[],
   what: string,
   log: Logger,
-  options: { progress?: boolean; stdout?: boolean } = {},
+  options: {
+    progress?: boolean;
+    stdout?: boolean;
+    /** Fed to rclone's stdin (rcat). */
+    input?: string;
+    /** A failure the caller expects and handles (a lock already held): rclone's ERROR lines are not logged. */
+    quiet?: boolean;
+  } = {},
 ): Promise<{ stats: RcloneStats; stdout: string }> {
   const full = [...args, '--use-json-log', '--stats', options.progress ? '5s' : '0', '-v'];
   if (target.configPath) full.push('--config', target.configPath);
@@ -71,6 +78,7 @@ export async function rclone(
     reject: false,
     stripFinalNewline: false,
     buffer: Boolean(options.stdout),
+    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
   });
   let stats = EMPTY_STATS;
   const stderrLines: string[] = [];
@@ -93,7 +101,7 @@ export async function rclone(
     // Credentials often come from the environment, so rclone's "no config file" notice is noise.
     if (/Config file .* not found - using defaults/.test(msg)) return;
     if (msg.trim()) stderrLines.push(msg);
-    if (parsed && (parsed.level === 'error' || parsed.level === 'critical')) log.warn(`rclone: ${parsed.msg}`);
+    if (!options.quiet && parsed && (parsed.level === 'error' || parsed.level === 'critical')) log.warn(`rclone: ${parsed.msg}`);
   };
   let result;
   try {

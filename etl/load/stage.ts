@@ -6,6 +6,7 @@ import { EtlError } from '../errors';
 import { CONTAINER_LAYOUT, workLayout } from '../layout';
 import { TOOL, hashInputs, readManifest, writeJsonAtomic, writeManifest, type StageManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
+import { acquireContainerLock, LOAD_LOCK_OBJECT } from './container-lock';
 import { humanBytes, rclone, type RcloneStats, type RcloneTarget } from './rclone';
 import { RcloneError } from './rclone-errors';
 
@@ -20,6 +21,8 @@ export interface LoadOptions {
   prune: boolean;
   /** Create the container when it does not exist (default); --no-create-container refuses instead. */
   createContainer?: boolean;
+  /** Remove the container's load lock left by a load that was killed on another machine. */
+  breakLock?: boolean;
 }
 
 /** What the container's manifest.json says: the dataset that is complete and verified there. */
@@ -78,7 +81,7 @@ interface Transfer {
 }
 
 /** Names under the container root that belong to the load itself, not to the dataset. */
-const OWN_NAMES = [`/${STAGING_PREFIX}/**`, `/${CONTAINER_LAYOUT.manifest}`];
+const OWN_NAMES = [`/${STAGING_PREFIX}/**`, `/${CONTAINER_LAYOUT.manifest}`, `/${LOAD_LOCK_OBJECT}`];
 const ownExcludes = OWN_NAMES.flatMap((x) => ['--exclude', x]);
 
 async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
@@ -125,25 +128,14 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     await writeManifest(layout.manifests, m);
   };
 
-  // Skip only when the container's own manifest.json says this dataset is published there.
+  // Skip only when the container's own manifest.json says this dataset is published there (reading needs no lock).
   const previous = await readManifest<LoadResult>(layout.manifests, 'load');
-  const state = await readPublished(target, root, log);
-  if (!ctx.force && state.manifest?.datasetKey === key) {
-    if (previous?.inputsKey === inputsKey) {
-      return skipped(container, key, 'already published; nothing uploaded (--force to redo)', { objects: files.length, bytes: datasetBytes });
-    }
-    // Published from another work dir (or our record is gone): prove it is the same, by sizes and MD5, and
-    // upload nothing if so.
-    log.info(`dataset ${key} is already published in ${container}: checking it against the local files`);
-    if (await matches(target, live, common, log)) {
-      const pruned = o.prune ? await prune(target, root, files, common, log) : 0;
-      await record({ datasetKey: key, container, objects: files.length, datasetBytes, uploadedBytes: 0, prunedObjects: pruned, seconds: 0, uploadSeconds: 0, mbPerSecond: 0 });
-      return skipped(container, key, 'already published and identical to the local files; nothing uploaded', { objects: files.length, bytes: datasetBytes, pruned });
-    }
-    log.info('the published objects differ from the local files: uploading again');
+  const first = await readPublished(target, root, log);
+  if (!ctx.force && first.manifest?.datasetKey === key && previous?.inputsKey === inputsKey) {
+    return skipped(container, key, 'already published; nothing uploaded (--force to redo)', { objects: files.length, bytes: datasetBytes });
   }
 
-  if (!state.containerExists) {
+  if (!first.containerExists) {
     if (o.createContainer === false) {
       throw new EtlError(
         `container '${container}' does not exist`,
@@ -154,68 +146,88 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     log.info(`container ${container} did not exist: created it`);
   }
 
-  // 1. Upload into a staging prefix named after the dataset: the published dataset stays whole until the new
-  //    one is verified, and an interrupted upload resumes (copy skips what is already there, by size and MD5).
-  log.info(`uploading dataset ${key} (${files.length} files, ${humanBytes(datasetBytes)}) to ${container}/${STAGING_PREFIX}/${key}/`);
-  const totals: RcloneStats[] = [];
-  for (const t of live) {
-    const what = t.prefix ? 'upload raw dataset' : 'upload splits and maps';
-    const dest = t.prefix ? `${incoming}/${t.prefix}` : incoming;
-    totals.push((await rclone(target, ['copy', t.local, dest, '--checksum', ...common], what, log, { progress: true })).stats);
-  }
-  const uploadSeconds = (Date.now() - startedAt.getTime()) / 1000;
-
-  // 2. Verify what was uploaded against the local files (sizes and MD5, which Swift keeps as ETags).
-  log.info('verifying the upload (sizes and MD5 checksums)');
-  for (const t of live) {
-    const dest = t.prefix ? `${incoming}/${t.prefix}` : incoming;
-    await rclone(target, ['check', t.local, dest, '--one-way', ...common], t.prefix ? 'verify raw dataset' : 'verify splits and maps', log);
-  }
-
-  // 3. Promote to the final names, then check the published objects.
-  const how = await promote(target, incoming, root, live, common, log);
-  if (how === 'server-side') {
-    // The staged objects were verified against the local files; comparing the promoted ones with them needs
-    // only Swift's listings (MD5 ETags), no second pass of local hashing.
-    log.info('verifying the published objects against the verified staged ones');
-    await rclone(target, ['check', incoming, root, '--one-way', ...ownExcludes, ...common], 'verify published dataset', log);
-  } else {
-    log.info('verifying the published objects against the local files');
-    if (!(await matches(target, live, common, log))) {
-      throw new EtlError('the published objects differ from the local files after the upload', 'Rerun the same command: verified uploads are not repeated.');
+  // Everything that writes to the container happens under its load lock; what is published is read again
+  // under it, since another load may have finished meanwhile.
+  const lock = await acquireContainerLock(target, root, container, { breakLock: o.breakLock, log });
+  try {
+    const published = first.containerExists ? (await readPublished(target, root, log)).manifest : undefined;
+    if (!ctx.force && published?.datasetKey === key) {
+      // Published from another work dir (or our record is gone): prove it is the same, by sizes and MD5, and
+      // upload nothing if so.
+      log.info(`dataset ${key} is already published in ${container}: checking it against the local files`);
+      if (await matches(target, live, common, log)) {
+        const pruned = o.prune ? await prune(target, root, files, common, log) : 0;
+        await record({ datasetKey: key, container, objects: files.length, datasetBytes, uploadedBytes: 0, prunedObjects: pruned, seconds: 0, uploadSeconds: 0, mbPerSecond: 0 });
+        return skipped(container, key, 'already published and identical to the local files; nothing uploaded', { objects: files.length, bytes: datasetBytes, pruned });
+      }
+      log.info('the published objects differ from the local files: uploading again');
     }
+
+    // 1. Upload into a staging prefix named after the dataset: the published dataset stays whole until the new
+    //    one is verified, and an interrupted upload resumes (copy skips what is already there, by size and MD5).
+    log.info(`uploading dataset ${key} (${files.length} files, ${humanBytes(datasetBytes)}) to ${container}/${STAGING_PREFIX}/${key}/`);
+    const totals: RcloneStats[] = [];
+    for (const t of live) {
+      const what = t.prefix ? 'upload raw dataset' : 'upload splits and maps';
+      const dest = t.prefix ? `${incoming}/${t.prefix}` : incoming;
+      totals.push((await rclone(target, ['copy', t.local, dest, '--checksum', ...common], what, log, { progress: true })).stats);
+    }
+    const uploadSeconds = (Date.now() - startedAt.getTime()) / 1000;
+
+    // 2. Verify what was uploaded against the local files (sizes and MD5, which Swift keeps as ETags).
+    log.info('verifying the upload (sizes and MD5 checksums)');
+    for (const t of live) {
+      const dest = t.prefix ? `${incoming}/${t.prefix}` : incoming;
+      await rclone(target, ['check', t.local, dest, '--one-way', ...common], t.prefix ? 'verify raw dataset' : 'verify splits and maps', log);
+    }
+
+    // 3. Promote to the final names, then check the published objects.
+    const how = await promote(target, incoming, root, live, common, log);
+    if (how === 'server-side') {
+      // The staged objects were verified against the local files; comparing the promoted ones with them needs
+      // only Swift's listings (MD5 ETags), no second pass of local hashing.
+      log.info('verifying the published objects against the verified staged ones');
+      await rclone(target, ['check', incoming, root, '--one-way', ...ownExcludes, ...common], 'verify published dataset', log);
+    } else {
+      log.info('verifying the published objects against the local files');
+      if (!(await matches(target, live, common, log))) {
+        throw new EtlError('the published objects differ from the local files after the upload', 'Rerun the same command: verified uploads are not repeated.');
+      }
+    }
+
+    // 4. Only now, with the new dataset verified in place: --prune removes what it no longer has.
+    const pruned = o.prune ? await prune(target, root, files, common, log) : 0;
+
+    // 5. Publish the manifest last: its presence says the dataset in the container is complete and verified.
+    const uploadedBytes = totals.reduce((a, s) => a + s.bytes, 0);
+    const uploadedObjects = totals.reduce((a, s) => a + s.transfers, 0);
+    const manifest: PublishedManifest = {
+      datasetKey: key,
+      publishedAt: new Date().toISOString(),
+      container,
+      tool: TOOL,
+      extract: extract?.result ?? null,
+      transform: transform.result,
+      load: { objects: files.length, bytes: datasetBytes, verified: true, verifiedAt: new Date().toISOString(), pruned: o.prune },
+    };
+    const localCopy = join(layout.manifests, 'published.json');
+    await writeJsonAtomic(localCopy, manifest);
+    await rclone(target, ['copyto', localCopy, `${root}/${CONTAINER_LAYOUT.manifest}`], 'publish manifest', log);
+    await rclone(target, ['purge', `${root}/${STAGING_PREFIX}`], 'remove staging prefix', log);
+
+    const seconds = (Date.now() - startedAt.getTime()) / 1000;
+    const mbPerSecond = uploadedBytes / 1e6 / Math.max(uploadSeconds, 1e-3);
+    const result: LoadResult = { datasetKey: key, container, objects: files.length, datasetBytes, uploadedBytes, uploadedObjects, prunedObjects: pruned, seconds, uploadSeconds, mbPerSecond, promoted: how };
+    await record(result);
+    const summary =
+      `published ${files.length} objects (${humanBytes(datasetBytes)}) in ${container}: uploaded ${uploadedObjects} objects, ` +
+      `${humanBytes(uploadedBytes)} in ${uploadSeconds.toFixed(1)} s (${mbPerSecond.toFixed(1)} MB/s); total ${seconds.toFixed(1)} s` +
+      (o.prune ? `; pruned ${pruned}` : '');
+    log.info(`summary: ${summary}`);
+    return { stage: 'load', status: 'done', message: `dataset ${key}: ${summary}`, details: result };
+  } finally {
+    await lock.release();
   }
-
-  // 4. Only now, with the new dataset verified in place: --prune removes what it no longer has.
-  const pruned = o.prune ? await prune(target, root, files, common, log) : 0;
-
-  // 5. Publish the manifest last: its presence says the dataset in the container is complete and verified.
-  const uploadedBytes = totals.reduce((a, s) => a + s.bytes, 0);
-  const uploadedObjects = totals.reduce((a, s) => a + s.transfers, 0);
-  const manifest: PublishedManifest = {
-    datasetKey: key,
-    publishedAt: new Date().toISOString(),
-    container,
-    tool: TOOL,
-    extract: extract?.result ?? null,
-    transform: transform.result,
-    load: { objects: files.length, bytes: datasetBytes, verified: true, verifiedAt: new Date().toISOString(), pruned: o.prune },
-  };
-  const localCopy = join(layout.manifests, 'published.json');
-  await writeJsonAtomic(localCopy, manifest);
-  await rclone(target, ['copyto', localCopy, `${root}/${CONTAINER_LAYOUT.manifest}`], 'publish manifest', log);
-  await rclone(target, ['purge', `${root}/${STAGING_PREFIX}`], 'remove staging prefix', log);
-
-  const seconds = (Date.now() - startedAt.getTime()) / 1000;
-  const mbPerSecond = uploadedBytes / 1e6 / Math.max(uploadSeconds, 1e-3);
-  const result: LoadResult = { datasetKey: key, container, objects: files.length, datasetBytes, uploadedBytes, uploadedObjects, prunedObjects: pruned, seconds, uploadSeconds, mbPerSecond, promoted: how };
-  await record(result);
-  const summary =
-    `published ${files.length} objects (${humanBytes(datasetBytes)}) in ${container}: uploaded ${uploadedObjects} objects, ` +
-    `${humanBytes(uploadedBytes)} in ${uploadSeconds.toFixed(1)} s (${mbPerSecond.toFixed(1)} MB/s); total ${seconds.toFixed(1)} s` +
-    (o.prune ? `; pruned ${pruned}` : '');
-  log.info(`summary: ${summary}`);
-  return { stage: 'load', status: 'done', message: `dataset ${key}: ${summary}`, details: result };
 }
 
 export type LoadResult = {
@@ -342,6 +354,7 @@ export const loadStage: Stage<LoadOptions> = {
       .addOption(new Option('--checkers <n>', 'parallel checks').default('16'))
       .addOption(new Option('--no-fast-list', 'list the container page by page instead of in one go'))
       .addOption(new Option('--prune', 'after the new dataset is verified, delete objects it no longer has').default(false))
-      .addOption(new Option('--no-create-container', 'fail if the container does not exist instead of creating it')),
+      .addOption(new Option('--no-create-container', 'fail if the container does not exist instead of creating it'))
+      .addOption(new Option('--break-lock', "remove the container's load lock left by a load that was killed on another machine").default(false)),
   run,
 };

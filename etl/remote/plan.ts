@@ -57,16 +57,7 @@ export function cloudInitState(output: string, exitCode: number): CloudInitState
   return exitCode === 0 ? 'done' : 'error';
 }
 
-/** Who holds the node's lock: enough to tell a user, and to tell whether a local holder is still alive. */
-export function lockOwner(pid: number, host: string, since: Date): string {
-  return `pid ${pid} on ${host} since ${since.toISOString()}`;
-}
-
-/** True when the lock was taken by a process of this machine that no longer exists. */
-export function isStaleLocalOwner(owner: string, host: string, alive: (pid: number) => boolean): boolean {
-  const m = /^pid (\d+) on (\S+) since /.exec(owner);
-  return Boolean(m && m[2] === host && !alive(Number(m[1])));
-}
+export { isStaleLocalOwner, lockOwner } from '../lock-owner';
 
 /** Takes the node's lock atomically (mkdir); prints LOCKED and the owner when another run holds it. */
 export function lockCommand(lockDir: string, owner: string): string {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EtlError } from '../errors';
+import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
 import type { StageName } from '../stage';
 import {
@@ -52,15 +53,6 @@ export interface RunOnNodeResult {
   exitCode: number;
   mountListing?: string[];
   bundleShipped: boolean;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
