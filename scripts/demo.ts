@@ -20,7 +20,6 @@ const ROOT = resolve(__dirname, '..');
 const STAND_INS = join(ROOT, '.stand-ins');
 const OPENSTACK = join(STAND_INS, 'openstack');
 const NODE = join(STAND_INS, 'node');
-const CONTAINER = 'object-persist-demo';
 
 interface OpenStackEnv {
   authUrl: string;
@@ -47,12 +46,27 @@ async function sh(script: string, args: string[]) {
 
 async function down(): Promise<void> {
   step('stopping the stand-ins');
-  await execa('sh', ['-c', `mountpoint -q ${NODE}/mnt && fusermount3 -u ${NODE}/mnt || true`]);
+  // local-node.sh down unmounts every demo's mount under the node's directory.
   await sh('local-node.sh', ['down', NODE]);
   await sh('local-openstack.sh', ['down', OPENSTACK]);
 }
 
-async function up(o: { rows: string; zip?: string; force: boolean; stage: string }): Promise<void> {
+/**
+ * Where a demo lives: its container, its ETL directory on the node and its mount. The default is the user's;
+ * the tests run under another name, so `npm test` never replaces or prunes the user's demo dataset.
+ */
+function demoPlace(name: string): { container: string; remoteDir: string; mountPoint: string } {
+  if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(name)) throw new Error(`--name '${name}': use lower-case letters, digits and dashes`);
+  const own = name === 'demo';
+  return {
+    container: `object-persist-${name}`,
+    remoteDir: join(NODE, 'home', own ? 'chameleon-persist' : `chameleon-persist-${name}`),
+    mountPoint: join(NODE, own ? 'mnt' : `mnt-${name}`),
+  };
+}
+
+async function up(o: { rows: string; zip?: string; force: boolean; stage: string; name: string }): Promise<void> {
+  const { container, remoteDir, mountPoint } = demoPlace(o.name);
   step('1/5 system packages (Keystone, Swift, rclone, fuse3, sshd, cloud-init; only what is missing)');
   await timed('packages', () => sh('system-deps.sh', []));
 
@@ -75,7 +89,6 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
 
   step('4/5 the ETL on the node, exactly as `cdktf deploy etl` runs it');
   await timed('build ETL bundle', () => execa('node', [join(ROOT, 'scripts', 'build-etl.mjs')], { cwd: ROOT, stdio: 'inherit' }));
-  const remoteDir = join(NODE, 'home', 'chameleon-persist');
   await timed('ETL on the node', () =>
     runOnNode({
       target: sshTarget(node),
@@ -85,19 +98,19 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
       // --prune: the demo's container holds exactly the dataset just loaded (older demo sizes are removed,
       // after the new one is verified).
       etlOptions: { source: zip, prune: true },
-      container: CONTAINER,
+      container,
       rclone: { name: 'chi_tacc', authUrl: os.authUrl, region: os.region, userId: os.userId, credentialId: os.appCredential.id, credentialSecret: os.appCredential.secret },
       bundlePath: join(ROOT, 'dist', 'etl.js'),
       remoteDir,
       rcloneConfigPath: join(remoteDir, 'rclone.conf'),
-      mount: { mountPoint: join(NODE, 'mnt'), service: 'rclone-object-mount.service' },
+      mount: { mountPoint, service: 'rclone-object-mount.service' },
       sshWaitSeconds: 30,
       minFreeMb: 100,
       log,
     }),
   );
 
-  step(`5/5 what is in the container ${CONTAINER} (through Swift's API, with rclone)`);
+  step(`5/5 what is in the container ${container} (through Swift's API, with rclone)`);
   const { env } = rcloneEnvFromEtlEnv('chi_tacc', {
     ETL_APP_CREDENTIAL_ID: os.appCredential.id,
     ETL_APP_CREDENTIAL_SECRET: os.appCredential.secret,
@@ -105,15 +118,15 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
     ETL_REGION: os.region,
     ETL_USER_ID: os.userId,
   });
-  const ls = await execa('rclone', ['lsl', `chi_tacc:${CONTAINER}`], { env: { ...process.env, ...env } });
+  const ls = await execa('rclone', ['lsl', `chi_tacc:${container}`], { env: { ...process.env, ...env } });
   log.info(ls.stdout);
-  const manifest = JSON.parse((await execa('rclone', ['cat', `chi_tacc:${CONTAINER}/manifest.json`], { env: { ...process.env, ...env } })).stdout);
+  const manifest = JSON.parse((await execa('rclone', ['cat', `chi_tacc:${container}/manifest.json`], { env: { ...process.env, ...env } })).stdout);
   const t = manifest.transform;
   log.info(
     `manifest.json: dataset ${manifest.datasetKey}, ${t.rows.toLocaleString('en-US')} ratings, ${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +
       `training ${t.splits.training.toLocaleString('en-US')}, validation ${t.splits.validation.toLocaleString('en-US')}, evaluation ${t.splits.evaluation.toLocaleString('en-US')} (seed ${t.seed})`,
   );
-  const mnt = join(NODE, 'mnt');
+  const mnt = mountPoint;
   log.info(`\nread-only mount on the node (${mnt}):`);
   log.info((await execa('ls', ['-l', mnt, join(mnt, 'training')])).stdout);
 
@@ -129,9 +142,10 @@ async function main(): Promise<number> {
     .option('--zip <path>', 'use this MovieLens zip instead of a generated one')
     .option('--stage <stage>', 'run one stage: extract | transform | load | all', 'all')
     .option('--force', 'rerun stages even if unchanged', false)
+    .option('--name <name>', 'another demo beside the default one: container object-persist-<name>, its own node dir and mount', 'demo')
     .option('--down', 'stop the stand-ins (by PID) and unmount', false);
   program.parse(process.argv);
-  const o = program.opts<{ rows: string; zip?: string; stage: string; force: boolean; down: boolean }>();
+  const o = program.opts<{ rows: string; zip?: string; stage: string; force: boolean; down: boolean; name: string }>();
   try {
     if (o.down) await down();
     else await up(o);

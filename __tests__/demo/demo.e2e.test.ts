@@ -1,11 +1,15 @@
 import execa from 'execa';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ensureNode } from '../support/node';
+import { ensureNode, NODE_STATE } from '../support/node';
 import { ensureOpenStack, getObject, listContainer } from '../support/openstack';
 
 // `npm run demo` as a user runs it (small dataset), checked through Swift's own API.
 const ROOT = join(__dirname, '..', '..');
-const demo = (args: string[]) => execa('npx', ['tsx', 'scripts/demo.ts', ...args], { cwd: ROOT, all: true, reject: false });
+// Under its own name: `npm test` must not replace or prune the user's own demo dataset (object-persist-demo).
+const NAME = 'demo-test';
+const CONTAINER = `object-persist-${NAME}`;
+const demo = (args: string[]) => execa('npx', ['tsx', 'scripts/demo.ts', '--name', NAME, ...args], { cwd: ROOT, all: true, reject: false });
 
 describe('npm run demo', () => {
   // Started here first, so the test run's teardown stops them (the demo itself leaves them running).
@@ -15,12 +19,16 @@ describe('npm run demo', () => {
   it('runs the whole pipeline on the stand-ins and the container holds splits, maps and the manifest', async () => {
     const r = await demo(['--rows', '20000', '--force']);
     expect(r.exitCode).toBe(0);
-    expect(r.all).toMatch(/mounted object-persist-demo read-only/);
-    const objects = await listContainer(env, 'object-persist-demo');
-    const manifest = JSON.parse(String(await getObject(env, 'object-persist-demo', 'manifest.json')));
+    expect(r.all).toMatch(new RegExp(`mounted ${CONTAINER} read-only at .*mnt-${NAME}`));
+    const objects = await listContainer(env, CONTAINER);
+    const manifest = JSON.parse(String(await getObject(env, CONTAINER, 'manifest.json')));
     expect(manifest.transform.rows).toBe(20000);
     for (const f of manifest.transform.files as string[]) expect(objects.has(f)).toBe(true);
     expect(r.all).not.toContain(env.appCredential.secret);
+  });
+
+  afterAll(() => {
+    execFileSync('sh', ['-c', `mountpoint -q ${join(NODE_STATE, `mnt-${NAME}`)} && fusermount3 -u ${join(NODE_STATE, `mnt-${NAME}`)} || true`]);
   });
 
   it('a second run reuses the stand-ins and skips every unchanged stage', async () => {
