@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { generateMovieLensZip } from '../etl/dataset/generate';
 import { reportError } from '../etl/errors';
 import { stderrLogger } from '../etl/log';
-import { rcloneEnvFromEtlEnv } from '../etl/load/stage';
+import { rcloneEnvFromEtlEnv } from '../etl/load/credentials';
 import type { NodeCoordinates } from '../etl/remote/coordinates';
 import { sshTarget } from '../etl/remote/coordinates';
 import { runOnNode } from '../etl/remote/run-on-node';

@@ -1,6 +1,7 @@
 import { classifyRcloneFailure } from '../../etl/load/rclone-errors';
 import { redact } from '../../etl/load/redact';
-import { rcloneEnvFromEtlEnv, secretsInRcloneConfig, datasetKey } from '../../etl/load/stage';
+import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from '../../etl/load/credentials';
+import { datasetKey } from '../../etl/load/stage';
 
 // rclone's own wording for each failure, as seen against the local Keystone + Swift.
 describe('classifyRcloneFailure', () => {

@@ -1,14 +1,14 @@
 import { Option, type Command } from 'commander';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { EtlError } from '../errors';
 import { CONTAINER_LAYOUT, workLayout } from '../layout';
 import { TOOL, hashInputs, readManifest, writeJsonAtomic, writeManifest, type StageManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
-import { acquireContainerLock, LOAD_LOCK_OBJECT } from './container-lock';
+import { acquireContainerLock } from './container-lock';
+import { matches, ownExcludes, promote, prune, readPublished, STAGING_PREFIX, type PublishedManifest, type Transfer } from './container-ops';
+import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from './credentials';
 import { humanBytes, rclone, type RcloneStats, type RcloneTarget } from './rclone';
-import { RcloneError } from './rclone-errors';
 
 export interface LoadOptions {
   container?: string;
@@ -25,64 +25,10 @@ export interface LoadOptions {
   breakLock?: boolean;
 }
 
-/** What the container's manifest.json says: the dataset that is complete and verified there. */
-export interface PublishedManifest {
-  datasetKey: string;
-  publishedAt: string;
-  container: string;
-  tool: typeof TOOL;
-  extract: unknown;
-  transform: unknown;
-  load: { objects: number; bytes: number; verified: true; verifiedAt: string; pruned: boolean };
-}
-
-/** Credentials from the environment become rclone's own env config for this child only, never argv. */
-export function rcloneEnvFromEtlEnv(remote: string, env: NodeJS.ProcessEnv): { env: Record<string, string>; secrets: string[] } {
-  const id = env.ETL_APP_CREDENTIAL_ID;
-  const secret = env.ETL_APP_CREDENTIAL_SECRET;
-  if (!id || !secret) return { env: {}, secrets: [] };
-  const prefix = `RCLONE_CONFIG_${remote.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_`;
-  const out: Record<string, string> = {
-    [`${prefix}TYPE`]: 'swift',
-    [`${prefix}APPLICATION_CREDENTIAL_ID`]: id,
-    [`${prefix}APPLICATION_CREDENTIAL_SECRET`]: secret,
-  };
-  if (env.ETL_AUTH_URL) out[`${prefix}AUTH`] = env.ETL_AUTH_URL;
-  if (env.ETL_REGION) out[`${prefix}REGION`] = env.ETL_REGION;
-  if (env.ETL_USER_ID) out[`${prefix}USER_ID`] = env.ETL_USER_ID;
-  // An object-store endpoint other than the one in Keystone's catalog (rclone's storage_url).
-  if (env.ETL_STORAGE_URL) out[`${prefix}STORAGE_URL`] = env.ETL_STORAGE_URL;
-  return { env: out, secrets: [secret] };
-}
-
-/** Secrets written in an rclone config file, so they can be redacted from rclone's own messages too. */
-export function secretsInRcloneConfig(text: string): string[] {
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\s*(application_credential_secret|key|password|secret_access_key)\s*=\s*(.+?)\s*$/.exec(line);
-    if (m) out.push(m[2]);
-  }
-  return out;
-}
-
 /** Deterministic: the same extract and transform give the same key, so an interrupted upload resumes. */
 export function datasetKey(extractKey: string, transformKey: string): string {
   return hashInputs({ extractKey, transformKey }).slice(0, 16);
 }
-
-const STAGING_PREFIX = '.incoming';
-
-/** A local directory and where its files go in the container. */
-interface Transfer {
-  local: string;
-  remote: string;
-  /** The same place as a path under the container root ('' for the root itself). */
-  prefix: string;
-}
-
-/** Names under the container root that belong to the load itself, not to the dataset. */
-const OWN_NAMES = [`/${STAGING_PREFIX}/**`, `/${CONTAINER_LAYOUT.manifest}`, `/${LOAD_LOCK_OBJECT}`];
-const ownExcludes = OWN_NAMES.flatMap((x) => ['--exclude', x]);
 
 async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const { log } = ctx;
@@ -254,81 +200,6 @@ function skipped(container: string, key: string, why: string, facts: { objects: 
     message: `dataset ${key} in ${container}: ${why}`,
     details: { container, datasetKey: key, objects: facts.objects, datasetBytes: facts.bytes, uploadedBytes: 0, prunedObjects: facts.pruned ?? 0 },
   };
-}
-
-/** True when every local file is in the container under its final name with the same size and MD5. */
-async function matches(target: RcloneTarget, live: Transfer[], common: string[], log: StageContext['log']): Promise<boolean> {
-  for (const t of live) {
-    const excludes = t.prefix ? [] : [...ownExcludes, '--exclude', `/${CONTAINER_LAYOUT.raw}/**`];
-    try {
-      await rclone(target, ['check', t.local, t.remote, '--one-way', ...excludes, ...common], 'check published dataset', log);
-    } catch (e) {
-      // rclone check exits non-zero for differences; anything else (auth, network) is a real failure.
-      if (e instanceof RcloneError && /differences found|not found in|files? missing|hashes could not be checked|directory not found|sizes differ|md5 differ/i.test(e.output)) return false;
-      throw e;
-    }
-  }
-  return true;
-}
-
-/**
- * Server-side copies first: no data through this machine. Keystone's access rules cannot allow Swift's COPY
- * method (only GET HEAD PUT POST PATCH DELETE), so an access-ruled credential is refused there (401/403); then
- * the verified local files are uploaded again to their final names instead. Copy, never sync: nothing is
- * deleted here (rclone also refuses to sync into a remote that contains the source).
- */
-async function promote(target: RcloneTarget, incoming: string, root: string, live: Transfer[], common: string[], log: StageContext['log']): Promise<'server-side' | 'upload'> {
-  log.info('promoting the verified dataset to its final names (server-side copy)');
-  try {
-    await rclone(target, ['copy', incoming, root, '--checksum', ...ownExcludes, '--retries', '1', '--low-level-retries', '1', ...common], 'promote dataset', log, { progress: true });
-    return 'server-side';
-  } catch (e) {
-    if (!(e instanceof RcloneError) || !/\b40[13]\b|unauthori[sz]ed|forbidden/i.test(e.output)) throw e;
-    log.warn('the object store refused the server-side copy (an access-ruled credential cannot use COPY); uploading the verified files to their final names');
-  }
-  for (const t of live) {
-    const excludes = t.prefix ? [] : [...ownExcludes, '--exclude', `/${CONTAINER_LAYOUT.raw}/**`];
-    await rclone(target, ['copy', t.local, t.remote, '--checksum', ...excludes, ...common], 'promote dataset (upload)', log, { progress: true });
-  }
-  return 'upload';
-}
-
-/** Deletes every object under the root that the new dataset does not have (staging and manifest aside). */
-async function prune(target: RcloneTarget, root: string, files: { name: string }[], common: string[], log: StageContext['log']): Promise<number> {
-  const { stdout } = await rclone(target, ['lsf', root, '-R', '--files-only', ...ownExcludes, ...common], 'list container for --prune', log, { stdout: true });
-  const keep = new Set(files.map((f) => f.name));
-  const extra = stdout.split('\n').filter((n) => n && !keep.has(n));
-  if (extra.length === 0) {
-    log.info('--prune: the container holds nothing beyond the new dataset');
-    return 0;
-  }
-  log.info(`--prune: removing ${extra.length} objects the new dataset no longer has (e.g. ${extra.slice(0, 3).join(', ')})`);
-  const dir = mkdtempSync(join(tmpdir(), 'load-prune-'));
-  try {
-    const list = join(dir, 'delete.txt');
-    writeFileSync(list, `${extra.join('\n')}\n`);
-    await rclone(target, ['delete', root, '--files-from-raw', list, ...common], 'prune', log);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-  return extra.length;
-}
-
-/** The container's state: does it exist, and which dataset does its manifest.json say is published? */
-async function readPublished(target: RcloneTarget, root: string, log: StageContext['log']): Promise<{ containerExists: boolean; manifest?: PublishedManifest }> {
-  try {
-    const { stdout } = await rclone(target, ['cat', `${root}/${CONTAINER_LAYOUT.manifest}`, '--retries', '1', '--low-level-retries', '2'], 'read published manifest', log, { stdout: true });
-    try {
-      return { containerExists: true, manifest: stdout.trim() ? (JSON.parse(stdout) as PublishedManifest) : undefined };
-    } catch {
-      return { containerExists: true }; // a manifest we cannot parse proves nothing
-    }
-  } catch (e) {
-    // rclone cat of a missing object in an existing container prints nothing; a missing container is
-    // "directory not found". Auth and network errors stop here.
-    if (e instanceof RcloneError && e.notFound) return { containerExists: false };
-    throw e;
-  }
 }
 
 function listFiles(dir: string, base = dir): { rel: string; bytes: number }[] {

@@ -1,0 +1,114 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CONTAINER_LAYOUT } from '../layout';
+import type { Logger } from '../log';
+import type { TOOL } from '../manifest';
+import { LOAD_LOCK_OBJECT } from './container-lock';
+import { rclone, type RcloneTarget } from './rclone';
+import { RcloneError } from './rclone-errors';
+
+/**
+ * What the load does to the container, one rclone command each: read the published manifest, compare, promote
+ * the staged dataset, prune. The order (and the lock around it) is the stage's (stage.ts).
+ */
+
+/** What the container's manifest.json says: the dataset that is complete and verified there. */
+export interface PublishedManifest {
+  datasetKey: string;
+  publishedAt: string;
+  container: string;
+  tool: typeof TOOL;
+  extract: unknown;
+  transform: unknown;
+  load: { objects: number; bytes: number; verified: true; verifiedAt: string; pruned: boolean };
+}
+
+export const STAGING_PREFIX = '.incoming';
+
+/** A local directory and where its files go in the container. */
+export interface Transfer {
+  local: string;
+  remote: string;
+  /** The same place as a path under the container root ('' for the root itself). */
+  prefix: string;
+}
+
+/** Names under the container root that belong to the load itself, not to the dataset. */
+const OWN_NAMES = [`/${STAGING_PREFIX}/**`, `/${CONTAINER_LAYOUT.manifest}`, `/${LOAD_LOCK_OBJECT}`];
+export const ownExcludes = OWN_NAMES.flatMap((x) => ['--exclude', x]);
+
+/** True when every local file is in the container under its final name with the same size and MD5. */
+export async function matches(target: RcloneTarget, live: Transfer[], common: string[], log: Logger): Promise<boolean> {
+  for (const t of live) {
+    const excludes = t.prefix ? [] : [...ownExcludes, '--exclude', `/${CONTAINER_LAYOUT.raw}/**`];
+    try {
+      await rclone(target, ['check', t.local, t.remote, '--one-way', ...excludes, ...common], 'check published dataset', log);
+    } catch (e) {
+      // rclone check exits non-zero for differences; anything else (auth, network) is a real failure.
+      if (e instanceof RcloneError && /differences found|not found in|files? missing|hashes could not be checked|directory not found|sizes differ|md5 differ/i.test(e.output)) return false;
+      throw e;
+    }
+  }
+  return true;
+}
+
+/**
+ * Server-side copies first: no data through this machine. Keystone's access rules cannot allow Swift's COPY
+ * method (only GET HEAD PUT POST PATCH DELETE), so an access-ruled credential is refused there (401/403); then
+ * the verified local files are uploaded again to their final names instead. Copy, never sync: nothing is
+ * deleted here (rclone also refuses to sync into a remote that contains the source).
+ */
+export async function promote(target: RcloneTarget, incoming: string, root: string, live: Transfer[], common: string[], log: Logger): Promise<'server-side' | 'upload'> {
+  log.info('promoting the verified dataset to its final names (server-side copy)');
+  try {
+    await rclone(target, ['copy', incoming, root, '--checksum', ...ownExcludes, '--retries', '1', '--low-level-retries', '1', ...common], 'promote dataset', log, { progress: true });
+    return 'server-side';
+  } catch (e) {
+    if (!(e instanceof RcloneError) || !/\b40[13]\b|unauthori[sz]ed|forbidden/i.test(e.output)) throw e;
+    log.warn('the object store refused the server-side copy (an access-ruled credential cannot use COPY); uploading the verified files to their final names');
+  }
+  for (const t of live) {
+    const excludes = t.prefix ? [] : [...ownExcludes, '--exclude', `/${CONTAINER_LAYOUT.raw}/**`];
+    await rclone(target, ['copy', t.local, t.remote, '--checksum', ...excludes, ...common], 'promote dataset (upload)', log, { progress: true });
+  }
+  return 'upload';
+}
+
+/** Deletes every object under the root that the new dataset does not have (staging and manifest aside). */
+export async function prune(target: RcloneTarget, root: string, files: { name: string }[], common: string[], log: Logger): Promise<number> {
+  const { stdout } = await rclone(target, ['lsf', root, '-R', '--files-only', ...ownExcludes, ...common], 'list container for --prune', log, { stdout: true });
+  const keep = new Set(files.map((f) => f.name));
+  const extra = stdout.split('\n').filter((n) => n && !keep.has(n));
+  if (extra.length === 0) {
+    log.info('--prune: the container holds nothing beyond the new dataset');
+    return 0;
+  }
+  log.info(`--prune: removing ${extra.length} objects the new dataset no longer has (e.g. ${extra.slice(0, 3).join(', ')})`);
+  const dir = mkdtempSync(join(tmpdir(), 'load-prune-'));
+  try {
+    const list = join(dir, 'delete.txt');
+    writeFileSync(list, `${extra.join('\n')}\n`);
+    await rclone(target, ['delete', root, '--files-from-raw', list, ...common], 'prune', log);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return extra.length;
+}
+
+/** The container's state: does it exist, and which dataset does its manifest.json say is published? */
+export async function readPublished(target: RcloneTarget, root: string, log: Logger): Promise<{ containerExists: boolean; manifest?: PublishedManifest }> {
+  try {
+    const { stdout } = await rclone(target, ['cat', `${root}/${CONTAINER_LAYOUT.manifest}`, '--retries', '1', '--low-level-retries', '2'], 'read published manifest', log, { stdout: true });
+    try {
+      return { containerExists: true, manifest: stdout.trim() ? (JSON.parse(stdout) as PublishedManifest) : undefined };
+    } catch {
+      return { containerExists: true }; // a manifest we cannot parse proves nothing
+    }
+  } catch (e) {
+    // rclone cat of a missing object in an existing container prints nothing; a missing container is
+    // "directory not found". Auth and network errors stop here.
+    if (e instanceof RcloneError && e.notFound) return { containerExists: false };
+    throw e;
+  }
+}
