@@ -1,4 +1,3 @@
-import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import {
   BYO_CREDENTIAL_ID_ENV,
@@ -10,6 +9,9 @@ import {
   envNameFor,
   type FieldSpec,
 } from './fields';
+import { checkCidr } from './cidr';
+import { parseExpiry, toRfc3339 } from './expiry';
+import { closest } from './suggest';
 
 /** The validated configuration every stack is built from. */
 export interface PersistConfig {
@@ -76,8 +78,6 @@ export type ParseResult =
 
 const TEAM_ID = /^[a-z0-9][a-z0-9_-]{0,47}$/;
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
-const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
 const LINUX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -533,106 +533,6 @@ function bringYourOwnCredential(env: Record<string, string | undefined>, errors:
     return undefined;
   }
   return id;
-}
-
-/** A Date, or a message saying what is wrong. */
-export function parseExpiry(value: string): Date | string {
-  let m = DATE_ONLY.exec(value);
-  if (m) {
-    const d = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, 23, 59, 59));
-    return validDate(d, +m[1]!, +m[2]!, +m[3]!) ? d : `"${value}" is not a real date`;
-  }
-  m = DATE_TIME.exec(value);
-  if (!m) return `"${value}" is not a date (YYYY-MM-DD) or an ISO 8601 time (YYYY-MM-DDTHH:MM:SSZ)`;
-  if (!m[7]) return `"${value}" has no time zone; add Z for UTC (e.g. ${value}Z) or an offset such as -05:00`;
-  const d = new Date(value.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2'));
-  if (Number.isNaN(d.getTime()) || !validDate(new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!)), +m[1]!, +m[2]!, +m[3]!)) {
-    return `"${value}" is not a real date and time`;
-  }
-  return d;
-}
-
-function validDate(d: Date, y: number, mo: number, day: number): boolean {
-  return d.getUTCFullYear() === y && d.getUTCMonth() === mo - 1 && d.getUTCDate() === day;
-}
-
-export function toRfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-/** A message when `value` is not a CIDR Neutron would store as given, else undefined. */
-export function checkCidr(value: string): string | undefined {
-  const slash = value.indexOf('/');
-  if (slash < 0) {
-    const suffix = isIPv6(value) ? '/128' : '/32';
-    return isIPv4(value) || isIPv6(value)
-      ? `"${value}" is an address, not a network; write ${value}${suffix} for that one address`
-      : `"${value}" is not a CIDR such as 203.0.113.7/32`;
-  }
-  const addr = value.slice(0, slash);
-  const prefixText = value.slice(slash + 1);
-  const v6 = isIPv6(addr);
-  if (!isIPv4(addr) && !v6) return `"${addr}" is not an IPv4 or IPv6 address`;
-  const bits = v6 ? 128 : 32;
-  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) return `prefix "/${prefixText}" must be 0-${bits}`;
-  const prefix = Number(prefixText);
-  const n = v6 ? ipv6ToBigInt(addr) : ipv4ToBigInt(addr);
-  const hostMask = (1n << BigInt(bits - prefix)) - 1n;
-  if ((n & hostMask) !== 0n) {
-    const net = n & ~hostMask & ((1n << BigInt(bits)) - 1n);
-    const netText = v6 ? bigIntToIpv6(net) : bigIntToIpv4(net);
-    return `"${value}" has host bits set; the network is ${netText}/${prefix} (or use ${addr}/${bits} for one address)`;
-  }
-  return undefined;
-}
-
-function ipv4ToBigInt(a: string): bigint {
-  return a.split('.').reduce((acc, part) => (acc << 8n) + BigInt(Number(part)), 0n);
-}
-function bigIntToIpv4(n: bigint): string {
-  return [24n, 16n, 8n, 0n].map((s) => ((n >> s) & 255n).toString()).join('.');
-}
-function ipv6ToBigInt(a: string): bigint {
-  let text = a;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const n = ipv4ToBigInt(v4[1]!);
-    text = text.slice(0, -v4[1]!.length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || '0', 16)), 0n);
-}
-function bigIntToIpv6(n: bigint): string {
-  const groups: string[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(((n >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return groups.join(':').replace(/\b(?:0:){2,}0?/, ':').replace(/:{3,}/, '::');
-}
-
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = levenshtein(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 4)) ? best : undefined;
-}
-
-function levenshtein(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
 }
 
 function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
