@@ -10,8 +10,20 @@ export const STAND_INS_DIR = join(__dirname, '..', '..', '.stand-ins');
 export const STARTED_MARKER = '.started-by-tests';
 
 export default async function globalTeardown(): Promise<void> {
+  stopStandInsStartedByTests();
+  // Last, once the stand-ins (and the mounts and sessions under them) are stopped: a process still writing
+  // into the run's directory made the removal fail with ENOTEMPTY. Leftover temp files never fail a run.
   const runTmp = process.env.CHAMELEON_PERSIST_TEST_TMPDIR;
-  if (runTmp) rmSync(runTmp, { recursive: true, force: true });
+  if (runTmp) {
+    try {
+      rmSync(runTmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    } catch (e) {
+      process.stderr.write(`warning: could not remove the test run's temp dir ${runTmp}: ${(e as Error).message}\n`);
+    }
+  }
+}
+
+function stopStandInsStartedByTests(): void {
   if (!existsSync(STAND_INS_DIR)) return;
   for (const name of readdirSync(STAND_INS_DIR)) {
     const stateDir = join(STAND_INS_DIR, name);
