@@ -10,8 +10,9 @@ import { RcloneError } from './rclone-errors';
  * a node and a laptop) would otherwise interleave their promotes and prunes. The node's own lock (etl/remote)
  * cannot see a run from another machine; this one lives where the data is.
  *
- * Atomic without a lock service: Swift (and Ceph RGW) honour `If-None-Match: *` on an object PUT and answer
- * 412 when the object exists, and rclone sends it with --header-upload.
+ * Atomic without a lock service: Swift honours `If-None-Match: *` on an object PUT and answers 412 when the
+ * object exists (checked against the local Swift; unverified on Ceph RGW), and rclone sends it with
+ * --header-upload.
  */
 export const LOAD_LOCK_OBJECT = '.load-lock';
 
