@@ -153,6 +153,27 @@ describe('load into a real Swift', () => {
     expect(manifest.datasetKey).toBe(rerun.details.datasetKey);
   });
 
+  it('new names go straight to their final place; only changed ones are staged, verified and promoted', async () => {
+    const container = newContainer();
+    const v1 = await fakeWorkDir('direct-v1');
+    const first = await load(v1, options(container));
+    // An empty container: nothing published to protect, nothing staged or copied.
+    expect(first.details).toMatchObject({ promoted: 'none', uploadedObjects: expectedObjects(v1).size });
+    expect(log.lines.some((l) => new RegExp(`to ${container}: ${expectedObjects(v1).size} new .*, 0 changed .*, 0 already there`).test(l))).toBe(true);
+
+    // v2: the same files but for one changed split and one new map.
+    const v2 = await fakeWorkDir('direct-v2');
+    for (const f of ['training/movielens_t_train.txt', 'validation/movielens_t_val.txt', 'evaluation/movielens_t_eval.txt', 'maps/users.tsv', 'maps/items.tsv']) {
+      if (f !== 'training/movielens_t_train.txt') execFileSync('cp', [join(v1, 'output', f), join(v2, 'output', f)]);
+    }
+    execFileSync('sh', ['-c', `printf '5\t1\n' > ${join(v2, 'output', 'maps', 'genres.tsv')}`]);
+    const second = await load(v2, options(container));
+    expect(second.details).toMatchObject({ promoted: 'server-side', uploadedObjects: 2 });
+    expect(log.lines.some((l) => new RegExp(`to ${container}: 1 new .*, 1 changed .*, ${expectedObjects(v2).size - 2} already there`).test(l))).toBe(true);
+    expect(await containerHashes(container)).toEqual(expectedObjects(v2));
+    expect([...(await listContainer(env, container)).keys()].some((n) => n.startsWith('.incoming'))).toBe(false);
+  });
+
   it('--prune removes objects the new dataset no longer has, only after it is verified', async () => {
     const container = newContainer();
     const v1 = await fakeWorkDir('p1');

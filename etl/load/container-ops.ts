@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONTAINER_LAYOUT } from '../layout';
@@ -38,6 +38,9 @@ export interface Transfer {
 const OWN_NAMES = [`/${STAGING_PREFIX}/**`, `/${CONTAINER_LAYOUT.manifest}`, `/${LOAD_LOCK_OBJECT}`];
 export const ownExcludes = OWN_NAMES.flatMap((x) => ['--exclude', x]);
 
+/** What rclone check prints when files differ or are missing, as opposed to a failure (auth, network). */
+const DIFFERENCES = /differences found|not found in|files? missing|hashes could not be checked|directory not found|sizes differ|md5 differ/i;
+
 /** True when every local file is in the container under its final name with the same size and MD5. */
 export async function matches(target: RcloneTarget, live: Transfer[], common: string[], log: Logger): Promise<boolean> {
   for (const t of live) {
@@ -45,12 +48,80 @@ export async function matches(target: RcloneTarget, live: Transfer[], common: st
     try {
       await rclone(target, ['check', t.local, t.remote, '--one-way', ...excludes, ...common], 'check published dataset', log);
     } catch (e) {
-      // rclone check exits non-zero for differences; anything else (auth, network) is a real failure.
-      if (e instanceof RcloneError && /differences found|not found in|files? missing|hashes could not be checked|directory not found|sizes differ|md5 differ/i.test(e.output)) return false;
+      if (e instanceof RcloneError && DIFFERENCES.test(e.output)) return false;
       throw e;
     }
   }
   return true;
+}
+
+/** Local files of one transfer, by what the container holds under their final names. */
+export interface Comparison {
+  /** Same size and MD5: nothing to send. */
+  same: string[];
+  /** Not in the container: uploaded straight to the final name, since no published object is replaced. */
+  missing: string[];
+  /** A different object under that name: staged and verified before it replaces the published one. */
+  differ: string[];
+}
+
+/**
+ * Reads `rclone check --combined` output: `= name` same, `+ name` only local, `* name` different, `! name`
+ * not comparable (treated as different: the staged path is the safe one), `- name` only in the container
+ * (irrelevant here). Any other line means the format is not what this code knows, so nothing is guessed.
+ */
+export function parseCombined(text: string, localNames: readonly string[]): Comparison {
+  const seen = new Map<string, keyof Comparison>();
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const kind = line.slice(0, 2);
+    const name = line.slice(2);
+    if (kind === '= ') seen.set(name, 'same');
+    else if (kind === '+ ') seen.set(name, 'missing');
+    else if (kind === '* ' || kind === '! ') seen.set(name, 'differ');
+    else if (kind !== '- ') throw new Error(`unexpected line in rclone check --combined output: ${JSON.stringify(line)}`);
+  }
+  const out: Comparison = { same: [], missing: [], differ: [] };
+  // A local file rclone did not report is not known to be safe to write in place.
+  for (const name of localNames) out[seen.get(name) ?? 'differ'].push(name);
+  return out;
+}
+
+export async function compareWithContainer(target: RcloneTarget, t: Transfer, localNames: readonly string[], common: string[], log: Logger): Promise<Comparison> {
+  return withTempDir('load-compare-', async (dir) => {
+    const out = join(dir, 'combined.txt');
+    try {
+      await rclone(target, ['check', t.local, t.remote, '--one-way', '--combined', out, ...common], 'compare with the container', log, { quiet: true });
+    } catch (e) {
+      if (!(e instanceof RcloneError && DIFFERENCES.test(e.output))) throw e;
+    }
+    return parseCombined(readFileSync(out, 'utf8'), localNames);
+  });
+}
+
+/** rclone arguments that limit a command to these names (relative to its source), through a list file. */
+export async function withFileList<T>(names: readonly string[], f: (args: string[]) => Promise<T>): Promise<T> {
+  return withTempDir('load-list-', async (dir) => {
+    const list = join(dir, 'files.txt');
+    writeFileSync(list, names.map((n) => `${n}\n`).join(''));
+    return f(['--files-from-raw', list]);
+  });
+}
+
+async function withTempDir<T>(prefix: string, f: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    return await f(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The changed files of one transfer, staged under `staged` (its place under the staging prefix). */
+export interface StagedChange {
+  transfer: Transfer;
+  staged: string;
+  names: string[];
 }
 
 /**
@@ -59,18 +130,23 @@ export async function matches(target: RcloneTarget, live: Transfer[], common: st
  * the verified local files are uploaded again to their final names instead. Copy, never sync: nothing is
  * deleted here (rclone also refuses to sync into a remote that contains the source).
  */
-export async function promote(target: RcloneTarget, incoming: string, root: string, live: Transfer[], common: string[], log: Logger): Promise<'server-side' | 'upload'> {
-  log.info('promoting the verified dataset to its final names (server-side copy)');
+export async function promote(target: RcloneTarget, changes: StagedChange[], common: string[], log: Logger): Promise<'server-side' | 'upload'> {
+  log.info('promoting the verified changed objects to their final names (server-side copy)');
   try {
-    await rclone(target, ['copy', incoming, root, '--checksum', ...ownExcludes, '--retries', '1', '--low-level-retries', '1', ...common], 'promote dataset', log, { progress: true });
+    for (const c of changes) {
+      await withFileList(c.names, (list) =>
+        rclone(target, ['copy', c.staged, c.transfer.remote, '--checksum', ...list, '--retries', '1', '--low-level-retries', '1', ...common], 'promote dataset', log, { progress: true }),
+      );
+    }
     return 'server-side';
   } catch (e) {
     if (!(e instanceof RcloneError) || !/\b40[13]\b|unauthori[sz]ed|forbidden/i.test(e.output)) throw e;
     log.warn('the object store refused the server-side copy (an access-ruled credential cannot use COPY); uploading the verified files to their final names');
   }
-  for (const t of live) {
-    const excludes = t.prefix ? [] : [...ownExcludes, '--exclude', `/${CONTAINER_LAYOUT.raw}/**`];
-    await rclone(target, ['copy', t.local, t.remote, '--checksum', ...excludes, ...common], 'promote dataset (upload)', log, { progress: true });
+  for (const c of changes) {
+    await withFileList(c.names, (list) =>
+      rclone(target, ['copy', c.transfer.local, c.transfer.remote, '--checksum', ...list, ...common], 'promote dataset (upload)', log, { progress: true }),
+    );
   }
   return 'upload';
 }
@@ -85,14 +161,7 @@ export async function prune(target: RcloneTarget, root: string, files: { name: s
     return 0;
   }
   log.info(`--prune: removing ${extra.length} objects the new dataset no longer has (e.g. ${extra.slice(0, 3).join(', ')})`);
-  const dir = mkdtempSync(join(tmpdir(), 'load-prune-'));
-  try {
-    const list = join(dir, 'delete.txt');
-    writeFileSync(list, `${extra.join('\n')}\n`);
-    await rclone(target, ['delete', root, '--files-from-raw', list, ...common], 'prune', log);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await withFileList(extra, (list) => rclone(target, ['delete', root, ...list, ...common], 'prune', log));
   return extra.length;
 }
 

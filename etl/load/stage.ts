@@ -6,9 +6,10 @@ import { CONTAINER_LAYOUT, workLayout } from '../layout';
 import { TOOL, hashInputs, readManifest, writeJsonAtomic, writeManifest, type StageManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
 import { acquireContainerLock } from './container-lock';
-import { matches, ownExcludes, promote, prune, readPublished, STAGING_PREFIX, type PublishedManifest, type Transfer } from './container-ops';
+import { compareWithContainer, matches, promote, prune, readPublished, STAGING_PREFIX, withFileList, type Comparison, type PublishedManifest, type StagedChange, type Transfer } from './container-ops';
 import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from './credentials';
 import { humanBytes, rclone, type RcloneStats, type RcloneTarget } from './rclone';
+import { RcloneError } from './rclone-errors';
 
 export interface LoadOptions {
   container?: string;
@@ -109,35 +110,48 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
       log.info('the published objects differ from the local files: uploading again');
     }
 
-    // 1. Upload into a staging prefix named after the dataset: the published dataset stays whole until the new
-    //    one is verified, and an interrupted upload resumes (copy skips what is already there, by size and MD5).
-    log.info(`uploading dataset ${key} (${files.length} files, ${humanBytes(datasetBytes)}) to ${container}/${STAGING_PREFIX}/${key}/`);
-    const totals: RcloneStats[] = [];
+    // 1. Compare each local file with the object under its final name. New names go straight to their final
+    //    place: no published object is replaced, and the manifest (published last) is what marks a dataset
+    //    complete. Changed names go to a staging prefix named after the dataset, so the published dataset stays
+    //    whole until the new one is verified; an interrupted upload resumes (copy skips what is already there).
+    const plan: (Comparison & { t: Transfer; staged: string })[] = [];
     for (const t of live) {
-      const what = t.prefix ? 'upload raw dataset' : 'upload splits and maps';
-      const dest = t.prefix ? `${incoming}/${t.prefix}` : incoming;
-      totals.push((await rclone(target, ['copy', t.local, dest, '--checksum', ...common], what, log, { progress: true })).stats);
+      const names = listFiles(t.local).map((f) => f.rel);
+      plan.push({ t, staged: t.prefix ? `${incoming}/${t.prefix}` : incoming, ...(await compareWithContainer(target, t, names, common, log)) });
     }
-    const uploadSeconds = (Date.now() - startedAt.getTime()) / 1000;
+    const count = (k: 'same' | 'missing' | 'differ') => plan.reduce((a, p) => a + p[k].length, 0);
+    log.info(
+      `uploading dataset ${key} (${files.length} files, ${humanBytes(datasetBytes)}) to ${container}: ${count('missing')} new (to their final names), ` +
+        `${count('differ')} changed (staged in ${STAGING_PREFIX}/${key}/ until verified), ${count('same')} already there`,
+    );
+    const uploadStart = Date.now();
+    const totals: RcloneStats[] = [];
+    for (const p of plan) {
+      const what = p.t.prefix ? 'raw dataset' : 'splits and maps';
+      if (p.missing.length) totals.push((await withFileList(p.missing, (list) => rclone(target, ['copy', p.t.local, p.t.remote, '--checksum', ...list, ...common], `upload new ${what}`, log, { progress: true }))).stats);
+      if (p.differ.length) totals.push((await withFileList(p.differ, (list) => rclone(target, ['copy', p.t.local, p.staged, '--checksum', ...list, ...common], `stage changed ${what}`, log, { progress: true }))).stats);
+    }
+    const uploadSeconds = (Date.now() - uploadStart) / 1000;
 
     // 2. Verify what was uploaded against the local files (sizes and MD5, which Swift keeps as ETags).
     log.info('verifying the upload (sizes and MD5 checksums)');
-    for (const t of live) {
-      const dest = t.prefix ? `${incoming}/${t.prefix}` : incoming;
-      await rclone(target, ['check', t.local, dest, '--one-way', ...common], t.prefix ? 'verify raw dataset' : 'verify splits and maps', log);
+    for (const p of plan) {
+      const what = p.t.prefix ? 'raw dataset' : 'splits and maps';
+      if (p.missing.length) await withFileList(p.missing, (list) => rclone(target, ['check', p.t.local, p.t.remote, '--one-way', ...list, ...common], `verify new ${what}`, log));
+      if (p.differ.length) await withFileList(p.differ, (list) => rclone(target, ['check', p.t.local, p.staged, '--one-way', ...list, ...common], `verify staged ${what}`, log));
     }
 
-    // 3. Promote to the final names, then check the published objects.
-    const how = await promote(target, incoming, root, live, common, log);
-    if (how === 'server-side') {
-      // The staged objects were verified against the local files; comparing the promoted ones with them needs
-      // only Swift's listings (MD5 ETags), no second pass of local hashing.
-      log.info('verifying the published objects against the verified staged ones');
-      await rclone(target, ['check', incoming, root, '--one-way', ...ownExcludes, ...common], 'verify published dataset', log);
-    } else {
-      log.info('verifying the published objects against the local files');
-      if (!(await matches(target, live, common, log))) {
-        throw new EtlError('the published objects differ from the local files after the upload', 'Rerun the same command: verified uploads are not repeated.');
+    // 3. Promote the changed objects to their final names, then check them.
+    const changes: StagedChange[] = plan.filter((p) => p.differ.length).map((p) => ({ transfer: p.t, staged: p.staged, names: p.differ }));
+    let how: LoadResult['promoted'] = 'none';
+    if (changes.length) {
+      how = await promote(target, changes, common, log);
+      log.info(how === 'server-side' ? 'verifying the promoted objects against the verified staged ones' : 'verifying the promoted objects against the local files');
+      for (const c of changes) {
+        // After a server-side copy, comparing with the verified staged objects needs only Swift's listings (MD5
+        // ETags), no second pass of local hashing.
+        const from = how === 'server-side' ? c.staged : c.transfer.local;
+        await withFileList(c.names, (list) => rclone(target, ['check', from, c.transfer.remote, '--one-way', ...list, ...common], 'verify promoted objects', log));
       }
     }
 
@@ -159,7 +173,10 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     const localCopy = join(layout.manifests, 'published.json');
     await writeJsonAtomic(localCopy, manifest);
     await rclone(target, ['copyto', localCopy, `${root}/${CONTAINER_LAYOUT.manifest}`], 'publish manifest', log);
-    await rclone(target, ['purge', `${root}/${STAGING_PREFIX}`], 'remove staging prefix', log);
+    // Also what an interrupted earlier load staged; nothing may be staged at all (every object new or the same).
+    await rclone(target, ['purge', `${root}/${STAGING_PREFIX}`], 'remove staging prefix', log, { quiet: true }).catch((e: unknown) => {
+      if (!(e instanceof RcloneError && e.notFound)) throw e;
+    });
 
     const seconds = (Date.now() - startedAt.getTime()) / 1000;
     const mbPerSecond = uploadedBytes / 1e6 / Math.max(uploadSeconds, 1e-3);
@@ -190,7 +207,8 @@ export type LoadResult = {
   uploadSeconds: number;
   /** uploadedBytes / uploadSeconds, in MB (10^6 bytes) per second. */
   mbPerSecond: number;
-  promoted?: 'server-side' | 'upload';
+  /** How changed objects reached their final names; 'none' when every object was new or unchanged. */
+  promoted?: 'server-side' | 'upload' | 'none';
 };
 
 function skipped(container: string, key: string, why: string, facts: { objects: number; bytes: number; pruned?: number }): StageResult {
