@@ -84,7 +84,13 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
   if (!existsSync(zip)) {
     if (o.zip) throw new Error(`${zip} does not exist`);
     log.info(`generating a MovieLens-shaped zip with ${rows.toLocaleString('en-US')} ratings: ${zip}`);
-    await timed('generate dataset', () => generateMovieLensZip(zip, { rows, seed: 42, name: `ml-demo-${rows}`, workDir: join(ROOT, '.work', 'demo') }));
+    const onProgress = (phase: 'ratings' | 'zip', done: number, total?: number) =>
+      log.progress(
+        phase === 'ratings'
+          ? `  ratings.csv: ${Math.round((100 * done) / (total ?? rows))}% (${done.toLocaleString('en-US')} rows)`
+          : `  zipping: ${(done / 1e6).toFixed(0)} MB written`,
+      );
+    await timed('generate dataset', () => generateMovieLensZip(zip, { rows, seed: 42, name: `ml-demo-${rows}`, workDir: join(ROOT, '.work', 'demo'), onProgress }));
   } else log.info(`using ${zip}`);
 
   step('4/5 the ETL on the node, exactly as `cdktf deploy etl` runs it');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,5 +80,23 @@ describe('MovieLens-shaped generator', () => {
     const old = await generateMovieLensZip(join(dir, 'old.zip'), { rows: 5_000, seed: 3, name: 'ml-old', workDir: dir });
     expect(old.rows).toBe(5_000);
     expect(readFileSync(join(dir, 'ml-old-ratings.csv'))).toEqual(readFileSync(join(dir, 'same.csv')));
+  });
+
+  it('reports progress: rows of ratings.csv up to all of them, then the zip bytes up to its size; same content as without', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'genprog-'));
+    const seen: { phase: string; done: number; total?: number }[] = [];
+    // 250k rows (~6 MB): more than one 4 MiB buffer of ratings.csv, so progress comes before the end.
+    const stats = await generateMovieLensZip({ rows: 250_000, seed: 5, outPath: join(dir, 'p.zip'), name: 'ml-p', onProgress: (phase, done, total) => seen.push({ phase, done, total }) });
+    const ratings = seen.filter((p) => p.phase === 'ratings');
+    const zip = seen.filter((p) => p.phase === 'zip');
+    expect(ratings.length).toBeGreaterThan(1);
+    expect(ratings.every((p, i) => p.total === 250_000 && (i === 0 || p.done >= ratings[i - 1].done))).toBe(true);
+    expect(ratings[ratings.length - 1].done).toBe(250_000);
+    expect(seen.findIndex((p) => p.phase === 'zip')).toBeGreaterThan(seen.lastIndexOf(ratings[ratings.length - 1]) - 1);
+    expect(zip[zip.length - 1].done).toBe(stats.zipBytes);
+    const plain = await generateMovieLensZip({ rows: 250_000, seed: 5, outPath: join(dir, 'q.zip'), name: 'ml-p' });
+    // (The zips differ only in their entries' timestamps.)
+    const digest = async (zipPath: string) => [...(await zipEntries(zipPath))].map(([name, data]) => `${name} ${createHash('sha256').update(data).digest('hex')}`);
+    expect(await digest(plain.zipPath)).toEqual(await digest(stats.zipPath));
   });
 });

@@ -11,6 +11,11 @@ import { ZipFile } from 'yazl';
 export interface GenerateOptions {
   rows: number;
   seed?: number;
+  /**
+   * Called as the work advances (a 32M-row zip takes about 40 s): rows of ratings.csv written so far (of
+   * `total`), then bytes of the zip written so far (no total: the compressed size is not known ahead).
+   */
+  onProgress?: (phase: 'ratings' | 'zip', done: number, total?: number) => void;
 }
 
 export interface GenerateStats {
@@ -104,6 +109,7 @@ function writeRatings(path: string, options: GenerateOptions): { stats: Generate
     writeSync(fd, out, 0, pos);
     bytes += pos;
     pos = 0;
+    options.onProgress?.('ratings', written, rows);
   };
   let written = 0;
   let user = 0;
@@ -211,7 +217,7 @@ export async function generateMovieLensZip(
   const seed = o.seed ?? 42;
   mkdirSync(dirname(o.outPath), { recursive: true });
   const csv = o.workDir ? join(o.workDir, `${o.name}-ratings.csv`) : `${o.outPath}.ratings-${process.pid}.csv`;
-  const { stats, movieIds } = writeRatings(csv, { rows: o.rows, seed });
+  const { stats, movieIds } = writeRatings(csv, { rows: o.rows, seed, onProgress: o.onProgress });
   const entries = [`${o.name}/README.txt`, `${o.name}/movies.csv`, `${o.name}/ratings.csv`];
   try {
     const zip = new ZipFile();
@@ -226,6 +232,8 @@ export async function generateMovieLensZip(
     await new Promise<void>((resolve, reject) => {
       const ws = createWriteStream(tmp);
       zip.outputStream.on('error', reject);
+      let zipped = 0;
+      zip.outputStream.on('data', (chunk: Buffer) => o.onProgress?.('zip', (zipped += chunk.length)));
       zip.outputStream.pipe(ws).on('close', () => resolve()).on('error', reject);
     });
     renameSync(tmp, o.outPath);
