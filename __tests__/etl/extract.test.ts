@@ -150,6 +150,8 @@ describe('extract: the stage', () => {
         { name: 'README.txt', bytes: 2, sha256: sha('hi') },
       ]);
       expect(readFileSync(join(workDir, 'staging/ml-t/ratings.csv'), 'utf8')).toContain('1,2,3,4');
+      // Progress for the long parts: the checksum pass, then each entry as it is unzipped.
+      expect(ctx.log.lines).toEqual(expect.arrayContaining([expect.stringMatching(/^checksumming .*\.zip/), '  unzip ml-t/ratings.csv: 100% of 0 MB']));
       expect((await extractStage.run(ctx, base({ url }))).status).toBe('skipped');
     } finally {
       server.close();

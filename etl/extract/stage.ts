@@ -101,6 +101,7 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   const t1 = performance.now();
 
   // Integrity: the size was checked by the download; the checksum is the one given, or the one published.
+  ctx.log.info(`checksumming ${basename(zipPath)} (${(statSync(zipPath).size / 1e6).toFixed(0)} MB)`);
   const digests = await fileDigests(zipPath);
   const sha256 = digests.sha256;
   let checksum: ExtractResult['checksum'] = null;
@@ -131,7 +132,7 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   let files: ExtractedFile[];
   let dataset: string;
   try {
-    ({ files } = await unzipInto(zipPath, tmp));
+    ({ files } = await unzipInto(zipPath, tmp, (entry, done, total) => ctx.log.progress(`  unzip ${entry}: ${Math.round((100 * done) / Math.max(total, 1))}% of ${(total / 1e6).toFixed(0)} MB`)));
     dataset = datasetName(files.map((f) => f.name), zipPath);
     const from = files.every((f) => f.name.startsWith(`${dataset}/`)) ? join(tmp, dataset) : tmp;
     mkdirSync(layout.staging, { recursive: true });

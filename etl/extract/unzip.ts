@@ -54,7 +54,12 @@ function isSymlink(entry: yauzl.Entry): boolean {
  * file's CRC-32 against the zip's (yauzl checks sizes, not CRCs), so a damaged local archive is caught even when
  * no checksum of the zip was given.
  */
-export async function unzipInto(zipPath: string, dir: string): Promise<{ files: ExtractedFile[] }> {
+export async function unzipInto(
+  zipPath: string,
+  dir: string,
+  /** Bytes of one entry written so far, of its size: for a progress line (ml-32m's ratings.csv is 877 MB). */
+  onProgress?: (entry: string, done: number, total: number) => void,
+): Promise<{ files: ExtractedFile[] }> {
   // yauzl's own name validation is switched off so that OUR message names the entry; the checks are ours.
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
     yauzl.open(zipPath, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, decodeStrings: true }, (err, z) => (err ? reject(err) : resolve(z!))),
@@ -86,12 +91,14 @@ export async function unzipInto(zipPath: string, dir: string): Promise<{ files: 
           if (err || !stream) return reject(err);
           const hash = createHash('sha256');
           let crc = 0;
+          let done = 0;
           pipeline(
             stream,
             async function* (source: AsyncIterable<Buffer>) {
               for await (const chunk of source) {
                 hash.update(chunk);
                 crc = crc32(chunk, crc);
+                onProgress?.(entry.fileName, (done += chunk.length), entry.uncompressedSize);
                 yield chunk;
               }
             },
