@@ -83,6 +83,7 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
   const zip = o.zip ? resolve(o.zip) : join(ROOT, '.work', 'demo', `ml-demo-${rows}.zip`);
   if (!existsSync(zip)) {
     if (o.zip) throw new Error(`${zip} does not exist`);
+    // Only the zip is kept: its ratings.csv (877 MB at 32M rows) is removed once zipped.
     log.info(`generating a MovieLens-shaped zip with ${rows.toLocaleString('en-US')} ratings: ${zip}`);
     const onProgress = (phase: 'ratings' | 'zip', done: number, total?: number) =>
       log.progress(
@@ -90,7 +91,7 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
           ? `  ratings.csv: ${Math.round((100 * done) / (total ?? rows))}% (${done.toLocaleString('en-US')} rows)`
           : `  zipping: ${(done / 1e6).toFixed(0)} MB written`,
       );
-    await timed('generate dataset', () => generateMovieLensZip(zip, { rows, seed: 42, name: `ml-demo-${rows}`, workDir: join(ROOT, '.work', 'demo'), onProgress }));
+    await timed('generate dataset', () => generateMovieLensZip({ outPath: zip, rows, seed: 42, name: `ml-demo-${rows}`, onProgress }));
   } else log.info(`using ${zip}`);
 
   step('4/5 the ETL on the node, exactly as `cdktf deploy etl` runs it');
