@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --rows N]`: the transform against its baselines, in one run on this machine. Each
+ * `npm run bench [-- --rows N] [--load | --load-only]`: the transform (and the load) against its baselines, in one run on this machine. Each
  * contender runs in its own process under /usr/bin/time, so wall time and peak RSS are its own. Slow baselines
  * run on a sample and are extrapolated linearly (marked so). Results are ratios to ours, measured in the same
  * run; docs/benchmarks.md records them.
@@ -11,6 +11,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateRatingsCsv } from '../etl/dataset/generate';
 import { defaultThreads } from '../etl/transform/fast';
+import { benchLoad } from './bench-load';
 
 const ROOT = resolve(__dirname, '..');
 const BENCH = join(ROOT, '.work', 'bench');
@@ -45,8 +46,10 @@ async function main() {
     .option('--sample <n>', 'rows for the slow baselines, extrapolated', '2000000')
     .option('--pandas-sample <n>', 'rows for the pandas iterrows baseline', '1000000')
     .option('--repeat <n>', 'runs of ours (the best is kept)', '3')
+    .option('--load', 'also benchmark the load stage against the tutorial\'s rclone copy, on the local Swift (root; starts the stand-in)', false)
+    .option('--load-only', 'only the load benchmark', false)
     .parse(process.argv)
-    .opts<{ rows: string; sample: string; pandasSample: string; repeat: string }>();
+    .opts<{ rows: string; sample: string; pandasSample: string; repeat: string; load: boolean; loadOnly: boolean }>();
   const rows = Number(o.rows);
   const loadBefore = loadavg().map((x) => x.toFixed(2)).join(' ');
   mkdirSync(BENCH, { recursive: true });
@@ -56,6 +59,14 @@ async function main() {
   const input = dataset(rows);
   const mb = statSync(input).size / 1e6;
   const work = mkdtempSync(join(tmpdir(), 'bench-'));
+  if (o.loadOnly) {
+    try {
+      process.stdout.write(`${(await benchLoad(bundle, input, work)).join('\n')}\n`);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    return;
+  }
   const results: Row[] = [];
   const transform = (file: string, engine: string, threads = 'auto') => [bundle, 'transform', '--input', file, '--work-dir', work, '--name', 'b', '--force', '--engine', engine, '--threads', threads];
 
@@ -97,7 +108,6 @@ async function main() {
     results.push({ name: "tutorial's pandas iterrows", seconds: (p.seconds * rows) / pRows, rssMb: p.rssMb, rows, note: `${pRows.toLocaleString('en-US')} rows, extrapolated` });
     rmSync(out, { recursive: true, force: true });
   } else results.push({ name: "tutorial's pandas iterrows", seconds: NaN, rssMb: NaN, rows, note: 'skipped: apt-get install python3-pandas' });
-  rmSync(work, { recursive: true, force: true });
 
   const oursSeconds = results[1].seconds;
   const lines = [
@@ -110,6 +120,11 @@ async function main() {
         `| ${r.name} | ${r.seconds.toFixed(2)} | ${Number.isFinite(r.seconds) ? Math.round(r.rows / r.seconds).toLocaleString('en-US') : '-'} | ${(mb / r.seconds).toFixed(0)} | ${r.rssMb.toFixed(0)} | ${(r.seconds / oursSeconds).toFixed(2)}x | ${r.note} |`,
     ),
   ];
+  try {
+    if (o.load) lines.push(...(await benchLoad(bundle, input, work)));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

@@ -1,0 +1,93 @@
+/**
+ * The load benchmark (`npm run bench -- --load`): our load stage against the tutorial's plain
+ * `rclone copy` into the same local Swift (scripts/local-openstack.sh), in one run, each in its own process.
+ * The tutorial's copy is the floor: it neither verifies nor protects a published dataset; the ratios say
+ * what our staging, MD5 verification and manifest cost on top of it.
+ */
+import execa from 'execa';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { rcloneEnvFromEtlEnv } from '../etl/load/credentials';
+
+const ROOT = resolve(__dirname, '..');
+const OPENSTACK = join(ROOT, '.stand-ins', 'openstack');
+
+interface StandIn {
+  authUrl: string;
+  region: string;
+  userId: string;
+  appCredential: { id: string; secret: string };
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    total += e.isDirectory() ? dirBytes(p) : statSync(p).size;
+  }
+  return total;
+}
+
+async function wall(cmd: string, args: readonly string[], env: Record<string, string>): Promise<number> {
+  const t0 = performance.now();
+  const r = await execa(cmd, args, { cwd: ROOT, env, extendEnv: true, reject: false });
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} … failed:\n${r.stderr.slice(-1500)}`);
+  return (performance.now() - t0) / 1000;
+}
+
+/** Runs the contenders and returns the markdown lines of the table. */
+export async function benchLoad(bundle: string, input: string, work: string): Promise<string[]> {
+  process.stderr.write('load bench: starting the local Keystone + Swift (scripts/local-openstack.sh)\n');
+  await execa('bash', [join(ROOT, 'scripts', 'system-deps.sh')], { stdio: 'inherit' });
+  await execa('bash', [join(ROOT, 'scripts', 'local-openstack.sh'), 'up', OPENSTACK], { stdio: 'inherit' });
+  const os = JSON.parse(readFileSync(join(OPENSTACK, 'env.json'), 'utf8')) as StandIn;
+  const etlEnv = {
+    ETL_APP_CREDENTIAL_ID: os.appCredential.id,
+    ETL_APP_CREDENTIAL_SECRET: os.appCredential.secret,
+    ETL_AUTH_URL: os.authUrl,
+    ETL_REGION: os.region,
+    ETL_USER_ID: os.userId,
+  };
+  const rcloneEnv = rcloneEnvFromEtlEnv('chi_tacc', etlEnv).env;
+
+  // Two transformed datasets of the same input: seed 42, and seed 7 (the same maps, other splits).
+  const [a, b] = [join(work, 'load-a'), join(work, 'load-b')];
+  process.stderr.write('load bench: transforming the input twice (seeds 42 and 7)\n');
+  await wall('node', [bundle, 'transform', '--input', input, '--work-dir', a, '--name', 'b', '--seed', '42'], {});
+  await wall('node', [bundle, 'transform', '--input', input, '--work-dir', b, '--name', 'b', '--seed', '7'], {});
+  const bytes = dirBytes(join(a, 'output'));
+  const tag = `${process.pid}`;
+  const containers = [`object-persist-bench-rclone-${tag}`, `object-persist-bench-ours-${tag}`];
+  const tutorialFlags = ['--transfers', '32', '--checkers', '16', '--fast-list'];
+  const load = (workDir: string, extra: string[] = []) => ['node', [bundle, 'load', '--work-dir', workDir, '--container', containers[1], '--remote', 'chi_tacc', ...extra]] as const;
+
+  const rows: { name: string; seconds: number; bytes: number; note: string }[] = [];
+  try {
+    process.stderr.write('load bench: running the contenders\n');
+    await wall('rclone', ['mkdir', `chi_tacc:${containers[0]}`], rcloneEnv);
+    rows.push({
+      name: "tutorial's rclone copy, empty container",
+      seconds: await wall('rclone', ['copy', join(a, 'output'), `chi_tacc:${containers[0]}`, ...tutorialFlags], rcloneEnv),
+      bytes,
+      note: 'no verification, no manifest, overwrites in place',
+    });
+    rows.push({ name: 'ours, first load into an empty container', seconds: await wall(...load(a), etlEnv), bytes, note: 'compare, upload to final names, MD5 verify, manifest last' });
+    rows.push({ name: 'ours, same dataset again (--force)', seconds: await wall(...load(a, ['--force']), etlEnv), bytes: 0, note: 'compare finds every object the same: nothing sent' });
+    rows.push({ name: 'ours, new seed: the 3 splits change', seconds: await wall(...load(b), etlEnv), bytes: dirBytes(join(b, 'output', 'training')) + dirBytes(join(b, 'output', 'validation')) + dirBytes(join(b, 'output', 'evaluation')), note: 'changed objects staged, verified, promoted server-side, verified' });
+  } finally {
+    for (const c of containers) await execa('rclone', ['purge', `chi_tacc:${c}`], { env: rcloneEnv, extendEnv: true, reject: false });
+  }
+
+  const base = rows[0].seconds;
+  return [
+    '',
+    `load: the transform's outputs (${(bytes / 1e6).toFixed(0)} MB: splits and maps) into the local Swift (${os.authUrl})`,
+    '',
+    '| contender | wall s | MB sent | MB/s | time / tutorial | note |',
+    '|---|---:|---:|---:|---:|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.seconds.toFixed(2)} | ${(r.bytes / 1e6).toFixed(0)} | ${r.bytes ? (r.bytes / 1e6 / r.seconds).toFixed(0) : '-'} | ${(r.seconds / base).toFixed(2)}x | ${r.note} |`,
+    ),
+  ];
+}
