@@ -12,7 +12,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "local-node: $*" >&2; exit 1; }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# shellcheck source=pids.sh
+. "$HERE/pids.sh"
 
 cmd_up() {
   [ -x /usr/sbin/sshd ] || die "openssh-server is not installed: run 'bash scripts/local-node.sh install' (as root)"
@@ -67,7 +68,7 @@ cmd_down() {
   # The node's read-only mounts (the demo's, the runner's) live under the state dir: unmount them with it,
   # which also ends their rclone daemons.
   awk -v d="$S/" 'index($2, d) == 1 {print $2}' /proc/mounts | while read -r m; do fusermount3 -u "$m" || true; done
-  if pid_alive "$S/sshd.pid"; then kill "$(cat "$S/sshd.pid")"; fi
+  if pid_alive "$S/sshd.pid"; then kill "$(cat "$S/sshd.pid")"; fi # only the sshd it started (pids.sh)
   rm -f "$S/sshd.pid"
   echo "local-node: stopped ($S)" >&2
 }

@@ -34,7 +34,8 @@ pick_port() { # preferred port, or the next free one above it, skipping ports al
   echo "$p"
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# shellcheck source=pids.sh
+. "$HERE/pids.sh"
 
 wait_http() { # url, seconds
   local deadline=$((SECONDS + $2))
@@ -56,7 +57,7 @@ stop_daemon() {
   local pidfile="$S/pids/$1.pid"
   [ -f "$pidfile" ] || return 0
   local pid; pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid_alive "$pidfile"; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -338,7 +339,8 @@ live_runs() { # registered test runs still alive (dead ones are forgotten)
   for f in "$S"/users/*; do
     [ -e "$f" ] || continue
     pid=${f##*/}
-    if kill -0 "$pid" 2>/dev/null; then echo "$pid"; else rm -f "$f"; fi
+    # The file is touched at each registration, so a recycled PID (a process started later) does not count.
+    if pid_started_by "$pid" "$f"; then echo "$pid"; else rm -f "$f"; fi
   done
 }
 
