@@ -133,9 +133,8 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
     `manifest.json: dataset ${manifest.datasetKey}, ${t.rows.toLocaleString('en-US')} ratings, ${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +
       `training ${t.splits.training.toLocaleString('en-US')}, validation ${t.splits.validation.toLocaleString('en-US')}, evaluation ${t.splits.evaluation.toLocaleString('en-US')} (seed ${t.seed})`,
   );
-  const mnt = mountPoint;
-  log.info(`\nread-only mount on the node (${mnt}):`);
-  log.info((await execa('ls', ['-l', mnt, join(mnt, 'training')])).stdout);
+  log.info(`\nread-only mount on the node (${mountPoint}):`);
+  log.info((await execa('ls', ['-l', mountPoint, join(mountPoint, 'training')])).stdout);
 
   log.info('\ntimings:');
   for (const [name, s] of timings) log.info(`  ${name.padEnd(18)} ${s.toFixed(1)} s`);

@@ -32,28 +32,16 @@ export interface Transfer {
   remote: string;
   /** The same place as a path under the container root ('' for the root itself). */
   prefix: string;
+  /** The files under `local`, relative to it, with '/' separators. */
+  names: string[];
 }
 
 /** Names under the container root that belong to the load itself, not to the dataset. */
 const OWN_NAMES = [`/${STAGING_PREFIX}/**`, `/${CONTAINER_LAYOUT.manifest}`, `/${LOAD_LOCK_OBJECT}`];
-export const ownExcludes = OWN_NAMES.flatMap((x) => ['--exclude', x]);
+const ownExcludes = OWN_NAMES.flatMap((x) => ['--exclude', x]);
 
 /** What rclone check prints when files differ or are missing, as opposed to a failure (auth, network). */
 const DIFFERENCES = /differences found|not found in|files? missing|hashes could not be checked|directory not found|sizes differ|md5 differ/i;
-
-/** True when every local file is in the container under its final name with the same size and MD5. */
-export async function matches(target: RcloneTarget, live: Transfer[], common: string[], log: Logger): Promise<boolean> {
-  for (const t of live) {
-    const excludes = t.prefix ? [] : [...ownExcludes, '--exclude', `/${CONTAINER_LAYOUT.raw}/**`];
-    try {
-      await rclone(target, ['check', t.local, t.remote, '--one-way', ...excludes, ...common], 'check published dataset', log);
-    } catch (e) {
-      if (e instanceof RcloneError && DIFFERENCES.test(e.output)) return false;
-      throw e;
-    }
-  }
-  return true;
-}
 
 /** Local files of one transfer, by what the container holds under their final names. */
 export interface Comparison {
@@ -87,7 +75,8 @@ export function parseCombined(text: string, localNames: readonly string[]): Comp
   return out;
 }
 
-export async function compareWithContainer(target: RcloneTarget, t: Transfer, localNames: readonly string[], common: string[], log: Logger): Promise<Comparison> {
+/** Each local file of `t` against the object under its final name (sizes and MD5, which Swift keeps as ETags). */
+export async function compareWithContainer(target: RcloneTarget, t: Transfer, common: string[], log: Logger): Promise<Comparison> {
   return withTempDir('load-compare-', async (dir) => {
     const out = join(dir, 'combined.txt');
     try {
@@ -95,7 +84,7 @@ export async function compareWithContainer(target: RcloneTarget, t: Transfer, lo
     } catch (e) {
       if (!(e instanceof RcloneError && DIFFERENCES.test(e.output))) throw e;
     }
-    return parseCombined(readFileSync(out, 'utf8'), localNames);
+    return parseCombined(readFileSync(out, 'utf8'), t.names);
   });
 }
 

@@ -6,7 +6,7 @@ import { CONTAINER_LAYOUT, workLayout } from '../layout';
 import { TOOL, hashInputs, readManifest, writeJsonAtomic, writeManifest, type StageManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
 import { acquireContainerLock } from './container-lock';
-import { compareWithContainer, matches, promote, prune, readPublished, STAGING_PREFIX, withFileList, type Comparison, type PublishedManifest, type StagedChange, type Transfer } from './container-ops';
+import { compareWithContainer, promote, prune, readPublished, STAGING_PREFIX, withFileList, type Comparison, type PublishedManifest, type StagedChange, type Transfer } from './container-ops';
 import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from './credentials';
 import { humanBytes, rclone, type RcloneStats, type RcloneTarget } from './rclone';
 import { RcloneError } from './rclone-errors';
@@ -61,12 +61,14 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const incoming = `${root}/${STAGING_PREFIX}/${key}`;
   const common = ['--transfers', o.transfers, '--checkers', o.checkers, ...(o.fastList ? ['--fast-list'] : [])];
   // Where each local directory goes: the splits and maps at the root (the tutorial's layout), raw under raw/.
-  const live: Transfer[] = [{ local: layout.output, remote: root, prefix: '' }];
+  const places = [{ local: layout.output, remote: root, prefix: '' }];
   if (rawDir && rawDataset) {
     const prefix = `${CONTAINER_LAYOUT.raw}/${rawDataset}`;
-    live.push({ local: rawDir, remote: `${root}/${prefix}`, prefix });
+    places.push({ local: rawDir, remote: `${root}/${prefix}`, prefix });
   }
-  const files = live.flatMap((t) => listFiles(t.local).map((f) => ({ name: t.prefix ? `${t.prefix}/${f.rel}` : f.rel, bytes: f.bytes })));
+  const listed = places.map((p) => ({ ...p, files: listFiles(p.local) }));
+  const live: Transfer[] = listed.map(({ files, ...p }) => ({ ...p, names: files.map((f) => f.rel) }));
+  const files = listed.flatMap((p) => p.files.map((f) => ({ name: p.prefix ? `${p.prefix}/${f.rel}` : f.rel, bytes: f.bytes })));
   const datasetBytes = files.reduce((a, f) => a + f.bytes, 0);
   const startedAt = new Date();
 
@@ -98,17 +100,9 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const lock = await acquireContainerLock(target, root, container, { breakLock: o.breakLock, log });
   try {
     const published = first.containerExists ? (await readPublished(target, root, log)).manifest : undefined;
-    if (!ctx.force && published?.datasetKey === key) {
-      // Published from another work dir (or our record is gone): prove it is the same, by sizes and MD5, and
-      // upload nothing if so.
-      log.info(`dataset ${key} is already published in ${container}: checking it against the local files`);
-      if (await matches(target, live, common, log)) {
-        const pruned = o.prune ? await prune(target, root, files, common, log) : 0;
-        await record({ datasetKey: key, container, objects: files.length, datasetBytes, uploadedBytes: 0, prunedObjects: pruned, seconds: 0, uploadSeconds: 0, mbPerSecond: 0 });
-        return skipped(container, key, 'already published and identical to the local files; nothing uploaded', { objects: files.length, bytes: datasetBytes, pruned });
-      }
-      log.info('the published objects differ from the local files: uploading again');
-    }
+    const republish = !ctx.force && published?.datasetKey === key;
+    // Published from another work dir (or our record is gone): the comparison below proves it is the same.
+    if (republish) log.info(`dataset ${key} is already published in ${container}: checking it against the local files`);
 
     // 1. Compare each local file with the object under its final name. New names go straight to their final
     //    place: no published object is replaced, and the manifest (published last) is what marks a dataset
@@ -116,10 +110,17 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     //    whole until the new one is verified; an interrupted upload resumes (copy skips what is already there).
     const plan: (Comparison & { t: Transfer; staged: string })[] = [];
     for (const t of live) {
-      const names = listFiles(t.local).map((f) => f.rel);
-      plan.push({ t, staged: t.prefix ? `${incoming}/${t.prefix}` : incoming, ...(await compareWithContainer(target, t, names, common, log)) });
+      plan.push({ t, staged: t.prefix ? `${incoming}/${t.prefix}` : incoming, ...(await compareWithContainer(target, t, common, log)) });
     }
     const count = (k: 'same' | 'missing' | 'differ') => plan.reduce((a, p) => a + p[k].length, 0);
+    if (republish) {
+      if (count('same') === files.length) {
+        const pruned = o.prune ? await prune(target, root, files, common, log) : 0;
+        await record({ datasetKey: key, container, objects: files.length, datasetBytes, uploadedBytes: 0, prunedObjects: pruned, seconds: 0, uploadSeconds: 0, mbPerSecond: 0 });
+        return skipped(container, key, 'already published and identical to the local files; nothing uploaded', { objects: files.length, bytes: datasetBytes, pruned });
+      }
+      log.info('the published objects differ from the local files: uploading again');
+    }
     log.info(
       `uploading dataset ${key} (${files.length} files, ${humanBytes(datasetBytes)}) to ${container}: ${count('missing')} new (to their final names), ` +
         `${count('differ')} changed (staged in ${STAGING_PREFIX}/${key}/ until verified), ${count('same')} already there`,
