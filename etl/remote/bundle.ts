@@ -1,24 +1,16 @@
 import type { BuildOptions } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import bundleOptions from '../bundle-options.json';
 
 /**
- * The ETL bundle's identity. `scripts/build-etl.mjs` writes dist/etl.js with these options; building them in
- * memory here gives the same bytes (a test checks it), so the etl stack's trigger is the SHA-256 of the very
- * file the runner ships, and the runner's "ship only if the node's sha256 differs" compares the same number.
- * Only what the bundle contains counts: editing the runner, the tests or the docs does not rerun the ETL.
+ * The ETL bundle's identity. `scripts/build-etl.mjs` writes dist/etl.js with the options in
+ * etl/bundle-options.json; building with the same options in memory here gives the same bytes (a test checks
+ * it), so the etl stack's trigger is the SHA-256 of the very file the runner ships, and the runner's "ship only
+ * if the node's sha256 differs" compares the same number. Only what the bundle contains counts: editing the
+ * runner, the tests or the docs does not rerun the ETL.
  */
-export const ETL_BUILD_OPTIONS = {
-  entryPoints: ['etl/cli.ts'],
-  bundle: true,
-  platform: 'node',
-  target: 'node18',
-  format: 'cjs',
-  sourcemap: false,
-  minify: false,
-  legalComments: 'none',
-  logLevel: 'warning',
-} satisfies BuildOptions;
+export const ETL_BUILD_OPTIONS = bundleOptions as BuildOptions;
 
 export function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
