@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
@@ -164,9 +164,9 @@ describe('load into a real Swift', () => {
     // v2: the same files but for one changed split and one new map.
     const v2 = await fakeWorkDir('direct-v2');
     for (const f of ['training/movielens_t_train.txt', 'validation/movielens_t_val.txt', 'evaluation/movielens_t_eval.txt', 'maps/users.tsv', 'maps/items.tsv']) {
-      if (f !== 'training/movielens_t_train.txt') execFileSync('cp', [join(v1, 'output', f), join(v2, 'output', f)]);
+      if (f !== 'training/movielens_t_train.txt') copyFileSync(join(v1, 'output', f), join(v2, 'output', f));
     }
-    execFileSync('sh', ['-c', `printf '5\t1\n' > ${join(v2, 'output', 'maps', 'genres.tsv')}`]);
+    writeFileSync(join(v2, 'output', 'maps', 'genres.tsv'), '5\t1\n');
     const second = await load(v2, options(container));
     expect(second.details).toMatchObject({ promoted: 'server-side', uploadedObjects: 2 });
     expect(log.lines.some((l) => new RegExp(`to ${container}: 1 new .*, 1 changed .*, ${expectedObjects(v2).size - 2} already there`).test(l))).toBe(true);
