@@ -1,13 +1,16 @@
 import { Option, type Command } from 'commander';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { EtlError } from '../errors';
 import { recoverInterrupted, workLayout } from '../layout';
 import { replaceDir } from '../replace-dir';
 import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
+import { createHash } from 'node:crypto';
+import { contentId, fingerprintOf, type Fingerprint } from '../content-id';
 import { download, fileDigests, publishedMd5 } from './download';
-import { unzipInto, type ExtractedFile } from './unzip';
+import { datasetEntries } from './entries';
+import { listEntries, unzipInto, type ExtractedFile } from './unzip';
 
 export const DEFAULT_URL = 'https://files.grouplens.org/datasets/movielens/ml-32m.zip';
 
@@ -27,8 +30,11 @@ export interface ExtractResult {
   checksum: { algorithm: 'sha256' | 'md5'; expected: string; from: 'option' | 'published' } | null;
   /** Absolute path of staging/<dataset>/; load uploads it to raw/<dataset>/. */
   stagingDir: string;
-  /** Every file in stagingDir (path relative to it), with its size and SHA-256; each matched the zip's CRC-32. */
-  files: { name: string; bytes: number; sha256: string }[];
+  /** The file the transform reads, relative to stagingDir (ratings.csv). */
+  ratings: string;
+  /** Every file in stagingDir (path relative to it), with its size, SHA-256 (each matched the zip's CRC-32) and
+   * the fingerprint that lets a rerun trust that SHA-256 without reading the file again (content-id.ts). */
+  files: { name: string; bytes: number; sha256: string; fingerprint: Fingerprint }[];
   /** How the zip was obtained: downloaded (and from which byte a resume started), reused, or a local file. */
   download: { status: 'downloaded' | 'reused' | 'local'; resumedFrom: number };
   timings: { downloadSeconds: number; verifySeconds: number; unzipSeconds: number; totalSeconds: number };
@@ -48,12 +54,15 @@ export function resolveSource(source: string, url: string): string {
   );
 }
 
-/** The dataset is the zip's single top-level folder (ml-32m/...), else the zip's name. */
-export function datasetName(entries: string[], zipPath: string): string {
-  const tops = new Set(entries.map((e) => e.split('/')[0]));
-  const [only] = [...tops];
-  if (tops.size === 1 && entries.every((e) => e.includes('/'))) return only;
-  return basename(zipPath).replace(/\.zip$/i, '');
+/** Every staged file still holds what the extract recorded (by content: the fingerprint pre-check, else a hash). */
+async function stagedIntact(r: ExtractResult): Promise<boolean> {
+  if (!existsSync(r.stagingDir) || !Array.isArray(r.files) || !r.ratings) return false;
+  for (const f of r.files) {
+    const path = join(r.stagingDir, f.name);
+    if (!existsSync(path) || statSync(path).size !== f.bytes) return false;
+    if ((await contentId(path, f)).sha256 !== f.sha256) return false;
+  }
+  return true;
 }
 
 async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
@@ -70,12 +79,7 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   const previous = await readManifest<ExtractResult>(layout.manifests, 'extract');
   for (const note of recoverInterrupted(ctx.workDir, 'staging')) ctx.log.warn(note);
   if (previous?.result.dataset) for (const note of recoverInterrupted(layout.staging, previous.result.dataset)) ctx.log.warn(note);
-  const unchanged =
-    previous?.inputsKey === inputsKey &&
-    existsSync(previous.result.stagingDir) &&
-    existsSync(previous.result.zip.path) &&
-    statSync(previous.result.zip.path).size === previous.result.zip.bytes &&
-    (previous.result.files ?? []).every((f) => existsSync(join(previous.result.stagingDir, f.name)) && statSync(join(previous.result.stagingDir, f.name)).size === f.bytes);
+  const unchanged = previous?.inputsKey === inputsKey && existsSync(previous.result.zip.path) && (await stagedIntact(previous.result));
   if (!ctx.force && unchanged) {
     return { stage: 'extract', status: 'skipped', message: `${previous.result.dataset} already extracted from ${origin} (--force to redo)`, details: { dataset: previous.result.dataset } };
   }
@@ -88,7 +92,9 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     ctx.log.info(`using local archive ${localZip}`);
   } else {
     mkdirSync(layout.downloads, { recursive: true });
-    zipPath = join(layout.downloads, basename(new URL(o.url).pathname) || 'dataset.zip');
+    // Keyed by the whole URL: another URL whose file name is the same (a mirror, another release) is another file.
+    zipPath = join(layout.downloads, createHash('sha256').update(o.url).digest('hex').slice(0, 12), basename(new URL(o.url).pathname) || 'dataset.zip');
+    mkdirSync(dirname(zipPath), { recursive: true });
     if (ctx.force || !existsSync(zipPath)) {
       ctx.log.info(`downloading ${o.url}`);
       const d = await download({ url: o.url, dest: zipPath, retries, log: ctx.log, idleTimeoutMs: idleTimeout * 1000 });
@@ -129,25 +135,31 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   const tmp = `${layout.staging}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
+  // Which entries make the dataset, decided from the zip's directory before anything is written: a zip of the
+  // wrong shape leaves the staged dataset as it was.
+  const chosen = datasetEntries((await listEntries(zipPath)).names, basename(zipPath));
+  const wanted = new Set(chosen.files);
   let files: ExtractedFile[];
-  let dataset: string;
+  const dataset = chosen.dataset;
+  const under = chosen.files.every((f) => f.startsWith(`${dataset}/`));
   try {
-    ({ files } = await unzipInto(zipPath, tmp, (entry, done, total) => ctx.log.progress(`  unzip ${entry}: ${Math.round((100 * done) / Math.max(total, 1))}% of ${(total / 1e6).toFixed(0)} MB`)));
-    dataset = datasetName(files.map((f) => f.name), zipPath);
-    const from = files.every((f) => f.name.startsWith(`${dataset}/`)) ? join(tmp, dataset) : tmp;
+    ({ files } = await unzipInto(zipPath, tmp, (entry, done, total) => ctx.log.progress(`  unzip ${entry}: ${Math.round((100 * done) / Math.max(total, 1))}% of ${(total / 1e6).toFixed(0)} MB`), (name) => wanted.has(name)));
     mkdirSync(layout.staging, { recursive: true });
     for (const note of recoverInterrupted(layout.staging, dataset)) ctx.log.warn(note);
-    replaceDir(from, join(layout.staging, dataset));
+    replaceDir(under ? join(tmp, dataset) : tmp, join(layout.staging, dataset));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+  const stagingDir = join(layout.staging, dataset);
+  const rel = (name: string) => (under ? name.slice(dataset.length + 1) : name);
   const result: ExtractResult = {
     dataset,
     origin,
     zip: { path: zipPath, bytes: statSync(zipPath).size, sha256 },
     checksum,
-    stagingDir: join(layout.staging, dataset),
-    files: files.map((f) => ({ name: f.name.replace(`${dataset}/`, ''), bytes: f.bytes, sha256: f.sha256 })),
+    stagingDir,
+    ratings: rel(chosen.ratings),
+    files: files.map((f) => ({ name: rel(f.name), bytes: f.bytes, sha256: f.sha256, fingerprint: fingerprintOf(join(stagingDir, rel(f.name))) })),
     download: fetched,
     timings: { downloadSeconds: (t1 - t0) / 1000, verifySeconds: (t2 - t1) / 1000, unzipSeconds: (performance.now() - t2) / 1000, totalSeconds: (performance.now() - t0) / 1000 },
   };

@@ -59,6 +59,8 @@ export async function unzipInto(
   dir: string,
   /** Bytes of one entry written so far, of its size: for a progress line (ml-32m's ratings.csv is 877 MB). */
   onProgress?: (entry: string, done: number, total: number) => void,
+  /** Entries to extract (datasetEntries); others are passed over. Default: all. */
+  include?: (name: string) => boolean,
 ): Promise<{ files: ExtractedFile[] }> {
   // yauzl's own name validation is switched off so that OUR message names the entry; the checks are ours.
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
@@ -70,10 +72,7 @@ export async function unzipInto(
   try {
     await new Promise<void>((resolve, reject) => {
       // yauzl refuses unsafe names itself too; say it in the same words as our own checks.
-      zip.on('error', (e: Error) => {
-        const m = /^(invalid relative path|absolute path): (.*)$/.exec(e.message);
-        reject(m ? new EtlError(`refusing zip entry '${m[2]}': ${m[1]}`, 'The archive is not a genuine MovieLens zip; get it again from the official source.') : e);
-      });
+      zip.on('error', (e: Error) => reject(entryError(e)));
       zip.on('end', resolve);
       zip.on('entry', (entry: yauzl.Entry) => {
         const reason = unsafeEntryReason(entry.fileName);
@@ -81,8 +80,8 @@ export async function unzipInto(
         if (isSymlink(entry)) return reject(new EtlError(`refusing zip entry '${entry.fileName}': it is a symbolic link`, 'The archive is not a genuine MovieLens zip.'));
         const target = join(dir, entry.fileName);
         if (relative(dir, target).startsWith('..')) return reject(new EtlError(`refusing zip entry '${entry.fileName}'`));
-        if (entry.fileName.endsWith('/')) {
-          mkdirSync(target, { recursive: true });
+        if (entry.fileName.endsWith('/') || (include && !include(entry.fileName))) {
+          if (!include) mkdirSync(target, { recursive: true });
           zip.readEntry();
           return undefined;
         }
@@ -126,4 +125,36 @@ export async function unzipInto(
     zip.close();
   }
   return { files };
+}
+
+/** The zip's entry names, from its central directory alone: what to check before anything is written. */
+export async function listEntries(zipPath: string): Promise<{ names: string[]; uncompressedBytes: number }> {
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+    yauzl.open(zipPath, { lazyEntries: true, strictFileNames: false, decodeStrings: true }, (err, z) => (err ? reject(err) : resolve(z!))),
+  ).catch((e: Error) => {
+    throw new EtlError(`${zipPath} is not a readable zip: ${e.message}`, 'Delete it and run extract again to download it anew.');
+  });
+  const names: string[] = [];
+  let uncompressedBytes = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      zip.on('error', (e: Error) => reject(entryError(e)));
+      zip.on('end', resolve);
+      zip.on('entry', (entry: yauzl.Entry) => {
+        names.push(entry.fileName);
+        uncompressedBytes += entry.uncompressedSize;
+        zip.readEntry();
+      });
+      zip.readEntry();
+    });
+  } finally {
+    zip.close();
+  }
+  return { names, uncompressedBytes };
+}
+
+/** yauzl refuses unsafe names itself too; say it in the same words as our own checks. */
+function entryError(e: Error): Error {
+  const m = /^(invalid relative path|absolute path): (.*)$/.exec(e.message);
+  return m ? new EtlError(`refusing zip entry '${m[2]}': ${m[1]}`, 'The archive is not a genuine MovieLens zip; get it again from the official source.') : e;
 }

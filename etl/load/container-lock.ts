@@ -1,99 +1,200 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EtlError } from '../errors';
-import { isStaleLocalOwner, lockOwner, processAlive } from '../lock-owner';
+import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
+import { writeJsonAtomic } from '../manifest';
 import { rclone, type RcloneTarget } from './rclone';
 import { RcloneError } from './rclone-errors';
 
 /**
- * The container's load lock: one object, created only if absent. Two loads into one container (two nodes, or
- * a node and a laptop) would otherwise interleave their promotes and prunes. The node's own lock (etl/remote)
- * cannot see a run from another machine; this one lives where the data is.
+ * The container's load lock: one object, created only if absent, that expires by itself. Two loads into one
+ * container (two nodes, or a node and a laptop) would otherwise interleave their pointer writes and deletions.
  *
- * Atomic without a lock service: Swift honours `If-None-Match: *` on an object PUT and answers 412 when the
- * object exists (checked against the local Swift; unverified on Ceph RGW), and rclone sends it with
- * --header-upload.
+ * - Exclusive: Swift honours `If-None-Match: *` on an object PUT (412 when it exists), sent by rclone's
+ *   --header-upload. Swift checks it when a PUT arrives, so two PUTs in the same instant can both pass: the lock is
+ *   read back after a moment, and only the holder of the random token it then holds goes on.
+ * - Stale by lease, not by hostname + pid (two nodes of a team share a hostname, and pids repeat across
+ *   machines and namespaces): the object carries `X-Delete-After`, and Swift itself answers 404 for it, and lets a
+ *   conditional PUT create it again, once the lease has run out. Nobody deletes somebody else's stale lock, so two
+ *   loads cannot both "clean it up" (Swift ignores `If-Match` on DELETE: tested, so a conditional delete is not
+ *   to be had). The holder renews the lease while it works and stops before publishing if a renewal is overdue.
+ * - A lock of a killed load from the same work dir is known by its token (recorded beside the work dir's
+ *   manifests) and is taken over at once instead of after the lease.
+ *
+ * Unverified on Ceph RGW: If-None-Match on its Swift API, and X-Delete-After (RGW documents Swift object expiry).
  */
 export const LOAD_LOCK_OBJECT = '.load-lock';
 
 /** Exit status of a load refused because another one holds the container (EX_TEMPFAIL: try again later). */
 export const LOCK_HELD_EXIT = 75;
 
+export const DEFAULT_LEASE_SECONDS = 60;
+
 export interface ContainerLock {
+  /** Throws (exit 75) unless a renewal was confirmed recently enough that the lease cannot have run out. */
+  assertHeld(): void;
   release(): Promise<void>;
 }
 
-const CONDITIONAL_CREATE = ['--header-upload', 'If-None-Match: *', '--retries', '1', '--low-level-retries', '1'];
+/** What the lock object holds. */
+export interface LockBody {
+  token: string;
+  host: string;
+  pid: number;
+  since: string;
+  leaseSeconds: number;
+}
+
+export function describeHolder(b: LockBody | undefined): string {
+  return b ? `pid ${b.pid} on ${b.host} since ${b.since}, lease ${b.leaseSeconds}s` : 'unknown holder';
+}
+
+export function parseLockBody(text: string): LockBody | undefined {
+  try {
+    const o = JSON.parse(text) as Partial<LockBody>;
+    return o && typeof o.token === 'string' ? (o as LockBody) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function isPreconditionFailed(e: unknown): boolean {
   return e instanceof RcloneError && /\b412\b|precondition failed/i.test(e.output);
 }
 
-export async function acquireContainerLock(
-  target: RcloneTarget,
-  root: string,
-  container: string,
-  o: { breakLock?: boolean; log: Logger; host?: string; alive?: (pid: number) => boolean; settleMs?: number },
-): Promise<ContainerLock> {
-  const host = o.host ?? hostname();
-  const alive = o.alive ?? processAlive;
+interface LocalRecord {
+  token: string;
+  pid: number;
+  container: string;
+}
+
+export interface LockOptions {
+  breakLock?: boolean;
+  log: Logger;
+  /** Where this work dir records the token of the lock it takes (so a killed run's lock is known as ours). */
+  recordPath: string;
+  leaseSeconds?: number;
+  settleMs?: number;
+  /** For tests: what the lock says about who holds it. */
+  host?: string;
+}
+
+export async function acquireContainerLock(target: RcloneTarget, root: string, container: string, o: LockOptions): Promise<ContainerLock> {
+  const lease = o.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  if (!(lease >= 5)) throw new EtlError(`the load lock's lease must be at least 5 s, not ${lease}`);
   const object = `${root}/${LOAD_LOCK_OBJECT}`;
-  const owner = lockOwner(process.pid, host, new Date());
-  const readHolder = async () => {
+  const body: LockBody = { token: randomBytes(16).toString('hex'), host: o.host ?? hostname(), pid: process.pid, since: new Date().toISOString(), leaseSeconds: lease };
+  const text = `${JSON.stringify(body)}\n`;
+  const flags = ['--header-upload', `X-Delete-After: ${lease}`, '--retries', '1', '--low-level-retries', '1'];
+
+  const read = async (): Promise<LockBody | undefined> => {
     try {
-      return (await rclone(target, ['cat', object, '--retries', '1'], 'read the load lock', o.log, { stdout: true, quiet: true })).stdout.trim();
+      const { stdout } = await rclone(target, ['cat', object, '--retries', '1'], 'read the load lock', o.log, { stdout: true, quiet: true });
+      return stdout.trim() ? (parseLockBody(stdout) ?? { token: '?', host: '?', pid: 0, since: '?', leaseSeconds: 0 }) : undefined;
     } catch (e) {
-      if (e instanceof RcloneError && e.notFound) return '';
+      if (e instanceof RcloneError && e.notFound) return undefined;
       throw e;
     }
   };
-  const remove = () => rclone(target, ['deletefile', object, '--retries', '1'], 'remove the load lock', o.log, { quiet: true }).catch((e: unknown) => {
-    if (!(e instanceof RcloneError && e.notFound)) throw e;
-  });
-  const tryCreate = async () => {
+  const remove = () =>
+    rclone(target, ['deletefile', object, '--retries', '1'], 'remove the load lock', o.log, { quiet: true }).catch((e: unknown) => {
+      if (!(e instanceof RcloneError && e.notFound)) throw e;
+    });
+  const create = async (): Promise<boolean> => {
     try {
-      await rclone(target, ['rcat', object, ...CONDITIONAL_CREATE], 'take the load lock', o.log, { input: `${owner}\n`, quiet: true });
+      await rclone(target, ['rcat', object, '--header-upload', 'If-None-Match: *', ...flags], 'take the load lock', o.log, { input: text, quiet: true });
       return true;
     } catch (e) {
       if (isPreconditionFailed(e)) return false;
       throw e;
     }
   };
-
-  const refuse = (holder: string) =>
+  const refuse = (holder: LockBody | undefined) =>
     new EtlError(
-      `another load into container ${container} is running (${holder || 'unknown holder'})`,
-      `Wait for it to finish: loads into one container take turns. If no load is running (it was killed on ` +
-        `another machine), rerun with --break-lock. The lock is the object ${LOAD_LOCK_OBJECT} in the container.`,
+      `another load into container ${container} is running (${describeHolder(holder)})`,
+      `Wait for it to finish: loads into one container take turns. A lock of a load that was killed expires by itself ` +
+        `${lease} s after its last renewal; to remove it at once, rerun with --break-lock. The lock is the object ${LOAD_LOCK_OBJECT} in the container.`,
       LOCK_HELD_EXIT,
     );
 
-  let holder = await readHolder();
-  if (holder && o.breakLock) {
-    o.log.warn(`--break-lock: removing the load lock on ${container} (${holder})`);
+  if (o.breakLock) {
+    const holder = await read();
+    if (holder) o.log.warn(`--break-lock: removing the load lock on ${container} (${describeHolder(holder)})`);
     await remove();
-  } else if (holder && isStaleLocalOwner(holder, host, alive)) {
-    // A load of this machine that was killed could not release it; its process is gone.
-    o.log.warn(`removing a stale load lock on ${container} (${holder}: that process is no longer running)`);
-    await remove();
-  } else if (holder) {
-    throw refuse(holder);
   }
-  if (!(await tryCreate())) throw refuse(await readHolder());
-  // Swift checks If-None-Match when a PUT arrives, so two PUTs in the same instant can both pass (and a store
-  // that ignored the header would let any PUT pass): the lock is ours only if it still says so a moment later.
+  if (!(await create())) {
+    const holder = await read();
+    if (holder && isOurKilledRun(holder, o.recordPath, container)) {
+      o.log.warn(`taking over the load lock on ${container} left by a killed load of this work dir (${describeHolder(holder)})`);
+      await remove();
+      if (!(await create())) throw refuse(await read());
+    } else if (holder || !(await create())) {
+      throw refuse(holder ?? (await read()));
+    }
+  }
+  let confirmed = performance.now();
+  await writeJsonAtomic(o.recordPath, { token: body.token, pid: process.pid, container } satisfies LocalRecord);
   await new Promise((r) => setTimeout(r, o.settleMs ?? 500));
-  holder = await readHolder();
-  if (holder !== owner) throw refuse(holder);
+  const now = await read();
+  if (now?.token !== body.token) throw refuse(now);
+
+  // Renew while the load works; a renewal that finds another token means the lease ran out under us.
+  let lost: string | undefined;
+  let renewing = false;
+  const timer = setInterval(() => {
+    if (renewing || lost) return;
+    renewing = true;
+    const started = performance.now();
+    void (async () => {
+      const held = await read();
+      if (held?.token !== body.token) {
+        lost = `the lock now says ${describeHolder(held)}`;
+        return;
+      }
+      await rclone(target, ['rcat', object, ...flags], 'renew the load lock', o.log, { input: text, quiet: true });
+      confirmed = started;
+    })()
+      .catch((e: unknown) => o.log.warn(`could not renew the load lock on ${container} (${(e as Error).message.split('\n')[0]}); retrying`))
+      .finally(() => {
+        renewing = false;
+      });
+  }, (lease * 1000) / 4);
+  timer.unref();
+
+  const assertHeld = () => {
+    const age = (performance.now() - confirmed) / 1000;
+    const why = lost ?? (age > (lease * 3) / 4 ? `its lease was last renewed ${age.toFixed(0)} s ago (lease ${lease} s)` : undefined);
+    if (why) {
+      throw new EtlError(
+        `lost the load lock on container ${container}: ${why}; nothing more is written`,
+        'The current dataset is as it was. Rerun the load: what was uploaded is reused.',
+        LOCK_HELD_EXIT,
+      );
+    }
+  };
   return {
+    assertHeld,
     async release() {
-      // Only our own lock: after a --break-lock elsewhere another load may hold it now. A failure here must not
-      // hide the error that ended the load (this runs in a finally).
+      clearInterval(timer);
+      // Only while the lease is surely ours: a lock that may have passed to another load is left to expire.
       try {
-        if ((await readHolder()) === owner) await remove();
+        assertHeld();
+        await remove();
       } catch (e) {
-        o.log.warn(`could not remove the load lock on ${container} (${(e as Error).message.split('\n')[0]}); the next load from this machine takes it over`);
+        o.log.warn(`left the load lock on ${container} to expire (${(e as Error).message.split('\n')[0]})`);
       }
     },
   };
+}
+
+function isOurKilledRun(holder: LockBody, recordPath: string, container: string): boolean {
+  let rec: LocalRecord;
+  try {
+    rec = JSON.parse(readFileSync(recordPath, 'utf8')) as LocalRecord;
+  } catch {
+    return false;
+  }
+  return rec.token === holder.token && rec.container === container && rec.pid !== process.pid && !processAlive(rec.pid);
 }

@@ -1,15 +1,34 @@
 import { Option, type Command } from 'commander';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { EtlError } from '../errors';
-import { CONTAINER_LAYOUT, workLayout } from '../layout';
+import { workLayout } from '../layout';
+import { processAlive } from '../lock-owner';
+import type { Logger } from '../log';
 import { TOOL, hashInputs, readManifest, writeJsonAtomic, writeManifest, type StageManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
-import { acquireContainerLock } from './container-lock';
-import { compareWithContainer, promote, prune, readPublished, STAGING_PREFIX, withFileList, type Comparison, type PublishedManifest, type StagedChange, type Transfer } from './container-ops';
+import { acquireContainerLock, DEFAULT_LEASE_SECONDS, LOAD_LOCK_OBJECT, parseLockBody } from './container-lock';
+import { copyServerSide, deleteObjects, listPrefix, putJson, readPointer, upload } from './container-ops';
 import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from './credentials';
-import { humanBytes, rclone, type RcloneStats, type RcloneTarget } from './rclone';
+import { lineage, type ExtractRecord, type LocalObject, type TransformRecord } from './lineage';
+import { humanBytes, rclone, type RcloneTarget } from './rclone';
 import { RcloneError } from './rclone-errors';
+import {
+  DEFAULT_KEEP,
+  EMPTY_POINTER,
+  objectNames,
+  POINTER_OBJECT,
+  publish,
+  retired,
+  VERSION_MANIFEST,
+  versionPrefix,
+  versionProblems,
+  withPending,
+  type ExpectedObject,
+  type Pointer,
+} from './versions';
+
+export { datasetKey } from './lineage';
 
 export interface LoadOptions {
   container?: string;
@@ -19,221 +38,302 @@ export interface LoadOptions {
   transfers: string;
   checkers: string;
   fastList: boolean;
-  prune: boolean;
+  /** How many published versions stay in the container (the current one included). */
+  keep?: string;
+  /** Gone: kept so that an old command line says what replaced it. */
+  prune?: boolean;
   /** Create the container when it does not exist (default); --no-create-container refuses instead. */
   createContainer?: boolean;
   /** Remove the container's load lock left by a load that was killed on another machine. */
   breakLock?: boolean;
+  /** Seconds the container lock lives without a renewal (tests shorten it). */
+  lockLease?: string;
 }
 
-/** Deterministic: the same extract and transform give the same key, so an interrupted upload resumes. */
-export function datasetKey(extractKey: string, transformKey: string): string {
-  return hashInputs({ extractKey, transformKey }).slice(0, 16);
-}
-
-async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
-  const { log } = ctx;
-  const container = o.container;
-  if (!container) {
-    throw new EtlError('load needs the container name', 'Pass --container object-persist-<teamId> (or set ETL_CONTAINER).');
-  }
-  const layout = workLayout(ctx.workDir);
-  const extract = await readManifest<{ dataset?: string; stagingDir?: string }>(layout.manifests, 'extract');
-  const transform = await readManifest<Record<string, unknown>>(layout.manifests, 'transform');
-  if (!transform || !existsSync(layout.output)) {
-    throw new EtlError(`nothing to load: no transform output in ${layout.output}`, 'Run the transform stage first (or `all`).');
-  }
-  const rawDataset = extract?.result.dataset;
-  const rawDir = rawDataset && existsSync(join(layout.staging, rawDataset)) ? join(layout.staging, rawDataset) : undefined;
-  const key = datasetKey(extract?.inputsKey ?? 'none', transform.inputsKey);
-  const inputsKey = hashInputs({ key, container, remote: o.remote, prune: o.prune });
-
-  const fromEnv = rcloneEnvFromEtlEnv(o.remote, process.env);
-  const configText = o.rcloneConfig && existsSync(o.rcloneConfig) ? readFileSync(o.rcloneConfig, 'utf8') : '';
-  const target: RcloneTarget = {
-    binary: o.rclone,
-    remote: o.remote,
-    configPath: o.rcloneConfig,
-    env: fromEnv.env,
-    secrets: [...fromEnv.secrets, ...secretsInRcloneConfig(configText)],
-  };
-  const root = `${o.remote}:${container}`;
-  const incoming = `${root}/${STAGING_PREFIX}/${key}`;
-  const common = ['--transfers', o.transfers, '--checkers', o.checkers, ...(o.fastList ? ['--fast-list'] : [])];
-  // Where each local directory goes: the splits and maps at the root (the tutorial's layout), raw under raw/.
-  const places = [{ local: layout.output, remote: root, prefix: '' }];
-  if (rawDir && rawDataset) {
-    const prefix = `${CONTAINER_LAYOUT.raw}/${rawDataset}`;
-    places.push({ local: rawDir, remote: `${root}/${prefix}`, prefix });
-  }
-  const listed = places.map((p) => ({ ...p, files: listFiles(p.local) }));
-  const live: Transfer[] = listed.map(({ files, ...p }) => ({ ...p, names: files.map((f) => f.rel) }));
-  const files = listed.flatMap((p) => p.files.map((f) => ({ name: p.prefix ? `${p.prefix}/${f.rel}` : f.rel, bytes: f.bytes })));
-  const datasetBytes = files.reduce((a, f) => a + f.bytes, 0);
-  const startedAt = new Date();
-
-  const record = async (result: LoadResult) => {
-    const m: StageManifest<LoadResult> = { stage: 'load', inputsKey, tool: TOOL, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), result };
-    await writeManifest(layout.manifests, m);
-  };
-
-  // Skip only when the container's own manifest.json says this dataset is published there (reading needs no lock).
-  const previous = await readManifest<LoadResult>(layout.manifests, 'load');
-  const first = await readPublished(target, root, log);
-  if (!ctx.force && first.manifest?.datasetKey === key && previous?.inputsKey === inputsKey) {
-    return skipped(container, key, 'already published; nothing uploaded (--force to redo)', { objects: files.length, bytes: datasetBytes });
-  }
-
-  if (!first.containerExists) {
-    if (o.createContainer === false) {
-      throw new EtlError(
-        `container '${container}' does not exist`,
-        `Create it (openstack container create ${container}, or rclone mkdir ${root}), or drop --no-create-container.`,
-      );
-    }
-    await rclone(target, ['mkdir', root, '--retries', '1', '--low-level-retries', '2'], `create container ${container}`, log);
-    log.info(`container ${container} did not exist: created it`);
-  }
-
-  // Everything that writes to the container happens under its load lock; what is published is read again
-  // under it, since another load may have finished meanwhile.
-  const lock = await acquireContainerLock(target, root, container, { breakLock: o.breakLock, log });
-  try {
-    const published = first.containerExists ? (await readPublished(target, root, log)).manifest : undefined;
-    const republish = !ctx.force && published?.datasetKey === key;
-    // Published from another work dir (or our record is gone): the comparison below proves it is the same.
-    if (republish) log.info(`dataset ${key} is already published in ${container}: checking it against the local files`);
-
-    // 1. Compare each local file with the object under its final name. New names go straight to their final
-    //    place: no published object is replaced, and the manifest (published last) is what marks a dataset
-    //    complete. Changed names go to a staging prefix named after the dataset, so the published dataset stays
-    //    whole until the new one is verified; an interrupted upload resumes (copy skips what is already there).
-    const plan: (Comparison & { t: Transfer; staged: string })[] = [];
-    for (const t of live) {
-      plan.push({ t, staged: t.prefix ? `${incoming}/${t.prefix}` : incoming, ...(await compareWithContainer(target, t, common, log)) });
-    }
-    const count = (k: 'same' | 'missing' | 'differ') => plan.reduce((a, p) => a + p[k].length, 0);
-    if (republish) {
-      if (count('same') === files.length) {
-        const pruned = o.prune ? await prune(target, root, files, common, log) : 0;
-        await record({ datasetKey: key, container, objects: files.length, datasetBytes, uploadedBytes: 0, prunedObjects: pruned, seconds: 0, uploadSeconds: 0, mbPerSecond: 0 });
-        return skipped(container, key, 'already published and identical to the local files; nothing uploaded', { objects: files.length, bytes: datasetBytes, pruned });
-      }
-      log.info('the published objects differ from the local files: uploading again');
-    }
-    log.info(
-      `uploading dataset ${key} (${files.length} files, ${humanBytes(datasetBytes)}) to ${container}: ${count('missing')} new (to their final names), ` +
-        `${count('differ')} changed (staged in ${STAGING_PREFIX}/${key}/ until verified), ${count('same')} already there`,
-    );
-    const uploadStart = Date.now();
-    const totals: RcloneStats[] = [];
-    for (const p of plan) {
-      const what = p.t.prefix ? 'raw dataset' : 'splits and maps';
-      if (p.missing.length) totals.push((await withFileList(p.missing, (list) => rclone(target, ['copy', p.t.local, p.t.remote, '--checksum', ...list, ...common], `upload new ${what}`, log, { progress: true }))).stats);
-      if (p.differ.length) totals.push((await withFileList(p.differ, (list) => rclone(target, ['copy', p.t.local, p.staged, '--checksum', ...list, ...common], `stage changed ${what}`, log, { progress: true }))).stats);
-    }
-    const uploadSeconds = (Date.now() - uploadStart) / 1000;
-
-    // 2. Verify what was uploaded against the local files (sizes and MD5, which Swift keeps as ETags).
-    log.info('verifying the upload (sizes and MD5 checksums)');
-    for (const p of plan) {
-      const what = p.t.prefix ? 'raw dataset' : 'splits and maps';
-      if (p.missing.length) await withFileList(p.missing, (list) => rclone(target, ['check', p.t.local, p.t.remote, '--one-way', ...list, ...common], `verify new ${what}`, log));
-      if (p.differ.length) await withFileList(p.differ, (list) => rclone(target, ['check', p.t.local, p.staged, '--one-way', ...list, ...common], `verify staged ${what}`, log));
-    }
-
-    // 3. Promote the changed objects to their final names, then check them.
-    const changes: StagedChange[] = plan.filter((p) => p.differ.length).map((p) => ({ transfer: p.t, staged: p.staged, names: p.differ }));
-    let how: LoadResult['promoted'] = 'none';
-    if (changes.length) {
-      how = await promote(target, changes, common, log);
-      log.info(how === 'server-side' ? 'verifying the promoted objects against the verified staged ones' : 'verifying the promoted objects against the local files');
-      for (const c of changes) {
-        // After a server-side copy, comparing with the verified staged objects needs only Swift's listings (MD5
-        // ETags), no second pass of local hashing.
-        const from = how === 'server-side' ? c.staged : c.transfer.local;
-        await withFileList(c.names, (list) => rclone(target, ['check', from, c.transfer.remote, '--one-way', ...list, ...common], 'verify promoted objects', log));
-      }
-    }
-
-    // 4. Only now, with the new dataset verified in place: --prune removes what it no longer has.
-    const pruned = o.prune ? await prune(target, root, files, common, log) : 0;
-
-    // 5. Publish the manifest last: its presence says the dataset in the container is complete and verified.
-    const uploadedBytes = totals.reduce((a, s) => a + s.bytes, 0);
-    const uploadedObjects = totals.reduce((a, s) => a + s.transfers, 0);
-    const manifest: PublishedManifest = {
-      datasetKey: key,
-      publishedAt: new Date().toISOString(),
-      container,
-      tool: TOOL,
-      extract: extract?.result ?? null,
-      transform: transform.result,
-      load: { objects: files.length, bytes: datasetBytes, verified: true, verifiedAt: new Date().toISOString(), pruned: o.prune },
-    };
-    const localCopy = join(layout.manifests, 'published.json');
-    await writeJsonAtomic(localCopy, manifest);
-    await rclone(target, ['copyto', localCopy, `${root}/${CONTAINER_LAYOUT.manifest}`], 'publish manifest', log);
-    // Also what an interrupted earlier load staged; nothing may be staged at all (every object new or the same).
-    await rclone(target, ['purge', `${root}/${STAGING_PREFIX}`], 'remove staging prefix', log, { quiet: true }).catch((e: unknown) => {
-      if (!(e instanceof RcloneError && e.notFound)) throw e;
-    });
-
-    const seconds = (Date.now() - startedAt.getTime()) / 1000;
-    const mbPerSecond = uploadedBytes / 1e6 / Math.max(uploadSeconds, 1e-3);
-    const result: LoadResult = { datasetKey: key, container, objects: files.length, datasetBytes, uploadedBytes, uploadedObjects, prunedObjects: pruned, seconds, uploadSeconds, mbPerSecond, promoted: how };
-    await record(result);
-    const summary =
-      `published ${files.length} objects (${humanBytes(datasetBytes)}) in ${container}: uploaded ${uploadedObjects} objects, ` +
-      `${humanBytes(uploadedBytes)} in ${uploadSeconds.toFixed(1)} s (${mbPerSecond.toFixed(1)} MB/s); total ${seconds.toFixed(1)} s` +
-      (o.prune ? `; pruned ${pruned}` : '');
-    log.info(`summary: ${summary}`);
-    return { stage: 'load', status: 'done', message: `dataset ${key}: ${summary}`, details: result };
-  } finally {
-    await lock.release();
-  }
+/** A version's manifest.json: what it holds (names, sizes, MD5s, SHA-256s) and where it came from. */
+export interface VersionManifest {
+  format: 1;
+  datasetKey: string;
+  publishedAt: string;
+  container: string;
+  tool: typeof TOOL;
+  objects: { name: string; bytes: number; md5: string; sha256: string }[];
+  lineage: { dataset: string | null; zipSha256: string | null; transformInput: { path: string; sha256: string } };
+  extract: unknown;
+  transform: unknown;
+  load: { verified: true; verifiedAt: string; reusedObjects: number };
 }
 
 export type LoadResult = {
   datasetKey: string;
   container: string;
-  /** Objects and bytes of the whole dataset as published. */
+  /** Where the version is, under the container: datasets/<key>/. */
+  version: string;
   objects: number;
   datasetBytes: number;
-  /** What this run actually sent (a rerun after an interruption sends only what was missing). */
+  /** What this run sent (a rerun after an interruption sends only what was missing). */
   uploadedBytes: number;
-  uploadedObjects?: number;
-  prunedObjects: number;
+  uploadedObjects: number;
+  /** Objects copied server-side from the previous version (same content): not sent again. */
+  reusedObjects: number;
+  /** Versions (and abandoned uploads) whose objects this run deleted. */
+  retired: string[];
   seconds: number;
   uploadSeconds: number;
   /** uploadedBytes / uploadSeconds, in MB (10^6 bytes) per second. */
   mbPerSecond: number;
-  /** How changed objects reached their final names; 'none' when every object was new or unchanged. */
-  promoted?: 'server-side' | 'upload' | 'none';
 };
 
-function skipped(container: string, key: string, why: string, facts: { objects: number; bytes: number; pruned?: number }): StageResult {
+async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
+  const { log } = ctx;
+  const container = o.container;
+  if (!container) throw new EtlError('load needs the container name', 'Pass --container object-persist-<teamId> (or set ETL_CONTAINER).');
+  if (o.prune) log.warn('--prune is gone: versions beyond --keep are deleted after a publish, and objects this tool did not write are never deleted');
+  const keep = Number(o.keep ?? DEFAULT_KEEP);
+  if (!Number.isInteger(keep) || keep < 1 || keep > 100) throw new EtlError(`--keep '${o.keep}' is not a whole number from 1 to 100`);
+  const lease = Number(o.lockLease ?? DEFAULT_LEASE_SECONDS);
+  const layout = workLayout(ctx.workDir);
+  const extract = await readManifest<ExtractRecord>(layout.manifests, 'extract');
+  const transform = await readManifest<TransformRecord>(layout.manifests, 'transform');
+  if (!transform || !existsSync(layout.output)) {
+    throw new EtlError(`nothing to load: no transform output in ${layout.output}`, 'Run the transform stage first (or `all`).');
+  }
+  const lin = await lineage(layout.output, extract?.result, transform.result);
+  const key = lin.key;
+  const files = lin.objects;
+  const datasetBytes = files.reduce((a, f) => a + f.bytes, 0);
+  const inputsKey = hashInputs({ key, container, remote: o.remote });
+  const startedAt = new Date();
+
+  const fromEnv = rcloneEnvFromEtlEnv(o.remote, process.env);
+  const configText = o.rcloneConfig && existsSync(o.rcloneConfig) ? readFileSync(o.rcloneConfig, 'utf8') : '';
+  const target: RcloneTarget = { binary: o.rclone, remote: o.remote, configPath: o.rcloneConfig, env: fromEnv.env, secrets: [...fromEnv.secrets, ...secretsInRcloneConfig(configText)] };
+  const root = `${o.remote}:${container}`;
+  const prefix = versionPrefix(key);
+  const vroot = `${root}/${prefix}`;
+  const pointerObject = `${root}/${POINTER_OBJECT}`;
+  const common = ['--transfers', o.transfers, '--checkers', o.checkers, ...(o.fastList ? ['--fast-list'] : [])];
+  const lockRecord = join(layout.manifests, 'load-lock.json');
+  const publishedCopy = join(layout.manifests, 'published.json');
+  const record = async (result: LoadResult) => {
+    const m: StageManifest<LoadResult> = { stage: 'load', inputsKey, tool: TOOL, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), result };
+    await writeManifest(layout.manifests, m);
+  };
+  const summaryOf = (over: Partial<LoadResult>): LoadResult => ({
+    datasetKey: key,
+    container,
+    version: `${prefix}/`,
+    objects: files.length,
+    datasetBytes,
+    uploadedBytes: 0,
+    uploadedObjects: 0,
+    reusedObjects: 0,
+    retired: [],
+    seconds: (Date.now() - startedAt.getTime()) / 1000,
+    uploadSeconds: 0,
+    mbPerSecond: 0,
+    ...over,
+  });
+
+  const first = await readPointerOrExplain(target, root, container, log);
+
+  // The skip path proves the current version whole from one listing (sizes, MD5s against its manifest): a
+  // version damaged behind the tool's back is repaired by a plain rerun, no --force needed.
+  if (!ctx.force && first.pointer?.current === key) {
+    const manifest = await versionManifest(target, root, key, publishedCopy, log);
+    const problems = manifest ? versionProblems(manifest.objects, await listPrefix(target, vroot, common, log)) : ['its manifest.json is missing or unreadable'];
+    if (problems.length === 0 && manifest) {
+      await clearOwnStaleLock(target, root, lockRecord, container, log);
+      const leftovers = first.pointer.pending.length + first.pointer.retiring.length;
+      if (leftovers === 0) {
+        await record(summaryOf({}));
+        return skipped(container, key, `already published and verified (${files.length} objects match its manifest); nothing uploaded (--force to redo)`, files, datasetBytes);
+      }
+      log.info(`dataset ${key} is published; cleaning up ${leftovers} abandoned upload(s) or old version(s) recorded in ${POINTER_OBJECT}`);
+    } else {
+      log.warn(`the current version ${key} in ${container} is damaged (${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}): repairing it`);
+    }
+  }
+
+  if (!first.containerExists) {
+    if (o.createContainer === false) {
+      throw new EtlError(`container '${container}' does not exist`, `Create it (openstack container create ${container}, or rclone mkdir ${root}), or drop --no-create-container.`);
+    }
+    await rclone(target, ['mkdir', root, '--retries', '1', '--low-level-retries', '2'], `create container ${container}`, log);
+    log.info(`container ${container} did not exist: created it`);
+  }
+
+  const lock = await acquireContainerLock(target, root, container, { breakLock: o.breakLock, log, recordPath: lockRecord, leaseSeconds: lease });
+  const view = join(layout.root, '.load-view');
+  try {
+    // Read again under the lock: another load may have published meanwhile.
+    const p0: Pointer = first.containerExists ? ((await readPointerOrExplain(target, root, container, log)).pointer ?? EMPTY_POINTER) : EMPTY_POINTER;
+    const names = [...files.map((f) => f.name), VERSION_MANIFEST];
+    // 1. Record the upload before writing any of it: a kill from here on leaves only recorded objects behind.
+    let p = withPending(p0, key, names, new Date().toISOString());
+    if (p !== p0) {
+      lock.assertHeld();
+      await putJson(target, pointerObject, p, 'record the upload in the dataset pointer', log);
+    }
+
+    // 2. Objects whose content the current version already holds are copied server-side (the raw files and the
+    //    id maps of a new seed): the 877 MB raw file is uploaded once per source zip, not once per seed.
+    const reused = new Map<string, string>();
+    if (p.current && p.current !== key) {
+      const cur = await versionManifest(target, root, p.current, undefined, log);
+      const same = cur ? files.filter((f) => cur.objects.some((c) => c.name === f.name && c.sha256 === f.sha256 && c.bytes === f.bytes)) : [];
+      if (same.length && (await copyServerSide(target, `${root}/${versionPrefix(p.current)}`, vroot, same.map((f) => f.name), common, log))) {
+        for (const f of same) reused.set(f.name, cur!.objects.find((c) => c.name === f.name)!.md5);
+        log.info(`reused ${same.length} unchanged objects of version ${p.current} (server-side copy): ${same.map((f) => f.name).join(', ')}`);
+      }
+    }
+
+    // 3. Upload the rest into the new version's own prefix; nothing published is replaced. rclone checks each
+    //    upload's MD5 against Swift's ETag and skips what an interrupted run already sent.
+    const toSend = files.filter((f) => !reused.has(f.name));
+    log.info(`uploading dataset ${key} to ${container}/${prefix}/: ${toSend.length} files (${humanBytes(toSend.reduce((a, f) => a + f.bytes, 0))}), ${reused.size} reused`);
+    buildView(view, toSend);
+    const uploadStart = Date.now();
+    const stats = await upload(target, view, vroot, toSend.map((f) => f.name), [...common, '--copy-links'], 'upload dataset version', log);
+    const uploadSeconds = (Date.now() - uploadStart) / 1000;
+
+    // 4. Verify the version from one listing: every name, its size and MD5 (the reused ones against the MD5s
+    //    their version was verified with).
+    const expected: ExpectedObject[] = files.map((f) => ({ name: f.name, bytes: f.bytes, md5: reused.get(f.name) }));
+    const listing = await listPrefix(target, vroot, common, log);
+    const problems = versionProblems(expected, listing);
+    if (problems.length) {
+      throw new EtlError(`the uploaded version ${key} is not complete: ${problems.slice(0, 5).join('; ')}`, 'Nothing was published; the current dataset is as it was. Rerun the load.');
+    }
+    const md5 = new Map(listing.map((l) => [l.name, l.md5!]));
+    const publishedAt = new Date().toISOString();
+    const manifest: VersionManifest = {
+      format: 1,
+      datasetKey: key,
+      publishedAt,
+      container,
+      tool: TOOL,
+      objects: files.map((f) => ({ name: f.name, bytes: f.bytes, md5: md5.get(f.name)!, sha256: f.sha256 })),
+      lineage: { dataset: lin.raw?.dataset ?? null, zipSha256: lin.raw?.zipSha256 ?? null, transformInput: { path: transform.result.input.path, sha256: transform.result.input.sha256 } },
+      extract: extract?.result ?? null,
+      transform: transform.result,
+      load: { verified: true, verifiedAt: publishedAt, reusedObjects: reused.size },
+    };
+    await writeJsonAtomic(publishedCopy, manifest);
+    lock.assertHeld();
+    await putJson(target, `${vroot}/${VERSION_MANIFEST}`, manifest, 'write the version manifest', log);
+
+    // 5. The switch: one object write. Readers see the old version or the new one, never a mix.
+    lock.assertHeld();
+    p = publish(p, { key, publishedAt, objects: names }, keep);
+    await putJson(target, pointerObject, p, 'publish the version (write the dataset pointer)', log);
+    log.info(`published version ${key}: ${container}/${POINTER_OBJECT} now names ${prefix}/`);
+
+    // 6. Only now: delete versions beyond --keep and abandoned uploads, by the names the pointer recorded.
+    const retiredKeys = await retire(target, root, pointerObject, p, lock.assertHeld, common, log);
+
+    const uploadedBytes = stats.bytes;
+    const result = summaryOf({ uploadedBytes, uploadedObjects: stats.transfers, reusedObjects: reused.size, retired: retiredKeys, uploadSeconds, mbPerSecond: uploadedBytes / 1e6 / Math.max(uploadSeconds, 1e-3) });
+    await record(result);
+    const summary =
+      `published ${files.length} objects (${humanBytes(datasetBytes)}) as version ${key} in ${container}: uploaded ${result.uploadedObjects} objects, ` +
+      `${humanBytes(uploadedBytes)} in ${uploadSeconds.toFixed(1)} s (${result.mbPerSecond.toFixed(1)} MB/s), reused ${reused.size}; total ${result.seconds.toFixed(1)} s` +
+      (retiredKeys.length ? `; deleted old versions ${retiredKeys.join(', ')}` : '');
+    log.info(`summary: ${summary}`);
+    return { stage: 'load', status: 'done', message: `dataset ${key}: ${summary}`, details: result };
+  } finally {
+    rmSync(view, { recursive: true, force: true });
+    await lock.release();
+    rmSync(lockRecord, { force: true });
+  }
+}
+
+/** Deletes what the pointer lists as retiring, then records that it is gone. */
+async function retire(target: RcloneTarget, root: string, pointerObject: string, p: Pointer, assertHeld: () => void, common: string[], l: Logger): Promise<string[]> {
+  if (p.retiring.length === 0) return [];
+  const keys = p.retiring.map((r) => r.key);
+  l.info(`deleting ${keys.length} version(s) beyond the retention count or abandoned: ${keys.join(', ')}`);
+  assertHeld();
+  await deleteObjects(target, root, p.retiring.flatMap(objectNames), common, 'delete old versions', l);
+  assertHeld();
+  await putJson(target, pointerObject, retired(p), 'record the deletion in the dataset pointer', l);
+  return keys;
+}
+
+/** A directory of links in the version's layout, so one rclone process uploads outputs and raw files. */
+function buildView(view: string, files: LocalObject[]): void {
+  rmSync(view, { recursive: true, force: true });
+  for (const f of files) {
+    const at = join(view, f.name);
+    mkdirSync(dirname(at), { recursive: true });
+    symlinkSync(relative(dirname(at), f.local), at);
+  }
+}
+
+async function readPointerOrExplain(target: RcloneTarget, root: string, container: string, log: Logger) {
+  try {
+    return await readPointer(target, root, log);
+  } catch (e) {
+    if (e instanceof EtlError) throw e;
+    throw new EtlError(
+      `cannot read ${container}/${POINTER_OBJECT}: ${(e as Error).message}`,
+      'It was written by another tool or a newer version of this one; nothing was changed. Update chameleon-persist, or move that object aside.',
+    );
+  }
+}
+
+/** The manifest of a version: this work dir's copy when it is the same version, else the container's. */
+async function versionManifest(target: RcloneTarget, root: string, key: string, localCopy: string | undefined, log: Logger): Promise<VersionManifest | undefined> {
+  if (localCopy && existsSync(localCopy)) {
+    try {
+      const m = JSON.parse(readFileSync(localCopy, 'utf8')) as VersionManifest;
+      if (m.datasetKey === key && m.format === 1) return m;
+    } catch {
+      // unreadable: read the container's
+    }
+  }
+  try {
+    const { stdout } = await rclone(target, ['cat', `${root}/${versionPrefix(key)}/${VERSION_MANIFEST}`, '--retries', '1'], 'read the version manifest', log, { stdout: true, quiet: true });
+    const m = JSON.parse(stdout) as VersionManifest;
+    return m.datasetKey === key && Array.isArray(m.objects) ? m : undefined;
+  } catch (e) {
+    if (e instanceof RcloneError && e.notFound) return undefined;
+    if (e instanceof SyntaxError) return undefined;
+    throw e;
+  }
+}
+
+/** A lock left by a killed load of this work dir is removed by the next run, even one that skips. */
+async function clearOwnStaleLock(target: RcloneTarget, root: string, lockRecord: string, container: string, log: Logger): Promise<void> {
+  if (!existsSync(lockRecord)) return;
+  let rec: { token: string; pid: number };
+  try {
+    rec = JSON.parse(readFileSync(lockRecord, 'utf8')) as { token: string; pid: number };
+  } catch {
+    rmSync(lockRecord, { force: true });
+    return;
+  }
+  if (processAlive(rec.pid) && rec.pid !== process.pid) return;
+  const { stdout } = await rclone(target, ['cat', `${root}/${LOAD_LOCK_OBJECT}`, '--retries', '1'], 'read the load lock', log, { stdout: true, quiet: true }).catch(() => ({ stdout: '' }));
+  if (parseLockBody(stdout)?.token === rec.token) {
+    log.warn(`removing the load lock on ${container} left by a killed load of this work dir`);
+    await rclone(target, ['deletefile', `${root}/${LOAD_LOCK_OBJECT}`, '--retries', '1'], 'remove the load lock', log, { quiet: true }).catch(() => undefined);
+  }
+  rmSync(lockRecord, { force: true });
+}
+
+function skipped(container: string, key: string, why: string, files: LocalObject[], bytes: number): StageResult {
   return {
     stage: 'load',
     status: 'skipped',
     message: `dataset ${key} in ${container}: ${why}`,
-    details: { container, datasetKey: key, objects: facts.objects, datasetBytes: facts.bytes, uploadedBytes: 0, prunedObjects: facts.pruned ?? 0 },
+    details: { container, datasetKey: key, version: `${versionPrefix(key)}/`, objects: files.length, datasetBytes: bytes, uploadedBytes: 0 },
   };
-}
-
-function listFiles(dir: string, base = dir): { rel: string; bytes: number }[] {
-  const out: { rel: string; bytes: number }[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...listFiles(p, base));
-    else out.push({ rel: relative(base, p).split(sep).join('/'), bytes: statSync(p).size });
-  }
-  return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 }
 
 export const loadStage: Stage<LoadOptions> = {
   name: 'load',
-  description: 'upload splits, id maps and the raw dataset into the container with rclone; verify; publish manifest.json last',
+  description: 'upload the dataset as a new immutable version (datasets/<key>/) with rclone, verify it, then switch current.json to it',
   addOptions: (cmd: Command) =>
     cmd
       .addOption(new Option('--container <name>', 'Swift container, object-persist-<teamId>').env('ETL_CONTAINER'))
@@ -243,8 +343,10 @@ export const loadStage: Stage<LoadOptions> = {
       .addOption(new Option('--transfers <n>', 'parallel uploads').default('32'))
       .addOption(new Option('--checkers <n>', 'parallel checks').default('16'))
       .addOption(new Option('--no-fast-list', 'list the container page by page instead of in one go'))
-      .addOption(new Option('--prune', 'after the new dataset is verified, delete objects it no longer has').default(false))
+      .addOption(new Option('--keep <n>', 'published versions kept in the container, the current one included').default(String(DEFAULT_KEEP)))
+      .addOption(new Option('--prune').hideHelp().default(false))
       .addOption(new Option('--no-create-container', 'fail if the container does not exist instead of creating it'))
-      .addOption(new Option('--break-lock', "remove the container's load lock left by a load that was killed on another machine").default(false)),
+      .addOption(new Option('--break-lock', "remove the container's load lock left by a load that was killed on another machine").default(false))
+      .addOption(new Option('--lock-lease <seconds>', 'how long the container lock outlives its last renewal').default(String(DEFAULT_LEASE_SECONDS)).hideHelp()),
   run,
 };

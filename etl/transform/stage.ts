@@ -8,7 +8,7 @@ import { replaceDir } from '../replace-dir';
 import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
 import { defaultThreads, fastTransform, type FastResult } from './fast';
-import { sha256InWorker } from './hash-worker';
+import { contentId, fingerprintOf, type Fingerprint } from '../content-id';
 import { mapLines } from './ids';
 import { referenceTransform } from './reference';
 import { parseRatios, splitThresholds } from './split';
@@ -28,6 +28,8 @@ export interface OutputFile {
   bytes: number;
   sha256: string;
   rows: number;
+  /** Lets a rerun and the load trust the SHA-256 without reading the file again (content-id.ts). */
+  fingerprint?: Fingerprint;
 }
 
 /** How a row's split is decided, for a reader who wants to reproduce it without this code (see split.ts). */
@@ -39,7 +41,7 @@ export interface TransformResult {
   name: string;
   /** The extracted dataset the input came from (e.g. ml-32m), or null for an --input of one's own. */
   dataset: string | null;
-  input: { path: string; bytes: number; sha256: string };
+  input: { path: string; bytes: number; sha256: string; fingerprint?: Fingerprint };
   rows: number;
   splits: { training: number; validation: number; evaluation: number };
   users: number;
@@ -71,10 +73,10 @@ export const MAP_FILES = { users: 'maps/users.tsv', items: 'maps/items.tsv' };
 async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult> {
   const layout = workLayout(ctx.workDir);
   for (const note of recoverInterrupted(ctx.workDir, 'output')) ctx.log.warn(note);
-  const extract = await readManifest<{ dataset?: string }>(layout.manifests, 'extract');
+  const extract = await readManifest<{ dataset?: string; stagingDir?: string; ratings?: string; files?: { name: string; sha256: string; fingerprint?: Fingerprint }[] }>(layout.manifests, 'extract');
   // An --input of one's own names its dataset by its folder when that looks like one (…/ml-25m/ratings.csv).
   const dataset = o.input ? /^ml-/.exec(basename(dirname(resolve(o.input))))?.input : extract?.result.dataset;
-  const input = o.input ?? (dataset ? join(layout.staging, dataset, 'ratings.csv') : undefined);
+  const input = o.input ?? (dataset ? join(extract?.result.stagingDir ?? join(layout.staging, dataset), extract?.result.ratings ?? 'ratings.csv') : undefined);
   if (!input) throw new EtlError('transform has no input', 'Run the extract stage first, or pass --input path/to/ratings.csv.');
   if (!existsSync(input)) throw new EtlError(`${input} does not exist`, 'Run the extract stage first, or pass --input path/to/ratings.csv.');
   const seed = Number(o.seed);
@@ -84,11 +86,24 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
   const threads = o.threads === 'auto' || o.threads === undefined ? defaultThreads() : Number(o.threads);
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new EtlError(`--threads '${o.threads}' is not 'auto' or a whole number from 1 to 64`);
   const st = statSync(input);
-  const inputsKey = hashInputs({ input, bytes: st.size, mtimeMs: st.mtimeMs, seed, ratios, name, tool: TOOL.version });
+  const previous = await readManifest<TransformResult>(layout.manifests, 'transform');
+  // Keyed by the input's content, not its path or mtime: two work dirs (two nodes) with the same zip and options
+  // get the same key, and an edit that restored the mtime (cp -p) is still seen. The SHA-256 recorded by the
+  // extract (or by the last transform) is reused while the file's fingerprint says it is unchanged.
+  const stagedRecord = extract?.result.files?.find((f) => extract.result.stagingDir && join(extract.result.stagingDir, f.name) === input);
+  const known = previous?.result.input?.path === input && previous.result.input.fingerprint ? previous.result.input : stagedRecord;
+  const inputId = await contentId(input, known);
+  const inputsKey = hashInputs({ inputSha256: inputId.sha256, bytes: st.size, seed, ratios, name, tool: TOOL.version });
   const files = [...splitFiles(name), MAP_FILES.users, MAP_FILES.items];
 
-  const previous = await readManifest<TransformResult>(layout.manifests, 'transform');
-  if (!ctx.force && previous?.inputsKey === inputsKey && files.every((f) => existsSync(join(layout.output, f)))) {
+  const outputsIntact = async () => {
+    for (const f of previous?.result.outputs ?? []) {
+      const path = join(layout.output, f.path);
+      if (!existsSync(path) || (await contentId(path, f)).sha256 !== f.sha256) return false;
+    }
+    return (previous?.result.outputs ?? []).length === files.length;
+  };
+  if (!ctx.force && previous?.inputsKey === inputsKey && (await outputsIntact())) {
     return { stage: 'transform', status: 'skipped', message: `${name}: input and options unchanged (--force to redo)`, details: { name } };
   }
 
@@ -114,7 +129,7 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
         return { path: f, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), rows: rowsOf[i] };
       });
       result = {
-        input: { path: input, bytes: st.size, sha256: await sha256InWorker(input) },
+        input: { path: input, bytes: st.size, sha256: inputId.sha256, fingerprint: inputId.fingerprint },
         rows: r.rows,
         splits: { training: r.splitRows[0], validation: r.splitRows[1], evaluation: r.splitRows[2] },
         users: r.users,
@@ -124,9 +139,6 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
     } else {
       const progress = (pass: 1 | 2, done: number, total: number) =>
         ctx.log.progress(`  transform pass ${pass}/2 (${pass === 1 ? 'validate, collect ids' : 'write splits'}): ${Math.round((100 * done) / total)}% of ${(total / 1e6).toFixed(0)} MB`);
-      // The input's checksum is computed on its own thread meanwhile.
-      const checksum = sha256InWorker(input);
-      checksum.catch(() => undefined); // awaited below; an early failure must not go unhandled meanwhile
       const writers = splitFiles(name).map((f) => ({ path: f, fd: openSync(join(tmp, f), 'w'), hash: createHash('sha256'), bytes: 0 }));
       let fast: FastResult;
       try {
@@ -155,7 +167,7 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
       });
       outputs = [...writers.map((w, i) => ({ path: w.path, bytes: w.bytes, sha256: w.hash.digest('hex'), rows: fast.counts[i] })), ...maps];
       result = {
-        input: { path: input, bytes: fast.bytes, sha256: await checksum },
+        input: { path: input, bytes: fast.bytes, sha256: inputId.sha256, fingerprint: inputId.fingerprint },
         rows: fast.rows,
         splits: { training: fast.counts[0], validation: fast.counts[1], evaluation: fast.counts[2] },
         users: fast.users.count,
@@ -164,6 +176,7 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
       };
     }
     replaceDir(tmp, layout.output);
+    outputs = outputs.map((f) => ({ ...f, fingerprint: fingerprintOf(join(layout.output, f.path)) }));
   } catch (e) {
     // The previous output stays exactly as it was.
     rmSync(tmp, { recursive: true, force: true });
