@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
-import { LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
-import { datasetKey, loadStage, type LoadOptions } from '../../etl/load/stage';
+import { acquireContainerLock, LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
+import { rcloneEnvFromEtlEnv } from '../../etl/load/credentials';
+import { loadStage, type LoadOptions } from '../../etl/load/stage';
 import {
   createAppCredential,
   ensureOpenStack,
@@ -16,12 +16,14 @@ import {
   hasObject,
   listContainer,
   openstackCommand,
+  putContainer,
   putObject,
   revokeAppCredential,
   type AppCredential,
   type OpenStackEnv,
 } from '../support/openstack';
-import { expectedObjects, fakeWorkDir } from './workdir';
+import { readerView } from '../support/versions';
+import { expectedObjects, fakeWorkDir, recordManifests } from './workdir';
 
 // The load stage against a real Keystone + Swift on 127.0.0.1 (scripts/local-openstack.sh).
 let env: OpenStackEnv;
@@ -52,11 +54,18 @@ async function load(workDir: string, o: LoadOptions, cred: AppCredential = env.a
   }
 }
 
-/** The container's objects (without the manifest) as name -> MD5, through Swift's own API. */
-async function containerHashes(container: string): Promise<Map<string, string>> {
-  const listing = await listContainer(env, container);
-  return new Map([...listing].filter(([name]) => name !== 'manifest.json').map(([name, o]) => [name, o.hash]));
+/** What a reader sees: the current version's objects (name -> MD5), after checking it is whole. */
+async function current(container: string): Promise<Map<string, string>> {
+  const v = await readerView(env, container);
+  expect(v.problems).toEqual([]);
+  return v.current;
 }
+
+const refusal = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: EtlError) => e,
+  );
 
 describe('the harness (scripts/local-openstack.sh)', () => {
   it('writes env.json with mode 0600 and every field a client needs; `up` again is idempotent (restarts nothing) and prints no secret', () => {
@@ -77,50 +86,117 @@ describe('the harness (scripts/local-openstack.sh)', () => {
   });
 });
 
-describe('load into a real Swift', () => {
-  it('uploads splits, maps and raw data, verifies them, publishes the manifest last; a rerun uploads nothing', async () => {
+describe('load into a real Swift: immutable versions behind one pointer', () => {
+  it('publishes a version under datasets/<key>/ and then switches current.json to it; a rerun verifies it from one listing and sends nothing', async () => {
     const container = newContainer();
     const work = await fakeWorkDir('full');
     const first = await load(work, options(container));
     expect(first.status).toBe('done');
+    const key = String(first.details.datasetKey);
+    expect(first.details.version).toBe(`datasets/${key}/`);
 
-    expect(await containerHashes(container)).toEqual(expectedObjects(work));
-    const train = await getObject(env, container, 'training/movielens_t_train.txt');
+    expect(await current(container)).toEqual(expectedObjects(work));
+    const v = await readerView(env, container);
+    expect(v.pointer).toMatchObject({ current: key, pending: [], retiring: [] });
+    expect(v.pointer?.versions.map((x) => x.key)).toEqual([key]);
+    // Nothing at the container root but the pointer: no staging objects, no lock left behind.
+    expect([...v.all.keys()].filter((n) => !n.startsWith(`datasets/${key}/`))).toEqual(['current.json']);
+    const train = await getObject(env, container, `datasets/${key}/training/movielens_t_train.txt`);
     expect(train?.equals(readFileSync(join(work, 'output', 'training', 'movielens_t_train.txt')))).toBe(true);
-    const manifest = JSON.parse(String(await getObject(env, container, 'manifest.json')));
-    expect(manifest).toMatchObject({ datasetKey: first.details.datasetKey, container, load: { verified: true } });
-    expect([...(await listContainer(env, container)).keys()].some((n) => n.startsWith('.incoming'))).toBe(false);
+    const manifest = JSON.parse(String(await getObject(env, container, `datasets/${key}/manifest.json`)));
+    expect(manifest).toMatchObject({ datasetKey: key, container, load: { verified: true } });
 
     const again = await load(work, options(container));
     expect(again.status).toBe('skipped');
+    expect(again.message).toMatch(/already published and verified \(6 objects match its manifest\)/);
     expect(again.details.uploadedBytes).toBe(0);
   });
 
-  it('keeps the published dataset whole when the proxy dies mid-upload, and a rerun completes the new one', async () => {
+  it('the same zip and options in another work dir give the same version (the key is content, not paths or times)', async () => {
+    const container = newContainer();
+    const raw = 'userId,movieId,rating,timestamp\n1,3,4.0,100\n';
+    const a = await fakeWorkDir('same', 2000, raw);
+    const first = await load(a, options(container));
+    const b = await fakeWorkDir('same-b', 2000, raw);
+    for (const f of ['training/movielens_t_train.txt', 'validation/movielens_t_val.txt', 'evaluation/movielens_t_eval.txt']) copyFileSync(join(a, 'output', f), join(b, 'output', f));
+    await recordManifests(b, 'same-b');
+    const second = await load(b, options(container));
+    expect(second.details.datasetKey).toBe(first.details.datasetKey);
+    expect(second.status).toBe('skipped');
+  });
+
+  it('a new seed of the same zip: raw file and maps copied server-side, not sent; the old version stays; a third publish deletes the oldest by its recorded names only, never a user\'s own objects', async () => {
+    const container = newContainer();
+    const raw = `userId,movieId,rating,timestamp\n${'1,3,4.0,100\n'.repeat(5000)}`;
+    const v1 = await fakeWorkDir('seed1', 2000, raw);
+    const k1 = String((await load(v1, options(container))).details.datasetKey);
+    // A user's own files beside the datasets, and one inside a version's prefix.
+    await putObject(env, container, 'checkpoints/model.pt', 'weights');
+    await putObject(env, container, `datasets/${k1}/notes.txt`, 'mine');
+
+    const v2 = await fakeWorkDir('seed2', 2000, raw);
+    const second = await load(v2, options(container));
+    const k2 = String(second.details.datasetKey);
+    // Raw ratings.csv and both maps are the same content: copied server-side. The three splits are new.
+    expect(second.details).toMatchObject({ reusedObjects: 3, uploadedObjects: 3 });
+    expect(await current(container)).toEqual(expectedObjects(v2));
+    let view = await readerView(env, container);
+    expect(view.pointer?.versions.map((x) => x.key)).toEqual([k2, k1]);
+    // The previous version is whole and unchanged: a reader that opened it keeps reading.
+    for (const [name, hash] of expectedObjects(v1)) expect(view.all.get(`datasets/${k1}/${name}`)).toBe(hash);
+
+    const v3 = await fakeWorkDir('seed3', 2000, raw);
+    const third = await load(v3, options(container));
+    expect(third.details.retired).toEqual([k1]);
+    view = await readerView(env, container);
+    expect(view.pointer?.versions.map((x) => x.key)).toEqual([third.details.datasetKey, k2]);
+    expect([...view.all.keys()].filter((n) => n.startsWith(`datasets/${k1}/`))).toEqual([`datasets/${k1}/notes.txt`]);
+    expect(view.all.has('checkpoints/model.pt')).toBe(true);
+
+    // Back to seed 2, still retained and whole: only the pointer is written, nothing uploaded.
+    const back = await load(v2, options(container));
+    expect(back.details).toMatchObject({ datasetKey: k2, uploadedObjects: 0, reusedObjects: 0 });
+    expect((await readerView(env, container)).pointer?.current).toBe(k2);
+  });
+
+  it('a damaged current version (one object overwritten behind its back) is found by a plain rerun and repaired', async () => {
+    const container = newContainer();
+    const work = await fakeWorkDir('damage');
+    const key = String((await load(work, options(container))).details.datasetKey);
+    const manifestBefore = String(await getObject(env, container, `datasets/${key}/manifest.json`));
+    await putObject(env, container, `datasets/${key}/maps/users.tsv`, '1\t99\n');
+    expect((await readerView(env, container)).problems).toEqual(['maps/users.tsv: differs from its manifest']);
+
+    const rerun = await load(work, options(container));
+    expect(rerun.status).toBe('done');
+    expect(log.lines.some((l) => /the current version .* is damaged \(maps\/users\.tsv: /.test(l))).toBe(true);
+    expect(rerun.details.uploadedObjects).toBe(1);
+    expect(await current(container)).toEqual(expectedObjects(work));
+    // Its manifest is the one it was published with.
+    expect(String(await getObject(env, container, `datasets/${key}/manifest.json`))).toBe(manifestBefore);
+  });
+
+  it('keeps readers on the old version when the proxy dies mid-upload, and a rerun completes the new one, sending only what was missing', async () => {
     const container = newContainer();
     const v1 = await fakeWorkDir('v1');
     await load(v1, options(container));
-    const v1Objects = await containerHashes(container);
-    const v1Manifest = String(await getObject(env, container, 'manifest.json'));
+    const before = await readerView(env, container);
 
-    // v2: same names, new content (3 x ~27 MB), uploaded one at a time at 16 MB/s (rclone reads any flag from
-    // RCLONE_<FLAG>): several seconds, so stopping the proxy always lands in the middle.
+    // v2: 3 x ~27 MB splits, uploaded one at a time at 16 MB/s (rclone reads any flag from RCLONE_<FLAG>):
+    // several seconds, so stopping the proxy always lands in the middle.
     const v2 = await fakeWorkDir('v2', 20_000_000);
     const slow = options(container, { transfers: '1', checkers: '1' });
-    // Through the fault proxy: stopping it leaves the proxy the other suites use running.
     const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl, RCLONE_BWLIMIT: '16M', RCLONE_RETRIES: '1', RCLONE_LOW_LEVEL_RETRIES: '2' });
     const outcome = run.then(
       () => 'finished',
       (e: Error) => e,
     );
-    // Kill the proxy as soon as the first new object has landed in the staging prefix (HEAD: container
-    // listings can lag behind under load).
-    const staged = ['evaluation/movielens_t_eval.txt', 'maps/items.tsv', 'maps/users.tsv'].map((f) => `.incoming/${datasetKey('extract-v2', 'transform-v2')}/${f}`);
+    // Stop the proxy as soon as the first object of the new version has landed.
     for (let i = 0; i < 1200; i++) {
-      if ((await Promise.all(staged.map((n) => hasObject(env, container, n)))).some(Boolean)) break;
-      await new Promise((r) => setTimeout(r, 25));
+      const names = [...(await readerView(env, container)).all.keys()];
+      if (names.some((n) => n.startsWith('datasets/') && !before.all.has(n))) break;
+      await new Promise((r) => setTimeout(r, 50));
     }
-    // Process titles while rclone runs: the secret travels in rclone's environment, never its argv.
     titles.push(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }));
     expect(titles[titles.length - 1]).toMatch(/rclone copy/);
     openstackCommand('stop-proxy');
@@ -132,62 +208,58 @@ describe('load into a real Swift', () => {
     }
     expect(result).toBeInstanceOf(EtlError);
 
-    // Nothing published was touched: the same objects and the same manifest as before.
-    const after = await containerHashes(container);
-    for (const [name, hash] of v1Objects) expect([name, after.get(name)]).toEqual([name, hash]);
-    expect(String(await getObject(env, container, 'manifest.json'))).toBe(v1Manifest);
+    // Readers see exactly what they saw before: the same pointer, the same version, whole.
+    const after = await readerView(env, container);
+    expect(after.problems).toEqual([]);
+    expect(after.pointer?.current).toBe(before.pointer?.current);
+    expect(after.current).toEqual(before.current);
+    // The upload is recorded in the pointer, so its objects are known even if it is never finished.
+    expect(after.pointer?.pending.map((x) => x.objects.length)).toEqual([7]);
 
-    // The failed load could not remove its container lock with the proxy down. A rerun is a new process, which
-    // takes over the lock of a dead pid of this machine (tested below); this test's process is still alive, so
-    // the rerun breaks the lock as a user would after a run killed elsewhere.
-    expect(String(await getObject(env, container, LOAD_LOCK_OBJECT))).toContain(`pid ${process.pid} on`);
-    // The rerun resumes and publishes v2; the container ends identical to the source.
     const rerun = await load(v2, options(container, { breakLock: true }));
     expect(rerun.status).toBe('done');
-    expect(await containerHashes(container)).toEqual(expectedObjects(v2));
-    // It resumed: what had landed before the proxy died was not sent again.
-    const v2Bytes = [...(await listContainer(env, container))].filter(([n]) => n !== 'manifest.json').reduce((a, [, o]) => a + o.bytes, 0);
+    expect(await current(container)).toEqual(expectedObjects(v2));
+    const v2Bytes = [...expectedObjects(v2).keys()].reduce((a, n) => a + statSync(n.startsWith('raw/') ? join(v2, 'staging', n.slice(4)) : join(v2, 'output', n)).size, 0);
     expect(rerun.details.uploadedBytes).toBeLessThan(v2Bytes);
     expect(rerun.details.uploadedBytes).toBeGreaterThan(0);
-    const manifest = JSON.parse(String(await getObject(env, container, 'manifest.json')));
-    expect(manifest.datasetKey).toBe(rerun.details.datasetKey);
+    expect((await readerView(env, container)).pointer?.pending).toEqual([]);
   });
 
-  it('new names go straight to their final place; only changed ones are staged, verified and promoted', async () => {
+  it('refuses splits made from another raw file than the staged one, naming both, and publishes nothing', async () => {
     const container = newContainer();
-    const v1 = await fakeWorkDir('direct-v1');
-    const first = await load(v1, options(container));
-    // An empty container: nothing published to protect, nothing staged or copied.
-    expect(first.details).toMatchObject({ promoted: 'none', uploadedObjects: expectedObjects(v1).size });
-    expect(log.lines.some((l) => new RegExp(`to ${container}: ${expectedObjects(v1).size} new .*, 0 changed .*, 0 already there`).test(l))).toBe(true);
-
-    // v2: the same files but for one changed split and one new map.
-    const v2 = await fakeWorkDir('direct-v2');
-    for (const f of ['training/movielens_t_train.txt', 'validation/movielens_t_val.txt', 'evaluation/movielens_t_eval.txt', 'maps/users.tsv', 'maps/items.tsv']) {
-      if (f !== 'training/movielens_t_train.txt') copyFileSync(join(v1, 'output', f), join(v2, 'output', f));
-    }
-    writeFileSync(join(v2, 'output', 'maps', 'genres.tsv'), '5\t1\n');
-    const second = await load(v2, options(container));
-    expect(second.details).toMatchObject({ promoted: 'server-side', uploadedObjects: 2 });
-    expect(log.lines.some((l) => new RegExp(`to ${container}: 1 new .*, 1 changed .*, ${expectedObjects(v2).size - 2} already there`).test(l))).toBe(true);
-    expect(await containerHashes(container)).toEqual(expectedObjects(v2));
-    expect([...(await listContainer(env, container)).keys()].some((n) => n.startsWith('.incoming'))).toBe(false);
+    const work = await fakeWorkDir('lineage');
+    await load(work, options(container));
+    const before = await readerView(env, container);
+    // Another zip extracted after the transform: the staged ratings.csv is not what the splits came from.
+    const other = await fakeWorkDir('lineage-other', 2000, 'userId,movieId,rating,timestamp\n9,9,1.0,1\n');
+    copyFileSync(join(other, 'manifests', 'extract.json'), join(work, 'manifests', 'extract.json'));
+    const e = await refusal(load(work, options(container)));
+    expect(e?.message).toMatch(new RegExp(`the splits were made from .*${'ml-t/ratings.csv'}.* \\(SHA-256 [0-9a-f]{64}\\), which is not the staged raw file .*lineage-other.*ratings\\.csv \\(SHA-256 [0-9a-f]{64}\\)`));
+    expect(e?.hint).toMatch(/transform/);
+    expect((await readerView(env, container)).all).toEqual(before.all);
   });
 
-  it('--prune removes objects the new dataset no longer has, only after it is verified', async () => {
+  it('an output edited with its mtime restored (cp -p) is caught by content, not trusted by its mtime', async () => {
     const container = newContainer();
-    const v1 = await fakeWorkDir('p1');
-    await load(v1, options(container));
-    const v2 = await fakeWorkDir('p2');
-    // v2 has no items map: without --prune the old one stays, with --prune it goes.
-    execFileSync('rm', [join(v2, 'output', 'maps', 'items.tsv')]);
-    await load(v2, options(container));
-    expect((await containerHashes(container)).has('maps/items.tsv')).toBe(true);
-    const pruned = await load(v2, options(container, { prune: true }));
-    // Already published and identical: verified in place, nothing uploaded, then only the extra object removed.
-    expect(pruned.details).toMatchObject({ uploadedBytes: 0, prunedObjects: 1 });
-    expect(await containerHashes(container)).toEqual(expectedObjects(v2));
-    expect(log.lines.join('\n')).not.toMatch(/server-side copy was refused/);
+    const work = await fakeWorkDir('cpp');
+    const f = join(work, 'output', 'maps', 'items.tsv');
+    const other = join(work, 'items.other');
+    writeFileSync(other, '3\t2\n');
+    execFileSync('touch', ['-r', f, other]);
+    execFileSync('cp', ['-p', other, f]);
+    const e = await refusal(load(work, options(container)));
+    expect(e?.message).toMatch(/maps\/items\.tsv changed after the transform wrote it/);
+    expect((await readerView(env, container)).all.size).toBe(0);
+  });
+
+  it('refuses a file name with a control character before anything is written', async () => {
+    const container = newContainer();
+    const work = await fakeWorkDir('names');
+    writeFileSync(join(work, 'staging', 'ml-t', 'two\nlines.csv'), 'x');
+    await recordManifests(work, 'names');
+    const e = await refusal(load(work, options(container)));
+    expect(e?.message).toBe('cannot publish the file "raw/ml-t/two\\nlines.csv": its name contains a control character ("raw/ml-t/two\\nlines.csv")');
+    expect((await readerView(env, container)).all.size).toBe(0);
   });
 
   it('a revoked credential stops the load with a clear 401 message and changes nothing', async () => {
@@ -206,37 +278,35 @@ describe('load into a real Swift', () => {
     await expect(load(work, options(newContainer()), cred)).rejects.toThrow(/401/);
   });
 
-  it('an access-ruled credential loads into its own container and is refused elsewhere', async () => {
+  it('an access-ruled credential loads into its own container (uploading what it may not copy) and is refused elsewhere', async () => {
     const own = env.ruledCredential.container;
-    const work = await fakeWorkDir('ruled');
-    // --prune: the container is shared by every run of this test, so stale objects must go.
-    const ok = await load(work, options(own, { prune: true }), env.ruledCredential, true);
+    const raw = `userId,movieId,rating,timestamp\n${'2,4,3.0,7\n'.repeat(100)}`;
+    const a = await fakeWorkDir('ruled-a', 2000, raw);
+    await load(a, options(own), env.ruledCredential, true);
+    const b = await fakeWorkDir('ruled-b', 2000, raw);
+    const ok = await load(b, options(own), env.ruledCredential, true);
     expect(ok.status).toBe('done');
-    expect(await containerHashes(own)).toEqual(expectedObjects(work));
-    await expect(load(work, options(newContainer()), env.ruledCredential)).rejects.toThrow(/\(40[13]\)/);
+    expect(await current(own)).toEqual(expectedObjects(b));
+    expect(log.lines.some((l) => /refused the server-side copy/.test(l))).toBe(true);
+    await expect(load(a, options(newContainer()), env.ruledCredential)).rejects.toThrow(/\(40[13]\)/);
   });
 
-  describe('loads into one container take turns (its load lock)', () => {
-    const names = async (container: string) => [...(await listContainer(env, container)).keys()].sort();
+  describe('loads into one container take turns (its load lock: a token and a lease)', () => {
+    const lockBody = (host: string, pid: number, token = 'f'.repeat(32)) => JSON.stringify({ token, host, pid, since: '2026-11-25T06:00:00.000Z', leaseSeconds: 60 });
 
-    it('a lock held by a load on another machine: refused with exit 75 and nothing written; --break-lock takes it', async () => {
+    it('a live lock of another load: refused with exit 75 and nothing written; --break-lock takes it', async () => {
       const container = newContainer();
       const work = await fakeWorkDir('locked');
       await load(work, options(container));
-      const before = await containerHashes(container);
-      const manifestBefore = String(await getObject(env, container, 'manifest.json'));
-      await putObject(env, container, LOAD_LOCK_OBJECT, 'pid 4242 on other-node since 2026-11-25T06:00:00.000Z\n');
+      const before = await readerView(env, container);
+      await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('other-node', 4242), { 'X-Delete-After': '120' });
       const v2 = await fakeWorkDir('locked-v2');
-      const refused = await load(v2, options(container)).then(
-        () => undefined,
-        (e: EtlError) => e,
-      );
-      expect(refused?.message).toMatch(/another load into container .* is running \(pid 4242 on other-node since/);
+      const refused = await refusal(load(v2, options(container)));
+      expect(refused?.message).toMatch(/another load into container .* is running \(pid 4242 on other-node since 2026-11-25T06:00:00.000Z, lease 60s\)/);
       expect(refused?.hint).toContain('--break-lock');
       expect(refused?.exitCode).toBe(75);
-      expect(await containerHashes(container)).toEqual(new Map([...before, [LOAD_LOCK_OBJECT, expect.any(String)]]));
-      expect(String(await getObject(env, container, 'manifest.json'))).toBe(manifestBefore);
-      expect(String(await getObject(env, container, LOAD_LOCK_OBJECT))).toContain('other-node');
+      const after = await readerView(env, container);
+      expect(new Map([...after.all].filter(([n]) => n !== LOAD_LOCK_OBJECT))).toEqual(before.all);
 
       const broken = await load(v2, options(container, { breakLock: true }));
       expect(broken.status).toBe('done');
@@ -244,41 +314,59 @@ describe('load into a real Swift', () => {
       expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
     });
 
-    it("a lock left by a killed load of this machine (its pid gone) is taken over; a load removes its own lock", async () => {
+    it("a lock whose lease ran out is gone by itself: the next load goes on without --break-lock, whatever host and pid it names", async () => {
+      const container = newContainer();
+      const work = await fakeWorkDir('lease');
+      await putContainer(env, container);
+      await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('persist-team-node', process.pid), { 'X-Delete-After': '8' });
+      // Straight at the lock (a whole load may take longer than the lease on a busy machine).
+      const target = { binary: 'rclone', remote: 'chi_tacc', env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env, secrets: [env.appCredential.secret] };
+      const lockOptions = { log, recordPath: join(work, 'manifests', 'load-lock.json') };
+      await expect(acquireContainerLock(target, `chi_tacc:${container}`, container, lockOptions)).rejects.toMatchObject({ exitCode: 75 });
+      for (let i = 0; i < 60 && (await hasObject(env, container, LOAD_LOCK_OBJECT)); i++) await new Promise((r) => setTimeout(r, 500));
+      expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
+      expect((await load(work, options(container))).status).toBe('done');
+    });
+
+    it('a lock left by a killed load of this work dir is known by its token and taken over at once', async () => {
       const container = newContainer();
       const work = await fakeWorkDir('stale');
       await load(work, options(container));
-      const dead = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString();
-      await putObject(env, container, LOAD_LOCK_OBJECT, `pid ${dead} on ${hostname()} since 2026-11-25T06:00:00.000Z\n`);
-      const again = await load(await fakeWorkDir('stale-v2'), options(container));
-      expect(again.status).toBe('done');
-      expect(log.lines.some((l) => l.includes(`removing a stale load lock on ${container} (pid ${dead} on`))).toBe(true);
-      expect(await names(container)).not.toContain(LOAD_LOCK_OBJECT);
+      const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
+      const token = 'a'.repeat(32);
+      writeFileSync(join(work, 'manifests', 'load-lock.json'), JSON.stringify({ token, pid: dead, container }));
+      await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('anywhere', dead, token), { 'X-Delete-After': '120' });
+      // Even a skip clears it.
+      const again = await load(work, options(container));
+      expect(again.status).toBe('skipped');
+      expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
+      // And a load that must take the lock takes it over.
+      await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('anywhere', dead, token), { 'X-Delete-After': '120' });
+      writeFileSync(join(work, 'manifests', 'load-lock.json'), JSON.stringify({ token, pid: dead, container }));
+      const v2 = await fakeWorkDir('stale-v2');
+      writeFileSync(join(v2, 'manifests', 'load-lock.json'), JSON.stringify({ token, pid: dead, container }));
+      expect((await load(v2, options(container))).status).toBe('done');
+      expect(log.lines.some((l) => l.includes(`taking over the load lock on ${container} left by a killed load of this work dir`))).toBe(true);
+      expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
     });
 
-    it('two loads of different datasets at once: one publishes, the other is refused, the container holds the winner whole', async () => {
+    it('two loads of different datasets at once: one publishes, the other is refused with 75, readers see the winner whole', async () => {
       const container = newContainer();
       const a = await fakeWorkDir('race-a', 200_000);
       const saved = { ...process.env };
       Object.assign(process.env, etlCredentialEnv(env));
-      let outcomes;
       try {
-        // The container exists and holds a dataset first, so both reach the lock at about the same moment.
         await loadStage.run({ workDir: a, force: false, log }, options(container));
         const c = await fakeWorkDir('race-c', 200_000);
         const d = await fakeWorkDir('race-d', 200_000);
-        outcomes = await Promise.allSettled([c, d].map((w) => loadStage.run({ workDir: w, force: false, log }, options(container))));
-        const won = outcomes.findIndex((x) => x.status === 'fulfilled');
+        const outcomes = await Promise.allSettled([c, d].map((w) => loadStage.run({ workDir: w, force: false, log }, options(container))));
         expect(outcomes.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+        const won = outcomes.findIndex((x) => x.status === 'fulfilled');
         const lost = outcomes[1 - won] as PromiseRejectedResult;
         expect(String(lost.reason.message)).toMatch(/another load into container/);
-        const winner = [c, d][won];
-        const manifest = JSON.parse(String(await getObject(env, container, 'manifest.json')));
-        expect(manifest.transform).toEqual({ tag: won === 0 ? 'race-c' : 'race-d' });
-        // Every object of the winner as it was uploaded (the first dataset had the same names).
-        const objects = await containerHashes(container);
-        for (const [name, hash] of expectedObjects(winner)) expect(objects.get(name)).toBe(hash);
-        expect(objects.has(LOAD_LOCK_OBJECT)).toBe(false);
+        expect((lost.reason as EtlError).exitCode).toBe(75);
+        expect(await current(container)).toEqual(expectedObjects([c, d][won]));
+        expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
       } finally {
         process.env = saved;
       }
@@ -286,6 +374,7 @@ describe('load into a real Swift', () => {
   });
 
   afterAll(() => {
+    if (process.env.LOAD_TEST_LOG) writeFileSync(process.env.LOAD_TEST_LOG, log.lines.join('\n'));
     // Everything the stage logged and every error it raised, in all the tests above.
     const everything = [...log.lines, ...errors, ...titles].join('\n');
     expect(everything.length).toBeGreaterThan(0);

@@ -1,7 +1,6 @@
 import { classifyRcloneFailure } from '../../etl/load/rclone-errors';
 import { redact } from '../../etl/load/redact';
 import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from '../../etl/load/credentials';
-import { datasetKey } from '../../etl/load/stage';
 
 // rclone's own wording for each failure, as seen against the local Keystone + Swift.
 describe('classifyRcloneFailure', () => {
@@ -59,8 +58,4 @@ describe('secrets', () => {
     expect(rcloneEnvFromEtlEnv('chi_tacc', { ETL_APP_CREDENTIAL_ID: 'id1' }).env).toEqual({});
   });
 
-  it('derives the same dataset key from the same inputs, and another from other inputs', () => {
-    expect(datasetKey('e', 't')).toBe(datasetKey('e', 't'));
-    expect(datasetKey('e', 't')).not.toBe(datasetKey('e', 't2'));
-  });
 });

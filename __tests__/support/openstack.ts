@@ -151,10 +151,16 @@ export async function getObject(env: OpenStackEnv, container: string, name: stri
   return Buffer.from(await res.arrayBuffer());
 }
 
-export async function putObject(env: OpenStackEnv, container: string, name: string, body: Buffer | string): Promise<void> {
+export async function putObject(env: OpenStackEnv, container: string, name: string, body: Buffer | string, headers: Record<string, string> = {}): Promise<void> {
   const token = await appCredentialToken(env);
-  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { method: 'PUT', headers: { 'x-auth-token': token }, body });
+  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { method: 'PUT', headers: { 'x-auth-token': token, ...headers }, body });
   if (res.status !== 201) throw new Error(`PUT ${container}/${name}: ${res.status}`);
+}
+
+export async function putContainer(env: OpenStackEnv, container: string): Promise<void> {
+  const token = await appCredentialToken(env);
+  const res = await fetch(`${env.swiftUrl}/${container}`, { method: 'PUT', headers: { 'x-auth-token': token } });
+  if (res.status !== 201 && res.status !== 202) throw new Error(`PUT ${container}: ${res.status}`);
 }
 
 /** The ETL's credential environment for the load stage (rclone's env config, never argv). */

@@ -11,7 +11,7 @@ import { acquireContainerLock, DEFAULT_LEASE_SECONDS, LOAD_LOCK_OBJECT, parseLoc
 import { copyServerSide, deleteObjects, listPrefix, putJson, readPointer, upload } from './container-ops';
 import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from './credentials';
 import { lineage, type ExtractRecord, type LocalObject, type TransformRecord } from './lineage';
-import { humanBytes, rclone, type RcloneTarget } from './rclone';
+import { humanBytes, rclone, type RcloneStats, type RcloneTarget } from './rclone';
 import { RcloneError } from './rclone-errors';
 import {
   DEFAULT_KEEP,
@@ -169,65 +169,86 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     // Read again under the lock: another load may have published meanwhile.
     const p0: Pointer = first.containerExists ? ((await readPointerOrExplain(target, root, container, log)).pointer ?? EMPTY_POINTER) : EMPTY_POINTER;
     const names = [...files.map((f) => f.name), VERSION_MANIFEST];
-    // 1. Record the upload before writing any of it: a kill from here on leaves only recorded objects behind.
-    let p = withPending(p0, key, names, new Date().toISOString());
-    if (p !== p0) {
-      lock.assertHeld();
-      await putJson(target, pointerObject, p, 'record the upload in the dataset pointer', log);
-    }
-
-    // 2. Objects whose content the current version already holds are copied server-side (the raw files and the
-    //    id maps of a new seed): the 877 MB raw file is uploaded once per source zip, not once per seed.
+    const published = p0.versions.find((v) => v.key === key);
+    // A version published before (a rerun, or back to an earlier seed) is used as it is when a listing proves it
+    // whole; only a damaged one is written to, and only to restore what its manifest says.
+    const had = published ? await versionManifest(target, root, key, publishedCopy, log) : undefined;
+    const intact = had ? versionProblems(had.objects, await listPrefix(target, vroot, common, log)).length === 0 : false;
+    let p = p0;
+    let stats: RcloneStats = { bytes: 0, transfers: 0, checks: 0, errors: 0, elapsedTime: 0 };
+    let uploadSeconds = 0;
     const reused = new Map<string, string>();
-    if (p.current && p.current !== key) {
-      const cur = await versionManifest(target, root, p.current, undefined, log);
-      const same = cur ? files.filter((f) => cur.objects.some((c) => c.name === f.name && c.sha256 === f.sha256 && c.bytes === f.bytes)) : [];
-      if (same.length && (await copyServerSide(target, `${root}/${versionPrefix(p.current)}`, vroot, same.map((f) => f.name), common, log))) {
-        for (const f of same) reused.set(f.name, cur!.objects.find((c) => c.name === f.name)!.md5);
-        log.info(`reused ${same.length} unchanged objects of version ${p.current} (server-side copy): ${same.map((f) => f.name).join(', ')}`);
+    if (!intact) {
+      // 1. Record the upload before writing any of it: a kill from here on leaves only recorded objects behind.
+      p = withPending(p0, key, names, new Date().toISOString());
+      if (p !== p0) {
+        lock.assertHeld();
+        await putJson(target, pointerObject, p, 'record the upload in the dataset pointer', log);
       }
-    }
 
-    // 3. Upload the rest into the new version's own prefix; nothing published is replaced. rclone checks each
-    //    upload's MD5 against Swift's ETag and skips what an interrupted run already sent.
-    const toSend = files.filter((f) => !reused.has(f.name));
-    log.info(`uploading dataset ${key} to ${container}/${prefix}/: ${toSend.length} files (${humanBytes(toSend.reduce((a, f) => a + f.bytes, 0))}), ${reused.size} reused`);
-    buildView(view, toSend);
-    const uploadStart = Date.now();
-    const stats = await upload(target, view, vroot, toSend.map((f) => f.name), [...common, '--copy-links'], 'upload dataset version', log);
-    const uploadSeconds = (Date.now() - uploadStart) / 1000;
+      // 2. Objects whose content the current version already holds are copied server-side (the raw files and the
+      //    id maps of a new seed): the 877 MB raw file is uploaded once per source zip, not once per seed.
+      if (p.current && p.current !== key) {
+        const cur = await versionManifest(target, root, p.current, undefined, log);
+        const same = cur ? files.filter((f) => cur.objects.some((c) => c.name === f.name && c.sha256 === f.sha256 && c.bytes === f.bytes)) : [];
+        lock.assertHeld();
+        if (same.length && (await copyServerSide(target, `${root}/${versionPrefix(p.current)}`, vroot, same.map((f) => f.name), common, log))) {
+          for (const f of same) reused.set(f.name, cur!.objects.find((c) => c.name === f.name)!.md5);
+          log.info(`reused ${same.length} unchanged objects of version ${p.current} (server-side copy): ${same.map((f) => f.name).join(', ')}`);
+        }
+      }
 
-    // 4. Verify the version from one listing: every name, its size and MD5 (the reused ones against the MD5s
-    //    their version was verified with).
-    const expected: ExpectedObject[] = files.map((f) => ({ name: f.name, bytes: f.bytes, md5: reused.get(f.name) }));
-    const listing = await listPrefix(target, vroot, common, log);
-    const problems = versionProblems(expected, listing);
-    if (problems.length) {
-      throw new EtlError(`the uploaded version ${key} is not complete: ${problems.slice(0, 5).join('; ')}`, 'Nothing was published; the current dataset is as it was. Rerun the load.');
+      // 3. Upload the rest into the version's own prefix; nothing of another version is touched. rclone checks
+      //    each upload's MD5 against Swift's ETag and skips what an interrupted run already sent.
+      const toSend = files.filter((f) => !reused.has(f.name));
+      log.info(`uploading dataset ${key} to ${container}/${prefix}/: ${toSend.length} files (${humanBytes(toSend.reduce((a, f) => a + f.bytes, 0))}), ${reused.size} reused`);
+      buildView(view, toSend);
+      const uploadStart = Date.now();
+      lock.assertHeld();
+      stats = await upload(target, view, vroot, toSend.map((f) => f.name), [...common, '--copy-links'], 'upload dataset version', log);
+      uploadSeconds = (Date.now() - uploadStart) / 1000;
+
+      // 4. Verify the version from one listing: every name, its size and MD5 (against the MD5s its manifest or
+      //    the reused objects' version were verified with).
+      const known = new Map(had?.objects.map((o) => [o.name, o.md5]) ?? reused);
+      const expected: ExpectedObject[] = files.map((f) => ({ name: f.name, bytes: f.bytes, md5: known.get(f.name) }));
+      const listing = await listPrefix(target, vroot, common, log);
+      const problems = versionProblems(expected, listing);
+      if (problems.length) {
+        throw new EtlError(`the uploaded version ${key} is not complete: ${problems.slice(0, 5).join('; ')}`, 'Nothing was published; the current dataset is as it was. Rerun the load.');
+      }
+      if (!had) {
+        const md5 = new Map(listing.map((l) => [l.name, l.md5!]));
+        const publishedAt = new Date().toISOString();
+        const manifest: VersionManifest = {
+          format: 1,
+          datasetKey: key,
+          publishedAt,
+          container,
+          tool: TOOL,
+          objects: files.map((f) => ({ name: f.name, bytes: f.bytes, md5: md5.get(f.name)!, sha256: f.sha256 })),
+          lineage: { dataset: lin.raw?.dataset ?? null, zipSha256: lin.raw?.zipSha256 ?? null, transformInput: { path: transform.result.input.path, sha256: transform.result.input.sha256 } },
+          extract: extract?.result ?? null,
+          transform: transform.result,
+          load: { verified: true, verifiedAt: publishedAt, reusedObjects: reused.size },
+        };
+        await writeJsonAtomic(publishedCopy, manifest);
+        lock.assertHeld();
+        await putJson(target, `${vroot}/${VERSION_MANIFEST}`, manifest, 'write the version manifest', log);
+      } else {
+        log.info(`repaired version ${key}: its objects match its manifest again`);
+      }
+    } else {
+      log.info(`version ${key} is already in ${container} and whole: switching to it`);
     }
-    const md5 = new Map(listing.map((l) => [l.name, l.md5!]));
-    const publishedAt = new Date().toISOString();
-    const manifest: VersionManifest = {
-      format: 1,
-      datasetKey: key,
-      publishedAt,
-      container,
-      tool: TOOL,
-      objects: files.map((f) => ({ name: f.name, bytes: f.bytes, md5: md5.get(f.name)!, sha256: f.sha256 })),
-      lineage: { dataset: lin.raw?.dataset ?? null, zipSha256: lin.raw?.zipSha256 ?? null, transformInput: { path: transform.result.input.path, sha256: transform.result.input.sha256 } },
-      extract: extract?.result ?? null,
-      transform: transform.result,
-      load: { verified: true, verifiedAt: publishedAt, reusedObjects: reused.size },
-    };
-    await writeJsonAtomic(publishedCopy, manifest);
-    lock.assertHeld();
-    await putJson(target, `${vroot}/${VERSION_MANIFEST}`, manifest, 'write the version manifest', log);
 
     // 5. The switch: one object write. Readers see the old version or the new one, never a mix.
-    lock.assertHeld();
-    p = publish(p, { key, publishedAt, objects: names }, keep);
-    await putJson(target, pointerObject, p, 'publish the version (write the dataset pointer)', log);
-    log.info(`published version ${key}: ${container}/${POINTER_OBJECT} now names ${prefix}/`);
+    if (p.current !== key || p.pending.length || p.retiring.length || published === undefined) {
+      lock.assertHeld();
+      p = publish(p, published ?? { key, publishedAt: new Date().toISOString(), objects: names }, keep);
+      await putJson(target, pointerObject, p, 'publish the version (write the dataset pointer)', log);
+      log.info(`published version ${key}: ${container}/${POINTER_OBJECT} now names ${prefix}/`);
+    }
 
     // 6. Only now: delete versions beyond --keep and abandoned uploads, by the names the pointer recorded.
     const retiredKeys = await retire(target, root, pointerObject, p, lock.assertHeld, common, log);

@@ -1,0 +1,43 @@
+import { parsePointer, type Pointer } from '../../etl/load/versions';
+import { getObject, listContainer, type OpenStackEnv } from './openstack';
+
+/**
+ * What a reader of the container sees, through Swift's own API (no rclone): the pointer, and whether the
+ * version it names is whole (every object of its manifest present with its size and MD5).
+ */
+export interface ReaderView {
+  pointer?: Pointer;
+  /** Object name (under the current version) -> MD5, manifest.json left out. */
+  current: Map<string, string>;
+  /** What is wrong with the current version; empty when it is whole. */
+  problems: string[];
+  /** Every object of the container: name -> MD5. */
+  all: Map<string, string>;
+}
+
+export async function readerView(env: OpenStackEnv, container: string): Promise<ReaderView> {
+  const listing = await listContainer(env, container);
+  const all = new Map([...listing].map(([n, o]) => [n, o.hash]));
+  const text = await getObject(env, container, 'current.json');
+  const pointer = text ? parsePointer(String(text)) : undefined;
+  const current = new Map<string, string>();
+  const problems: string[] = [];
+  if (pointer?.current) {
+    const prefix = `datasets/${pointer.current}/`;
+    const manifestText = await getObject(env, container, `${prefix}manifest.json`);
+    if (!manifestText) problems.push('the current version has no manifest.json');
+    const manifest = manifestText ? (JSON.parse(String(manifestText)) as { datasetKey: string; objects: { name: string; bytes: number; md5: string }[] }) : undefined;
+    if (manifest && manifest.datasetKey !== pointer.current) problems.push(`manifest.json names ${manifest.datasetKey}`);
+    for (const o of manifest?.objects ?? []) {
+      const have = listing.get(prefix + o.name);
+      if (!have) problems.push(`${o.name}: missing`);
+      else if (have.bytes !== o.bytes || have.hash !== o.md5) problems.push(`${o.name}: differs from its manifest`);
+      else current.set(o.name, have.hash);
+    }
+    const listed = new Set((manifest?.objects ?? []).map((o) => o.name));
+    for (const name of listing.keys()) {
+      if (name.startsWith(prefix) && name !== `${prefix}manifest.json` && !listed.has(name.slice(prefix.length))) problems.push(`${name}: not in the manifest`);
+    }
+  }
+  return { pointer, current, problems, all };
+}
