@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import execa from 'execa';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateMovieLensZip } from '../etl/dataset/generate';
 import { reportError } from '../etl/errors';
@@ -102,9 +102,8 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
       stage: o.stage as 'all',
       force: o.force,
       // The stand-in node shares this machine's disk, so it reads the zip in place; a real node downloads it.
-      // --prune: the demo's container holds exactly the dataset just loaded (older demo sizes are removed,
-      // after the new one is verified).
-      etlOptions: { source: zip, prune: true },
+      // Versions beyond --keep (2) are deleted after each publish, so older demo sizes do not pile up.
+      etlOptions: { source: zip },
       container,
       rclone: { name: 'chi_tacc', authUrl: os.authUrl, region: os.region, userId: os.userId, credentialId: os.appCredential.id, credentialSecret: os.appCredential.secret },
       bundlePath: join(ROOT, 'dist', 'etl.js'),
@@ -127,14 +126,15 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
   });
   const ls = await execa('rclone', ['lsl', `chi_tacc:${container}`], { env: { ...process.env, ...env } });
   log.info(ls.stdout);
-  const manifest = JSON.parse((await execa('rclone', ['cat', `chi_tacc:${container}/manifest.json`], { env: { ...process.env, ...env } })).stdout);
+  const pointer = JSON.parse((await execa('rclone', ['cat', `chi_tacc:${container}/current.json`], { env: { ...process.env, ...env } })).stdout) as { current: string };
+  const manifest = JSON.parse((await execa('rclone', ['cat', `chi_tacc:${container}/datasets/${pointer.current}/manifest.json`], { env: { ...process.env, ...env } })).stdout);
   const t = manifest.transform;
   log.info(
-    `manifest.json: dataset ${manifest.datasetKey}, ${t.rows.toLocaleString('en-US')} ratings, ${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +
+    `current.json names version ${pointer.current}; its manifest.json: ${t.rows.toLocaleString('en-US')} ratings, ${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +
       `training ${t.splits.training.toLocaleString('en-US')}, validation ${t.splits.validation.toLocaleString('en-US')}, evaluation ${t.splits.evaluation.toLocaleString('en-US')} (seed ${t.seed})`,
   );
-  log.info(`\nread-only mount on the node (${mountPoint}):`);
-  log.info((await execa('ls', ['-l', mountPoint, join(mountPoint, 'training')])).stdout);
+  log.info(`\non the node, ${mountPoint} -> ${realpathSync(mountPoint)} (read-only):`);
+  log.info((await execa('ls', ['-l', `${mountPoint}/`, join(mountPoint, 'training')])).stdout);
 
   log.info('\ntimings:');
   for (const [name, s] of timings) log.info(`  ${name.padEnd(18)} ${s.toFixed(1)} s`);

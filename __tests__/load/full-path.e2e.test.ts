@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateMovieLensZip } from '../../etl/dataset/generate';
 import { workLayout } from '../../etl/layout';
+import { currentObject, readerView } from '../support/versions';
 import {
   createAppCredential,
   ensureOpenStack,
   etlCredentialEnv,
-  getObject,
   listContainer,
   revokeAppCredential,
   type OpenStackEnv,
@@ -59,19 +59,22 @@ describe('generated dataset -> extract -> transform -> load, against the real se
     const r = await etl(['all', '--work-dir', work, '--source', zip, '--container', container], etlCredentialEnv(env));
     expect(r.exitCode).toBe(0);
     expect(r.all).toMatch(/container object-persist-full-\d+ did not exist: created it/);
-    expect(r.all).toMatch(/summary: published 8 objects .* MB\/s/);
+    expect(r.all).toMatch(/summary: published 8 objects .* as version [0-9a-f]{16} .* MB\/s/);
 
-    const listing = await listContainer(env, container);
+    const view = await readerView(env, container);
+    expect(view.problems).toEqual([]);
     const expected = localObjects(work, 'ml-full');
-    expect(new Map([...listing].filter(([n]) => n !== 'manifest.json').map(([n, o]) => [n, o.hash]))).toEqual(expected);
+    expect(view.current).toEqual(expected);
     for (const split of ['training/movielens_full_train.txt', 'validation/movielens_full_val.txt', 'evaluation/movielens_full_eval.txt']) {
-      expect((await getObject(env, container, split))?.equals(readFileSync(join(work, 'output', split)))).toBe(true);
+      expect((await currentObject(env, container, split))?.equals(readFileSync(join(work, 'output', split)))).toBe(true);
     }
-    const manifest = JSON.parse(String(await getObject(env, container, 'manifest.json')));
+    const manifest = view.manifest!;
     expect(manifest.transform.rows).toBe(60_000);
-    expect(manifest.extract.dataset).toBe('ml-full');
-    expect(manifest.load).toMatchObject({ objects: expected.size, verified: true });
-    expect(manifest.load.bytes).toBe([...listing].filter(([n]) => n !== 'manifest.json').reduce((a, [, o]) => a + o.bytes, 0));
+    expect((manifest.extract as { dataset: string }).dataset).toBe('ml-full');
+    expect(manifest.load).toMatchObject({ verified: true });
+    expect(manifest.objects).toHaveLength(expected.size);
+    // Nothing but the pointer and the version: no staging objects, no lock.
+    expect([...(await listContainer(env, container)).keys()].filter((n) => !n.startsWith(`datasets/${view.pointer!.current}/`))).toEqual(['current.json']);
   });
 
   it('an unchanged rerun uploads nothing', async () => {
@@ -81,19 +84,19 @@ describe('generated dataset -> extract -> transform -> load, against the real se
     expect(summary.stages[0]).toMatchObject({ stage: 'load', status: 'skipped', details: { uploadedBytes: 0 } });
   });
 
-  it('a read-only rclone mount of the container shows training/, validation/, evaluation/ with their contents', async () => {
+  it("another machine reads the current version with plain rclone: cat current.json, then mount datasets/<key> read-only", async () => {
+    const rcloneEnv = {
+      ...process.env,
+      RCLONE_CONFIG_M_TYPE: 'swift',
+      RCLONE_CONFIG_M_AUTH: env.authUrl,
+      RCLONE_CONFIG_M_REGION: env.region,
+      RCLONE_CONFIG_M_APPLICATION_CREDENTIAL_ID: env.appCredential.id,
+      RCLONE_CONFIG_M_APPLICATION_CREDENTIAL_SECRET: env.appCredential.secret,
+    };
+    // The README's reader's guide, command for command.
+    const key = (JSON.parse((await execa('rclone', ['cat', `m:${container}/current.json`], { env: rcloneEnv })).stdout) as { current: string }).current;
     const mountDir = mkdtempSync(join(tmpdir(), 'mnt-full-'));
-    const mount = spawn('rclone', ['mount', `m:${container}`, mountDir, '--read-only', '--allow-other'], {
-      env: {
-        ...process.env,
-        RCLONE_CONFIG_M_TYPE: 'swift',
-        RCLONE_CONFIG_M_AUTH: env.authUrl,
-        RCLONE_CONFIG_M_REGION: env.region,
-        RCLONE_CONFIG_M_APPLICATION_CREDENTIAL_ID: env.appCredential.id,
-        RCLONE_CONFIG_M_APPLICATION_CREDENTIAL_SECRET: env.appCredential.secret,
-      },
-      stdio: 'ignore',
-    });
+    const mount = spawn('rclone', ['mount', `m:${container}/datasets/${key}`, mountDir, '--read-only', '--allow-other'], { env: rcloneEnv, stdio: 'ignore' });
     try {
       for (let i = 0; i < 150 && !existsSync(join(mountDir, 'evaluation')); i++) await new Promise((r) => setTimeout(r, 100));
       expect(readdirSync(mountDir).sort()).toEqual(['evaluation', 'manifest.json', 'maps', 'raw', 'training', 'validation']);

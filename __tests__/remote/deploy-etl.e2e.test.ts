@@ -16,7 +16,8 @@ import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';
 import { rawWith } from '../infra/helpers';
 import { ensureNode } from '../support/node';
-import { ensureOpenStack, hasObject, listContainer, type OpenStackEnv } from '../support/openstack';
+import { ensureOpenStack, type OpenStackEnv } from '../support/openstack';
+import { readerView } from '../support/versions';
 
 // `cdktf deploy etl` for real, short of Chameleon: Terraform applies the synthesized etl stack, and its local-exec
 // provisioner runs the command a deploy runs (`npx tsx etl/remote-cli.ts all --from-env`, from the project root),
@@ -143,7 +144,7 @@ describeTf(`cdktf deploy etl runs the ETL on the node (${terraform ?? 'no terraf
 
   afterAll(() => {
     const mnt = join(remoteDir, 'mnt');
-    execFileSync('sh', ['-c', `mountpoint -q '${mnt}' && fusermount3 -u '${mnt}' || true`]);
+    execFileSync('sh', ['-c', `mountpoint -q '${mnt}-store' && fusermount3 -u '${mnt}-store' || true`]);
     server?.close();
     if (stackDir) {
       rmSync(stackDir, { recursive: true, force: true });
@@ -161,10 +162,10 @@ describeTf(`cdktf deploy etl runs the ETL on the node (${terraform ?? 'no terraf
     expect(out).toMatch(/terraform_data\.etl_run \(local-exec\): .*connecting to /);
     for (const stage of ['extract', 'transform', 'load']) expect(out).toMatch(new RegExp(`\\(local-exec\\):.*\\[node\\] <== ${stage}: done`));
     expect(out).toContain(`done: the dataset is in container ${container}`);
-    expect(out).toMatch(/mounted .* read-only at .*training/);
-    expect(await hasObject(env, container, 'manifest.json')).toBe(true);
-    const objects = await listContainer(env, container);
-    expect([...objects.keys()].some((k) => k.startsWith('training/'))).toBe(true);
+    expect(out).toMatch(/shows version [0-9a-f]{16} of .* \(read-only\): .*training/);
+    const view = await readerView(env, container);
+    expect(view.problems).toEqual([]);
+    expect([...view.current.keys()].some((k) => k.startsWith('training/'))).toBe(true);
     expect(execFileSync('stat', ['-c', '%a', join(remoteDir, 'rclone.conf')]).toString().trim()).toBe('600');
   });
 

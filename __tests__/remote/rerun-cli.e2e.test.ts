@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { generateMovieLensZip } from '../../etl/dataset/generate';
 import type { NodeCoordinates } from '../../etl/remote/coordinates';
 import { ensureNode } from '../support/node';
-import { ensureOpenStack, getObject, listContainer, type OpenStackEnv } from '../support/openstack';
+import { ensureOpenStack, type OpenStackEnv } from '../support/openstack';
+import { readerView } from '../support/versions';
 
 // The user's rerun command (`npm run etl:remote -- <stage>`) and the etl stack's provisioner (`--from-env`), as
 // processes, reading the stacks' outputs from terraform.<stack>.tfstate files shaped like a deploy leaves them.
@@ -76,7 +77,7 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  execFileSync('sh', ['-c', `mountpoint -q ${join(remoteDir, 'mnt')} && fusermount3 -u ${join(remoteDir, 'mnt')} || true`]);
+  execFileSync('sh', ['-c', `mountpoint -q ${join(remoteDir, 'mnt-store')} && fusermount3 -u ${join(remoteDir, 'mnt-store')} || true`]);
   // The secret came from the storage state; it must not appear in anything the commands printed.
   expect(transcripts.join('\n')).not.toContain(env.appCredential.secret);
 });
@@ -88,9 +89,9 @@ describe('the rerun command (npm run etl:remote)', () => {
     expect(r.stderr).toContain('[node] <== load: done');
     expect(r.stderr).toContain(`done: the dataset is in container ${container}`);
     expect(r.exitCode).toBe(0);
-    const objects = await listContainer(env, container);
-    expect(objects.has('manifest.json')).toBe(true);
-    expect([...objects.keys()].some((k) => k.startsWith('training/'))).toBe(true);
+    const view = await readerView(env, container);
+    expect(view.problems).toEqual([]);
+    expect([...view.current.keys()].some((k) => k.startsWith('training/'))).toBe(true);
   });
 
   it('one stage: `load` alone runs only load, and skips it when nothing changed', async () => {
@@ -108,7 +109,7 @@ describe('the rerun command (npm run etl:remote)', () => {
   });
 
   it("the etl stack's provisioner path (--from-env, PERSIST_ETL_FORCE=1) reruns every stage", async () => {
-    const before = String(await getObject(env, container, 'manifest.json'));
+    const before = (await readerView(env, container)).manifest!;
     const r = await cli(['all', '--from-env', '--known-hosts', node.knownHostsPath!, '--source', zip, '--ssh-wait', '20', '--min-free-mb', '50', '--no-mount'], {
       PERSIST_ETL_HOST: node.host,
       PERSIST_ETL_PORT: String(node.port),
@@ -127,8 +128,9 @@ describe('the rerun command (npm run etl:remote)', () => {
     expect(r.exitCode).toBe(0);
     for (const stage of ['extract', 'transform', 'load']) expect(r.stderr).toContain(`<== ${stage}: done`);
     // Same inputs, same seed: the republished dataset is the same one.
-    const after = JSON.parse(String(await getObject(env, container, 'manifest.json')));
-    expect(after.transform.splits).toEqual(JSON.parse(before).transform.splits);
+    const after = (await readerView(env, container)).manifest!;
+    expect(after.datasetKey).toBe(before.datasetKey);
+    expect(after.transform.splits).toEqual(before.transform.splits);
   });
 
   it('says to deploy first when the stacks are not deployed', async () => {

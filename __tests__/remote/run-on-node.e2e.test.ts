@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readlinkSync, realpathSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateMovieLensZip } from '../../etl/dataset/generate';
@@ -9,7 +9,9 @@ import { sshTarget, type NodeCoordinates } from '../../etl/remote/coordinates';
 import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
 import { ssh } from '../../etl/remote/ssh';
 import { ensureNode } from '../support/node';
-import { createAppCredential, ensureOpenStack, getObject, listContainer, revokeAppCredential, type OpenStackEnv } from '../support/openstack';
+import { nodeView } from '../../etl/remote/node-view';
+import { createAppCredential, ensureOpenStack, listContainer, revokeAppCredential, type OpenStackEnv } from '../support/openstack';
+import { currentObject, readerView } from '../support/versions';
 
 // The ETL stage of a deploy, driven through the same runner, against an sshd "node" and a real Keystone + Swift.
 const ROOT = join(__dirname, '..', '..');
@@ -62,7 +64,7 @@ const unmount = (dir: string) => execFileSync('sh', ['-c', `mountpoint -q ${dir}
 describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   const o = () => options('main');
 
-  afterAll(() => unmount(o().mount!.mountPoint));
+  afterAll(() => unmount(nodeView(o().mount!.mountPoint).store));
 
   it('delivers the config (0600), ships the bundle, runs every stage, loads Swift and mounts it read-only', async () => {
     const opts = o();
@@ -73,28 +75,23 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     const mode = execFileSync('stat', ['-c', '%a', opts.rcloneConfigPath]).toString().trim();
     expect(mode).toBe('600');
 
-    const objects = await listContainer(env, opts.container);
-    const keys = [...objects.keys()].sort();
-    // The published dataset, and the raw files of the zip (whatever the generator puts in it) under raw/<name>/.
+    const view = await readerView(env, opts.container);
+    expect(view.problems).toEqual([]);
+    expect(result.version).toBe(view.pointer?.current);
+    const keys = [...view.current.keys()].sort();
+    // The published version, and the raw files of the zip (whatever the generator puts in it) under raw/<name>/.
     expect(keys.filter((k) => !k.startsWith('raw/'))).toEqual(
-      [
-        'evaluation/movielens_e2e_eval.txt',
-        'manifest.json',
-        'maps/items.tsv',
-        'maps/users.tsv',
-        'training/movielens_e2e_train.txt',
-        'validation/movielens_e2e_val.txt',
-      ].sort(),
+      ['evaluation/movielens_e2e_eval.txt', 'maps/items.tsv', 'maps/users.tsv', 'training/movielens_e2e_train.txt', 'validation/movielens_e2e_val.txt'].sort(),
     );
     expect(keys).toContain('raw/ml-e2e/ratings.csv');
     expect(keys.filter((k) => k.startsWith('raw/')).every((k) => k.startsWith('raw/ml-e2e/'))).toBe(true);
-    const manifest = JSON.parse(String(await getObject(env, opts.container, 'manifest.json')));
-    const s = manifest.transform.splits;
+    const s = view.manifest!.transform.splits;
     expect(s.training + s.validation + s.evaluation).toBe(60_000);
-    const train = String(await getObject(env, opts.container, 'training/movielens_e2e_train.txt'));
+    const train = String(await currentObject(env, opts.container, 'training/movielens_e2e_train.txt'));
     expect(train.split('\n').filter(Boolean)).toHaveLength(s.training);
-    // What the mount shows is what Swift holds.
+    // What the node's view shows is what Swift holds: the current version, through the read-only mount.
     expect(readFileSync(join(opts.mount!.mountPoint, 'training', 'movielens_e2e_train.txt'), 'utf8')).toBe(train);
+    expect(realpathSync(opts.mount!.mountPoint)).toBe(join(nodeView(opts.mount!.mountPoint).store, 'datasets', result.version!));
     expect(log.lines.some((l) => l.includes('[node] ==> transform'))).toBe(true);
   });
 
@@ -105,6 +102,33 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     const lines = log.lines.slice(before);
     for (const stage of ['extract', 'transform', 'load']) expect(lines.some((l) => l.includes(`<== ${stage}: skipped`))).toBe(true);
     expect(lines.some((l) => /uploading dataset/.test(l))).toBe(false);
+  });
+
+  it('a new version switches the view by one rename: a file opened before keeps reading the old version, a new open reads the new one', async () => {
+    const opts = o();
+    const file = join(opts.mount!.mountPoint, 'training', 'movielens_e2e_train.txt');
+    const oldText = readFileSync(file, 'utf8');
+    const oldVersion = realpathSync(opts.mount!.mountPoint);
+    const fd = openSync(file, 'r');
+    try {
+      const result = await run({ ...opts, etlOptions: { ...opts.etlOptions, seed: '7' } });
+      expect(realpathSync(opts.mount!.mountPoint)).toBe(join(nodeView(opts.mount!.mountPoint).store, 'datasets', result.version!));
+      expect(realpathSync(opts.mount!.mountPoint)).not.toBe(oldVersion);
+      const newText = readFileSync(file, 'utf8');
+      expect(newText).toBe(String(await currentObject(env, opts.container, 'training/movielens_e2e_train.txt')));
+      expect(newText).not.toBe(oldText);
+      // The reader that opened the old version mid-epoch reads it to the end, unchanged.
+      const buf = Buffer.alloc(Buffer.byteLength(oldText) + 1);
+      let n = 0;
+      for (let r; (r = readSync(fd, buf, n, buf.length - n, n)) > 0; ) n += r;
+      expect(buf.subarray(0, n).toString('utf8')).toBe(oldText);
+      // The link the runner switches, and the tutorial's path pointing at it.
+      expect(readlinkSync(opts.mount!.mountPoint)).toBe(nodeView(opts.mount!.mountPoint).currentLink);
+    } finally {
+      closeSync(fd);
+    }
+    // Back to the default seed, so the tests below see the dataset they expect.
+    await run(opts);
   });
 
   it('reruns one stage alone when asked, with --force', async () => {
@@ -124,7 +148,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     const err = await run({ ...opts, stage: 'load', force: true, rclone, mount: undefined }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(EtlError);
     expect(String((err as EtlError).message)).toMatch(/refused the application credential/);
-    expect(String((err as EtlError).hint)).toMatch(/published dataset in the container is untouched|untouched/);
+    expect(String((err as EtlError).hint)).toMatch(/Readers still see the version the container pointed at before/);
     expect(await listContainer(env, opts.container)).toEqual(before);
     expect(log.lines.concat(errors).join('\n')).not.toContain(cred.secret);
   });

@@ -13,6 +13,14 @@ export interface ReaderView {
   problems: string[];
   /** Every object of the container: name -> MD5. */
   all: Map<string, string>;
+  /** The current version's manifest.json, parsed. */
+  manifest?: { datasetKey: string; objects: { name: string; bytes: number; md5: string }[]; transform: { splits: Record<string, number>; rows: number; users: number; items: number } } & Record<string, unknown>;
+}
+
+/** One object of the current version, through Swift's API. */
+export async function currentObject(env: OpenStackEnv, container: string, name: string): Promise<Buffer | undefined> {
+  const v = await readerView(env, container);
+  return v.pointer?.current ? getObject(env, container, `datasets/${v.pointer.current}/${name}`) : undefined;
 }
 
 export async function readerView(env: OpenStackEnv, container: string): Promise<ReaderView> {
@@ -22,11 +30,12 @@ export async function readerView(env: OpenStackEnv, container: string): Promise<
   const pointer = text ? parsePointer(String(text)) : undefined;
   const current = new Map<string, string>();
   const problems: string[] = [];
+  let manifest: ReaderView['manifest'];
   if (pointer?.current) {
     const prefix = `datasets/${pointer.current}/`;
     const manifestText = await getObject(env, container, `${prefix}manifest.json`);
     if (!manifestText) problems.push('the current version has no manifest.json');
-    const manifest = manifestText ? (JSON.parse(String(manifestText)) as { datasetKey: string; objects: { name: string; bytes: number; md5: string }[] }) : undefined;
+    manifest = manifestText ? (JSON.parse(String(manifestText)) as ReaderView['manifest']) : undefined;
     if (manifest && manifest.datasetKey !== pointer.current) problems.push(`manifest.json names ${manifest.datasetKey}`);
     for (const o of manifest?.objects ?? []) {
       const have = listing.get(prefix + o.name);
@@ -39,5 +48,5 @@ export async function readerView(env: OpenStackEnv, container: string): Promise<
       if (name.startsWith(prefix) && name !== `${prefix}manifest.json` && !listed.has(name.slice(prefix.length))) problems.push(`${name}: not in the manifest`);
     }
   }
-  return { pointer, current, problems, all };
+  return { pointer, current, problems, all, manifest };
 }

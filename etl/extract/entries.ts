@@ -43,10 +43,10 @@ export function datasetEntries(entries: readonly string[], zipName: string): Dat
       ? `it is an ml-1m/ml-10m archive (ratings.dat, '::'-separated), which this ETL does not read`
       : near(/^u\.data$/).length
         ? 'it is an ml-100k archive (u.data, tab-separated), which this ETL does not read'
-        : near(/^ratings\.csv$/i).length
-          ? `its ratings file is named ${near(/^ratings\.csv$/i)[0]} (names are case-sensitive: expected ratings.csv)`
-          : files.some((e) => basename(e) === 'ratings.csv')
-            ? `its ratings.csv is nested too deep (${files.find((e) => basename(e) === 'ratings.csv')}); expected ratings.csv at the top or in one top folder`
+        : files.some((e) => basename(e) === 'ratings.csv')
+          ? `its ratings.csv is nested too deep (${files.find((e) => basename(e) === 'ratings.csv')}); expected ratings.csv at the top or in one top folder`
+          : near(/^ratings\.csv$/i).length
+            ? `its ratings file is named ${near(/^ratings\.csv$/i)[0]} (names are case-sensitive: expected ratings.csv)`
             : 'it has no ratings.csv';
     throw new EtlError(`${zipName} is not a dataset this ETL reads: ${why}; ${holds}`, `Use a MovieLens zip: ${SUPPORTED}.`);
   }

@@ -132,12 +132,12 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
 
   const t2 = performance.now();
   // Unzip beside the staging directory, then move the dataset into place: never a half-extracted dataset.
-  const tmp = `${layout.staging}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
   // Which entries make the dataset, decided from the zip's directory before anything is written: a zip of the
   // wrong shape leaves the staged dataset as it was.
   const chosen = datasetEntries((await listEntries(zipPath)).names, basename(zipPath));
+  const tmp = `${layout.staging}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
   const wanted = new Set(chosen.files);
   let files: ExtractedFile[];
   const dataset = chosen.dataset;

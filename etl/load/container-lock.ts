@@ -17,9 +17,10 @@ import { RcloneError } from './rclone-errors';
  *   read back after a moment, and only the holder of the random token it then holds goes on.
  * - Stale by lease, not by hostname + pid (two nodes of a team share a hostname, and pids repeat across
  *   machines and namespaces): the object carries `X-Delete-After`, and Swift itself answers 404 for it, and lets a
- *   conditional PUT create it again, once the lease has run out. Nobody deletes somebody else's stale lock, so two
- *   loads cannot both "clean it up" (Swift ignores `If-Match` on DELETE: tested, so a conditional delete is not
- *   to be had). The holder renews the lease while it works and stops before publishing if a renewal is overdue.
+ *   conditional PUT create it again, once the lease has run out, by its own clock. Nobody deletes somebody else's
+ *   stale lock, so two loads cannot both "clean it up" (Swift ignores `If-Match` on DELETE and PUT: tested, so a
+ *   conditional delete is not to be had). The holder renews the lease while it works and writes nothing more once
+ *   half a lease has passed without a confirmed renewal.
  * - A lock of a killed load from the same work dir is known by its token (recorded beside the work dir's
  *   manifests) and is taken over at once instead of after the lease.
  *
@@ -83,7 +84,7 @@ export interface LockOptions {
 
 export async function acquireContainerLock(target: RcloneTarget, root: string, container: string, o: LockOptions): Promise<ContainerLock> {
   const lease = o.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
-  if (!(lease >= 5)) throw new EtlError(`the load lock's lease must be at least 5 s, not ${lease}`);
+  if (!(lease >= 10)) throw new EtlError(`--lock-lease must be at least 10 s, not ${lease}`);
   const object = `${root}/${LOAD_LOCK_OBJECT}`;
   const body: LockBody = { token: randomBytes(16).toString('hex'), host: o.host ?? hostname(), pid: process.pid, since: new Date().toISOString(), leaseSeconds: lease };
   const text = `${JSON.stringify(body)}\n`;
@@ -124,48 +125,54 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
     if (holder) o.log.warn(`--break-lock: removing the load lock on ${container} (${describeHolder(holder)})`);
     await remove();
   }
+  // The lease runs from when Swift received the PUT that created (or last renewed) the lock, which is after the
+  // moment we sent it: timing from the send is the safe side.
+  let sent = performance.now();
   if (!(await create())) {
     const holder = await read();
     if (holder && isOurKilledRun(holder, o.recordPath, container)) {
       o.log.warn(`taking over the load lock on ${container} left by a killed load of this work dir (${describeHolder(holder)})`);
       await remove();
+      sent = performance.now();
       if (!(await create())) throw refuse(await read());
-    } else if (holder || !(await create())) {
+    } else if (holder || ((sent = performance.now()), !(await create()))) {
       throw refuse(holder ?? (await read()));
     }
   }
-  let confirmed = performance.now();
+  let confirmed = sent;
   await writeJsonAtomic(o.recordPath, { token: body.token, pid: process.pid, container } satisfies LocalRecord);
   await new Promise((r) => setTimeout(r, o.settleMs ?? 500));
   const now = await read();
   if (now?.token !== body.token) throw refuse(now);
 
-  // Renew while the load works; a renewal that finds another token means the lease ran out under us.
+  // While less than half the lease has passed since the last confirmed write, the lock cannot have expired, so no
+  // other load can hold it and a plain overwrite renews it safely (no read first: one rclone process per renewal).
+  // Past half the lease it is not renewed again, and every later write is refused: the lock may have passed on.
+  const safe = (lease * 1000) / 2;
   let lost: string | undefined;
   let renewing = false;
   const timer = setInterval(() => {
     if (renewing || lost) return;
-    renewing = true;
     const started = performance.now();
-    void (async () => {
-      const held = await read();
-      if (held?.token !== body.token) {
-        lost = `the lock now says ${describeHolder(held)}`;
-        return;
-      }
-      await rclone(target, ['rcat', object, ...flags], 'renew the load lock', o.log, { input: text, quiet: true });
-      confirmed = started;
-    })()
+    if (started - confirmed >= safe) {
+      lost = `its lease was last renewed ${((started - confirmed) / 1000).toFixed(0)} s ago (lease ${lease} s)`;
+      return;
+    }
+    renewing = true;
+    rclone(target, ['rcat', object, ...flags], 'renew the load lock', o.log, { input: text, quiet: true })
+      .then(() => {
+        confirmed = started;
+      })
       .catch((e: unknown) => o.log.warn(`could not renew the load lock on ${container} (${(e as Error).message.split('\n')[0]}); retrying`))
       .finally(() => {
         renewing = false;
       });
-  }, (lease * 1000) / 4);
+  }, (lease * 1000) / 8);
   timer.unref();
 
   const assertHeld = () => {
-    const age = (performance.now() - confirmed) / 1000;
-    const why = lost ?? (age > (lease * 3) / 4 ? `its lease was last renewed ${age.toFixed(0)} s ago (lease ${lease} s)` : undefined);
+    const age = performance.now() - confirmed;
+    const why = lost ?? (age >= safe ? `its lease was last renewed ${(age / 1000).toFixed(0)} s ago (lease ${lease} s)` : undefined);
     if (why) {
       throw new EtlError(
         `lost the load lock on container ${container}: ${why}; nothing more is written`,

@@ -161,12 +161,12 @@ export const ETL_FLOCK = '.etl.flock';
 export const ETL_BUSY_EXIT = 76;
 
 /** Mount read-only: the cloud-init unit on a systemd node; a plain rclone daemon elsewhere (the stand-in). */
-export function mountCommand(m: { remote: string; container: string; mountPoint: string; rcloneConfigPath: string; service: string }): string {
-  const mp = shPath(m.mountPoint);
+export function mountCommand(m: { remote: string; container: string; store: string; rcloneConfigPath: string; service: string }): string {
+  const mp = shPath(m.store);
   const conf = shPath(m.rcloneConfigPath);
   return [
     `if [ -d /run/systemd/system ] && systemctl cat ${sh(m.service)} >/dev/null 2>&1; then sudo systemctl restart ${sh(m.service)};`,
-    `else mkdir -p ${mp}; mountpoint -q ${mp} || rclone mount ${sh(`${m.remote}:${m.container}`)} ${mp} --read-only --allow-other --daemon --config ${conf}; fi`,
-    `&& for i in $(seq 50); do ls ${mp}/training >/dev/null 2>&1 && break; sleep 0.2; done; ls ${mp}`,
+    `else mkdir -p ${mp}; mountpoint -q ${mp} || rclone mount ${sh(`${m.remote}:${m.container}`)} ${mp} --read-only --allow-other --dir-cache-time 5s --daemon --config ${conf}; fi`,
+    `&& for i in $(seq 50); do mountpoint -q ${mp} && break; sleep 0.2; done; mountpoint -q ${mp}`,
   ].join(' ');
 }

@@ -25,6 +25,7 @@ import {
   writeSecretFileCommand,
   type RcloneRemote,
 } from './plan';
+import { nodeView, viewSwitchCommand } from './node-view';
 import { ssh, type SshResult, type SshTarget } from './ssh';
 
 export interface RunOnNodeOptions {
@@ -52,6 +53,8 @@ export interface RunOnNodeOptions {
 export interface RunOnNodeResult {
   exitCode: number;
   mountListing?: string[];
+  /** The version the node's view shows after the run. */
+  version?: string;
   bundleShipped: boolean;
 }
 
@@ -211,24 +214,36 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
           : `'etl ${o.stage}' failed on ${where} (exit ${run.exitCode}); its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}`,
         full
           ? 'Free space on the node or use a larger flavor; the published dataset in the container is untouched.'
-          : 'The dataset already published in the container is untouched. Fix the cause and rerun: finished stages are skipped.',
+          : 'Readers still see the version the container pointed at before (current.json is written only once a new version is whole). Fix the cause and rerun: finished stages are skipped.',
         run.exitCode === 75 ? 75 : 1,
       );
     }
 
     let mountListing: string[] | undefined;
+    let version: string | undefined;
     if (o.mount && (o.stage === 'all' || o.stage === 'load')) {
-      const m = await ssh(o.target, mountCommand({ remote: o.rclone.name, container: o.container, mountPoint: o.mount.mountPoint, rcloneConfigPath: o.rcloneConfigPath, service: o.mount.service }), { secrets });
-      mountListing = m.stdout.split('\n').filter(Boolean);
-      if (m.exitCode !== 0 || !mountListing.includes('training')) {
+      const view = nodeView(o.mount.mountPoint);
+      const m = await ssh(o.target, mountCommand({ remote: o.rclone.name, container: o.container, store: view.store, rcloneConfigPath: o.rcloneConfigPath, service: o.mount.service }), { secrets });
+      if (m.exitCode !== 0) {
         throw new EtlError(
-          `the data is in the container, but the read-only mount at ${o.mount.mountPoint} did not come up: ${m.stderr.trim().split('\n').pop() ?? ''}`,
+          `the data is in the container, but the read-only mount at ${view.store} did not come up: ${m.stderr.trim().split('\n').pop() ?? ''}`,
           `On the node: systemctl status ${o.mount.service} (or journalctl -u ${o.mount.service}).`,
         );
       }
-      log.info(`mounted ${o.container} read-only at ${o.mount.mountPoint}: ${mountListing.join(' ')}`);
+      // Readers switch to the published version by one rename on the node; nothing is remounted.
+      const s = await ssh(o.target, viewSwitchCommand(view, { remote: o.rclone.name, container: o.container, rcloneConfigPath: o.rcloneConfigPath }), { secrets });
+      const lines = s.stdout.split('\n').filter(Boolean);
+      version = /^VERSION ([0-9a-f]{16})$/.exec(lines[0] ?? '')?.[1];
+      mountListing = lines.slice(1);
+      if (s.exitCode !== 0 || !version || !mountListing.includes('training')) {
+        throw new EtlError(
+          `the data is in the container, but ${o.mount.mountPoint} could not be pointed at it: ${s.stderr.trim().split('\n').pop() ?? `exit ${s.exitCode}`}`,
+          `On the node: ls ${view.store} (the mount of the container) and ls -l ${o.mount.mountPoint}; then rerun: npm run etl:remote -- load.`,
+        );
+      }
+      log.info(`${o.mount.mountPoint} shows version ${version} of ${o.container} (read-only): ${mountListing.join(' ')}`);
     }
-    return { exitCode: 0, mountListing, bundleShipped };
+    return { exitCode: 0, mountListing, version, bundleShipped };
   } finally {
     await ssh(o.target, unlockIfOwnerCommand(lockDir, owner));
   }

@@ -1,0 +1,260 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
+import { ensureOpenStack, etlCredentialEnv, openstackCommand, type OpenStackEnv } from '../support/openstack';
+import { readerView, type ReaderView } from '../support/versions';
+import { expectedObjects, fakeWorkDir, recordManifests } from './workdir';
+
+// The README's promise, attacked: SIGKILL of a replacing load's whole process group (node and its rclone
+// children) at seeded random moments, Keystone gone mid-load, the Swift proxy stopped for 30 s mid-upload, and
+// two loads from machines with the same hostname and pid. After each, a reader must see one whole version.
+const ROOT = join(__dirname, '..', '..');
+const BUNDLE = join(ROOT, 'dist', 'etl.js');
+let env: OpenStackEnv;
+let seq = 0;
+const newContainer = () => `object-persist-chaos-${process.pid}-${++seq}`;
+
+beforeAll(() => {
+  env = ensureOpenStack();
+});
+
+/** mulberry32: the kill moments are the same on every run, so a failure can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Run {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; output: string }>;
+}
+
+/** `node dist/etl.js load` as its own process group (detached), as the node's runner starts it. */
+function startLoad(work: string, container: string, extraEnv: Record<string, string> = {}, wrap: string[] = []): Run {
+  const args = [BUNDLE, 'load', '--work-dir', work, '--container', container, '--keep', '2'];
+  const [cmd, ...rest] = wrap.length ? [...wrap, process.execPath, ...args] : [process.execPath, ...args];
+  const child = spawn(cmd, rest, { detached: true, env: { ...process.env, ...etlCredentialEnv(env), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d));
+  child.stderr!.on('data', (d: Buffer) => (output += d));
+  const done = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+  return { child, done };
+}
+
+/** What the process group is doing right now, from the argv of its rclone child (no hook in the load itself). */
+function phaseOf(pgid: number): string {
+  const argvs: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid) continue;
+      argvs.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const r = argvs.find((a) => /(^|\/)rclone /.test(a));
+  if (!r) return 'node (between commands)';
+  if (/ rcat .*\.load-lock.*If-None-Match/.test(r)) return 'take lock';
+  if (/ rcat .*\.load-lock/.test(r)) return 'renew lock';
+  if (/ cat .*\.load-lock/.test(r)) return 'read lock';
+  if (/ deletefile .*\.load-lock/.test(r)) return 'release lock';
+  if (/ cat .*current\.json/.test(r)) return 'read pointer';
+  if (/ cat .*manifest\.json/.test(r)) return 'read version manifest';
+  if (/ copyto .*current\.json/.test(r)) return 'write pointer';
+  if (/ copyto .*manifest\.json/.test(r)) return 'write version manifest';
+  if (/ copy \S+:\S+ \S+:/.test(r)) return 'server-side copy';
+  if (/ copy /.test(r)) return 'upload';
+  if (/ lsjson /.test(r)) return 'verify listing';
+  if (/ delete /.test(r)) return 'delete old versions';
+  if (/ mkdir /.test(r)) return 'create container';
+  return r.split(' ').slice(1, 3).join(' ');
+}
+
+function killGroup(run: Run): void {
+  try {
+    process.kill(-run.child.pid!, 'SIGKILL');
+  } catch {
+    // already ended
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+
+/** Every published version the pointer still lists holds exactly the objects it was published with. */
+function assertReadersSafe(view: ReaderView, published: Map<string, Map<string, string>>, where: string): void {
+  expect({ where, problems: view.problems }).toEqual({ where, problems: [] });
+  expect(view.pointer?.current).toBeTruthy();
+  for (const v of view.pointer!.versions) {
+    const want = published.get(v.key);
+    expect({ where, known: Boolean(want) }).toEqual({ where, known: true });
+    for (const [name, md5] of want!) expect({ where, name, md5: view.all.get(`datasets/${v.key}/${name}`) }).toEqual({ where, name, md5 });
+  }
+}
+
+async function completeLoad(work: string, container: string): Promise<void> {
+  const r = await startLoad(work, container).done;
+  if (r.code !== 0) throw new Error(`load failed (${r.code}):\n${r.output}`);
+}
+
+describe('a published dataset is never half-replaced (chaos against the real Swift)', () => {
+  it('SIGKILL of the load at 24 seeded random moments of a replacing load: after each, readers see one whole published version; then a rerun completes and nothing is left over', async () => {
+    const container = newContainer();
+    // Three seeds of one zip in one work dir (as on a node: the transform rewrites output/ for a new seed): each
+    // replacing load copies the raw file and maps server-side, uploads three splits, verifies, writes the
+    // manifest, switches the pointer and deletes the version beyond --keep 2. A load killed on this node is
+    // taken over by the next one at once (its lock's token is recorded in the work dir).
+    const raw = `userId,movieId,rating,timestamp\n${'1,3,4.0,100\n'.repeat(20000)}`;
+    const work = await fakeWorkDir('chaos', 150_000, raw);
+    const splits = ['training/movielens_t_train.txt', 'validation/movielens_t_val.txt', 'evaluation/movielens_t_eval.txt'];
+    const seeds = [0, 1, 2].map((i) => splits.map(() => `seed ${i}\n${randomBytes(150_000).toString('base64')}\n`));
+    const useSeed = async (i: number) => {
+      splits.forEach((f, j) => writeFileSync(join(work, 'output', f), seeds[i][j]));
+      await recordManifests(work, `chaos-${i}`);
+      return expectedObjects(work);
+    };
+    const seedOf = new Map<string, number>();
+    const published = new Map<string, Map<string, string>>();
+
+    // The timeline of one whole replacing load, to spread the kills over all of it.
+    let expected = await useSeed(0);
+    await completeLoad(work, container);
+    let key = (await readerView(env, container)).pointer!.current!;
+    published.set(key, expected);
+    seedOf.set(key, 0);
+    expected = await useSeed(1);
+    const t0 = Date.now();
+    await completeLoad(work, container);
+    const total = Date.now() - t0;
+    key = (await readerView(env, container)).pointer!.current!;
+    published.set(key, expected);
+    seedOf.set(key, 1);
+
+    const random = prng(20261201);
+    const rows: { i: number; ms: number; phase: string; current: string }[] = [];
+    for (let i = 1; i <= 24; i++) {
+      const current = (await readerView(env, container)).pointer!.current!;
+      const target = [0, 1, 2].filter((x) => x !== seedOf.get(current))[i % 2];
+      expected = await useSeed(target);
+      const ms = Math.round(random() * total);
+      const run = startLoad(work, container);
+      await sleep(ms);
+      const phase = phaseOf(run.child.pid!);
+      killGroup(run);
+      const { code } = await run.done;
+      const view = await readerView(env, container);
+      // A kill after the switch: the target is now the current version.
+      if (view.pointer?.current !== current && !published.has(view.pointer!.current!)) {
+        published.set(view.pointer!.current!, expected);
+        seedOf.set(view.pointer!.current!, target);
+      }
+      assertReadersSafe(view, published, `kill ${i} at ${ms} ms (${phase}, exit ${code})`);
+      rows.push({ i, ms, phase: code === null ? phase : `${phase} (had ended: exit ${code})`, current: view.pointer!.current!.slice(0, 8) });
+    }
+    // eslint-disable-next-line no-console
+    console.log(`kill moments (a whole replacing load took ${total} ms):\n${rows.map((r) => `  #${String(r.i).padStart(2)} ${String(r.ms).padStart(6)} ms  ${r.phase.padEnd(36)} current ${r.current}`).join('\n')}`);
+    const phases = new Set(rows.map((r) => r.phase.replace(/ \(had ended.*/, '')));
+    expect(phases.size).toBeGreaterThanOrEqual(5);
+
+    // A rerun completes; the container holds exactly the retained versions and the pointer.
+    const now = (await readerView(env, container)).pointer!.current!;
+    await useSeed([0, 1, 2].find((x) => x !== seedOf.get(now))!);
+    await completeLoad(work, container);
+    const view = await readerView(env, container);
+    expect(view.problems).toEqual([]);
+    expect(view.pointer).toMatchObject({ pending: [], retiring: [] });
+    expect(view.pointer!.versions).toHaveLength(2);
+    const names = new Set(['current.json', ...view.pointer!.versions.flatMap((v) => v.objects.map((n) => `datasets/${v.key}/${n}`))]);
+    expect([...view.all.keys()].sort()).toEqual([...names].sort());
+    expect(view.all.has(LOAD_LOCK_OBJECT)).toBe(false);
+  }, 900_000);
+
+  it('Keystone gone mid-load: the load fails, readers keep the old version; with Keystone back a rerun publishes', async () => {
+    const container = newContainer();
+    const a = await fakeWorkDir('ks-a');
+    await completeLoad(a, container);
+    const before = await readerView(env, container);
+    // Keystone as this load sees it: a TCP forwarder the test closes (the shared Keystone keeps serving others).
+    const ks = new URL(env.authUrl);
+    const sockets = new Set<Socket>();
+    const forwarder: Server = createServer((c) => {
+      const up = connect(Number(ks.port), ks.hostname);
+      sockets.add(c).add(up);
+      c.pipe(up).pipe(c);
+      c.on('error', () => up.destroy());
+      up.on('error', () => c.destroy());
+    });
+    await new Promise<void>((r) => forwarder.listen(0, '127.0.0.1', r));
+    const port = (forwarder.address() as { port: number }).port;
+    const b = await fakeWorkDir('ks-b', 3_000_000);
+    const run = startLoad(b, container, { ETL_AUTH_URL: `http://127.0.0.1:${port}${ks.pathname}`, RCLONE_BWLIMIT: '4M' });
+    // Once the new version's upload is under way, Keystone goes away: every later rclone process fails to log in.
+    for (let i = 0; i < 400 && phaseOf(run.child.pid!) !== 'upload'; i++) await sleep(50);
+    forwarder.close();
+    for (const s of sockets) s.destroy();
+    const r = await run.done;
+    expect(r.code).not.toBe(0);
+    expect(r.output).toMatch(/could not|refused|connection|failed/i);
+    const after = await readerView(env, container);
+    expect(after.problems).toEqual([]);
+    expect(after.current).toEqual(before.current);
+
+    await completeLoad(b, container);
+    expect((await readerView(env, container)).current).toEqual(expectedObjects(b));
+  }, 300_000);
+
+  it('the Swift proxy stopped for 30 s mid-upload: readers see the old version whole all along; the load or its rerun publishes', async () => {
+    const container = newContainer();
+    const a = await fakeWorkDir('px-a');
+    await completeLoad(a, container);
+    const before = await readerView(env, container);
+    const b = await fakeWorkDir('px-b', 5_000_000);
+    const run = startLoad(b, container, { ETL_STORAGE_URL: env.faultSwiftUrl, RCLONE_BWLIMIT: '4M' });
+    for (let i = 0; i < 400 && phaseOf(run.child.pid!) !== 'upload'; i++) await sleep(50);
+    openstackCommand('stop-proxy');
+    try {
+      for (let t = 0; t < 30; t += 3) {
+        const v = await readerView(env, container);
+        expect(v.problems).toEqual([]);
+        expect(v.current).toEqual(before.current);
+        await sleep(3000);
+      }
+    } finally {
+      openstackCommand('start-proxy');
+    }
+    const r = await run.done;
+    if (r.code !== 0) await completeLoad(b, container);
+    const v = await readerView(env, container);
+    expect(v.problems).toEqual([]);
+    expect(v.current).toEqual(expectedObjects(b));
+  }, 300_000);
+
+  it('two loads from two machines with the same hostname and the same pid (separate UTS and PID namespaces): exactly one publishes, the other exits 75', async () => {
+    const container = newContainer();
+    await completeLoad(await fakeWorkDir('ns-a'), container);
+    const c = await fakeWorkDir('ns-c', 200_000);
+    const d = await fakeWorkDir('ns-d', 200_000);
+    // Both are pid 1 of their own PID namespace and named persist-team-node: hostname + pid cannot tell them apart.
+    const wrap = ['unshare', '--uts', '--pid', '--fork', '--kill-child', 'sh', '-c', 'hostname persist-team-node && exec "$@"', 'ns'];
+    const runs = [startLoad(c, container, {}, wrap), startLoad(d, container, {}, wrap)];
+    const results = await Promise.all(runs.map((r) => r.done));
+    expect(results.map((r) => r.code).sort()).toEqual([0, 75]);
+    const loser = results.find((r) => r.code === 75)!;
+    expect(loser.output).toMatch(/another load into container .* is running \(pid 1 on persist-team-node since/);
+    const winner = [c, d][results.findIndex((r) => r.code === 0)];
+    const v = await readerView(env, container);
+    expect(v.problems).toEqual([]);
+    expect(v.current).toEqual(expectedObjects(winner));
+    expect(v.all.has(LOAD_LOCK_OBJECT)).toBe(false);
+  }, 300_000);
+});
