@@ -4,7 +4,7 @@ module.exports = {
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
   // Type checking is done once by `tsc --noEmit` in `npm test`; per-file checks in ts-jest would repeat it.
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   // Suites that drive real services (Keystone, Swift, sshd, rclone) start them on demand, once per run
   // (see __tests__/support); the teardown stops, by PID, only what this run started.
   globalSetup: '<rootDir>/__tests__/support/global-setup.ts',
