@@ -171,16 +171,6 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
     expect(fileMode(join(p.dir, 'cdktf.out', 'stacks', 'storage'))).toBe('0700');
   });
 
-  it('a group/other-readable state file is made 0600 at the next synth, with a warning that says what to do', async () => {
-    const file = join(p.dir, 'terraform.storage.tfstate');
-    execFileSync('chmod', ['644', file]);
-    const r = await cdktf(p, ['synth']);
-    expect(r.status).toBe(0);
-    expect(r.output).toMatch(/terraform\.storage\.tfstate was readable by group or others \(mode 0644\); it is now 0600/);
-    expect(r.output).toMatch(/replace the credential/);
-    expect(fileMode(file)).toBe('0600');
-  });
-
   it('a new credential.expiresAt replaces the credential, and a real plan of the etl stack reruns it; no secret in the etl state', async () => {
     // The etl stack deployed with the first credential: a stand-in node state (its outputs), and the
     // provisioner swapped for `true` (the runner itself is exercised by __tests__/remote/deploy-etl.e2e.test.ts).
