@@ -163,10 +163,15 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
     for (const d of ['cdktf.out', 'cdktf.out/stacks', 'cdktf.out/stacks/storage']) expect([d, fileMode(join(p.dir, d))]).toEqual([d, '0700']);
   });
 
-  it('diff right after: no changes', async () => {
+  it('diff right after, and a plain terraform plan of the synthesized JSON: no changes', async () => {
     const r = await timed('cdktf diff storage', () => cdktf(p, ['diff', 'storage']));
     if (r.status !== 0) throw new Error(r.output);
     expect(r.output).toContain('No changes. Your infrastructure matches the configuration.');
+    // Plain Terraform on the synthesized JSON (the way out of CDKTF, archived since 0.21.0): the same answer.
+    const plain = terraform(join(p.dir, 'cdktf.out', 'stacks', 'storage'), ['plan', '-detailed-exitcode', '-no-color'], p.env);
+    p.transcript.push(plain.stdout, plain.stderr);
+    expect([plain.status, plain.stderr]).toEqual([0, '']);
+    expect(plain.stdout).toContain('No changes.');
     // The plan cdktf leaves holds the whole state, secret included: it sits in a 0700 directory.
     expect(fileMode(join(p.dir, 'cdktf.out', 'stacks', 'storage'))).toBe('0700');
   });
