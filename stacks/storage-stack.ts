@@ -1,12 +1,10 @@
 import { Construct } from 'constructs';
 import { TerraformOutput, TerraformStack } from 'cdktf';
 import { DataOpenstackIdentityAuthScopeV3 } from '../.gen/providers/openstack/data-openstack-identity-auth-scope-v3';
-import {
-  IdentityApplicationCredentialV3,
-  type IdentityApplicationCredentialV3AccessRules,
-} from '../.gen/providers/openstack/identity-application-credential-v3';
+import type { IdentityApplicationCredentialV3 } from '../.gen/providers/openstack/identity-application-credential-v3';
 import { ObjectstorageContainerV1 } from '../.gen/providers/openstack/objectstorage-container-v1';
 import type { PersistConfig } from '../config';
+import { ApplicationCredential, type AccessRule } from '../constructs/application-credential';
 import { CHI_PROVIDER_ALIAS, projectStateBackend, siteProvider } from './common';
 
 /**
@@ -28,13 +26,13 @@ import { CHI_PROVIDER_ALIAS, projectStateBackend, siteProvider } from './common'
  *
  * `projectId` may be a token (the auth scope's project id).
  */
-export function containerAccessRules(projectId: string, container: string): IdentityApplicationCredentialV3AccessRules[] {
+export function containerAccessRules(projectId: string, container: string): AccessRule[] {
   const containerPath = `/v1/AUTH_${projectId}/${container}`;
   const segmentsPath = `${containerPath}_segments`;
-  const rule = (method: string, path: string) => ({ service: 'object-store', method, path });
+  const rule = (method: AccessRule['method'], path: string): AccessRule => ({ service: 'object-store', method, path });
   return [
-    ...['GET', 'HEAD'].flatMap((m) => [rule(m, containerPath), rule(m, segmentsPath)]),
-    ...['GET', 'HEAD', 'PUT', 'DELETE'].flatMap((m) => [rule(m, `${containerPath}/**`), rule(m, `${segmentsPath}/**`)]),
+    ...(['GET', 'HEAD'] as const).flatMap((m) => [rule(m, containerPath), rule(m, segmentsPath)]),
+    ...(['GET', 'HEAD', 'PUT', 'DELETE'] as const).flatMap((m) => [rule(m, `${containerPath}/**`), rule(m, `${segmentsPath}/**`)]),
   ];
 }
 
@@ -83,28 +81,25 @@ export class StorageStack extends TerraformStack {
     scopeInfo.overrideLogicalId('current');
 
     const existing = config.credential.existing;
-    if (existing) {
-      this.credential = undefined;
-      this.credentialId = existing.id;
-      this.credentialSecret = undefined;
-      this.credentialSecretEnv = existing.secretEnv;
-      this.credentialSource = 'existing';
-    } else {
-      const rules = config.credential.accessRules ? containerAccessRules(scopeInfo.projectId, config.containerName) : [];
-      this.credential = new IdentityApplicationCredentialV3(this, 'credential', {
-        provider,
-        name: `persist-${config.teamId}-rclone`,
-        description: `rclone access to ${config.containerName} (chameleon-persist storage stack)`,
-        expiresAt: config.credential.expiresAt,
-        unrestricted: false,
-        ...(rules.length > 0 ? { accessRules: rules } : {}),
-      });
-      this.credential.overrideLogicalId('rclone');
-      this.credentialId = this.credential.id;
-      this.credentialSecret = this.credential.secret;
-      this.credentialSecretEnv = undefined;
-      this.credentialSource = 'created';
-    }
+    const credential = new ApplicationCredential(
+      this,
+      'rclone',
+      existing
+        ? { kind: 'existing', id: existing.id, secretEnv: existing.secretEnv }
+        : {
+            kind: 'created',
+            provider,
+            name: `persist-${config.teamId}-rclone`,
+            description: `rclone access to ${config.containerName} (chameleon-persist storage stack)`,
+            expiresAt: config.credential.expiresAt,
+            ...(config.credential.accessRules ? { accessRules: containerAccessRules(scopeInfo.projectId, config.containerName) } : {}),
+          },
+    );
+    this.credential = credential.resource;
+    this.credentialId = credential.credentialId;
+    this.credentialSecret = credential.secret;
+    this.credentialSecretEnv = credential.secretEnv;
+    this.credentialSource = credential.source;
 
     this.container = new ObjectstorageContainerV1(this, 'container', {
       provider,
