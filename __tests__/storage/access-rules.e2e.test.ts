@@ -15,6 +15,9 @@ import { appCredentialToken, ensureOpenStack, etlCredentialEnv, listContainer, r
 // rules, service_type = object-store). Known answers: the load stage works with them (first load, an
 // unchanged rerun, a replacing load with --prune), and the credential cannot change the container's ACLs.
 
+// Three loads through rclone against the stand-in: about 30 s on a quiet machine, 2 min on a loaded one.
+jest.setTimeout(600_000);
+
 type Rule = { service: string; method: string; path: string };
 
 function stackRules(teamId: string, projectId: string): Rule[] {

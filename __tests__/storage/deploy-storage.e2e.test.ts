@@ -15,6 +15,8 @@ import { cdktf, createProject, fileMode, filesUnder, readState, synthAndInit, wr
 // user's password, as an unrestricted login must (docs/infra.md, credential pitfalls).
 
 const TUTORIAL_CREDENTIAL = 'data-persist'; // what the manual tutorial tells a user to create
+// Each cdktf command synthesizes, inits and plans: ~11 s on a quiet 2-core machine, up to a minute on a loaded one.
+jest.setTimeout(600_000);
 
 interface KeystoneCredential {
   id: string;
