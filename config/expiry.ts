@@ -26,3 +26,29 @@ function validDate(d: Date, y: number, mo: number, day: number): boolean {
 export function toRfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
+
+/** Months ahead beyond which an expiry is flagged: the longest lease Chameleon grants. */
+export const MAX_EXPIRY_MONTHS = 6;
+
+/**
+ * Warnings (not errors) about a valid, future expiry (`expiresAt` in RFC 3339): too soon (rclone stops working
+ * then), or more than MAX_EXPIRY_MONTHS ahead: the credential outlives any lease it serves, and whoever gets
+ * the secret (it is in the storage state) keeps access that long.
+ */
+export function expiryWarnings(expiresAt: string, now: Date): string[] {
+  const at = Date.parse(expiresAt);
+  if (Number.isNaN(at)) return [];
+  if ((at - now.getTime()) / 86_400_000 < 7) {
+    return [`credential.expiresAt is less than 7 days away (${expiresAt}); rclone stops working then`];
+  }
+  const limit = new Date(now.getTime());
+  limit.setUTCMonth(limit.getUTCMonth() + MAX_EXPIRY_MONTHS);
+  if (at > limit.getTime()) {
+    return [
+      `credential.expiresAt is more than ${MAX_EXPIRY_MONTHS} months away (${expiresAt}): Chameleon leases last at most ` +
+        `${MAX_EXPIRY_MONTHS} months, and the credential keeps working until then for anyone who has its secret; ` +
+        `choose the end of your lease or earlier (at most ${toRfc3339(limit).slice(0, 10)}), and deploy storage again with a new date when you need longer`,
+    ];
+  }
+  return [];
+}

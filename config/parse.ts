@@ -10,7 +10,7 @@ import {
   type FieldSpec,
 } from './fields';
 import { checkCidr } from './cidr';
-import { parseExpiry, toRfc3339 } from './expiry';
+import { expiryWarnings, parseExpiry, toRfc3339 } from './expiry';
 import { closest } from './suggest';
 
 /** The validated configuration every stack is built from. */
@@ -291,10 +291,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   if (v.ssh.allowedCidr.endsWith('/0')) {
     warnings.push(`ssh.allowedCidr is ${v.ssh.allowedCidr}: SSH on the node is open to the whole Internet`);
   }
-  const daysLeft = (Date.parse(v.credential.expiresAt) - now.getTime()) / 86_400_000;
-  if (daysLeft < 7) {
-    warnings.push(`credential.expiresAt is less than 7 days away (${v.credential.expiresAt}); rclone stops working then`);
-  }
+  warnings.push(...expiryWarnings(v.credential.expiresAt, now));
   if (byo && v.credential.accessRules) {
     warnings.push(
       `credential.accessRules is ignored: ${BYO_CREDENTIAL_ID_ENV} is set, so no credential is created (your own ` +

@@ -34,6 +34,7 @@ export interface EtlRunTarget {
   authUrl: string;
   region: string;
   userId?: string;
+  /** Application credential id: a new credential reruns the ETL, which delivers it (the secret is not here). */
   credentialId: string;
   rcloneConfigPath: string;
   mountPoint: string;
@@ -66,7 +67,10 @@ export class EtlRun extends Construct {
     const t = props.target;
     this.trigger = etlTrigger({ config: props.config, codeHash: props.codeHash });
     this.resource = new DataResource(this, 'run', {
-      triggersReplace: { inputs: this.trigger, container: t.container, node: t.nodeId },
+      // The credential id (never the secret) is part of the trigger: a new credential (a new
+      // credential.expiresAt replaces it, and the old one is deleted) must reach the node's rclone.conf, or the
+      // mount and every later load fail with 401.
+      triggersReplace: { inputs: this.trigger, container: t.container, node: t.nodeId, credential: t.credentialId },
       provisioners: [
         {
           type: 'local-exec',

@@ -1,13 +1,40 @@
 import { Construct } from 'constructs';
 import { TerraformOutput, TerraformStack } from 'cdktf';
 import { DataOpenstackIdentityAuthScopeV3 } from '../.gen/providers/openstack/data-openstack-identity-auth-scope-v3';
-import {
-  IdentityApplicationCredentialV3,
-  type IdentityApplicationCredentialV3AccessRules,
-} from '../.gen/providers/openstack/identity-application-credential-v3';
+import type { IdentityApplicationCredentialV3 } from '../.gen/providers/openstack/identity-application-credential-v3';
 import { ObjectstorageContainerV1 } from '../.gen/providers/openstack/objectstorage-container-v1';
 import type { PersistConfig } from '../config';
+import { ApplicationCredential, type AccessRule } from '../constructs/application-credential';
 import { CHI_PROVIDER_ALIAS, projectStateBackend, siteProvider } from './common';
+
+/**
+ * Keystone access rules for rclone's credential (`credential.accessRules: true`): exactly what the load stage
+ * (etl/load) and the read-only mount do, nothing on the container itself beyond reading it.
+ *
+ * - The container path: GET (listings: rclone ls/check/copy compare against it) and HEAD (rclone's `mkdir`
+ *   checks that the container exists; the storage stack created it). No PUT and no POST there: either one
+ *   sets container metadata, including the ACLs `X-Container-Read` / `X-Container-Write`, so a holder of the
+ *   credential could make the dataset world-readable or writable. No DELETE: the container is the stack's.
+ * - Objects (`<container>/**`): GET, HEAD (compare, verify, read the manifest and the load lock), PUT (uploads,
+ *   the lock's conditional create), DELETE (staging cleanup, --prune, releasing the lock). No POST (object
+ *   metadata): rclone copies with --checksum and never sets metadata afterwards (a rerun of an unchanged load
+ *   is tested with these rules). Swift's COPY cannot be allowed by Keystone at all; the load falls back to
+ *   uploading.
+ * - `<container>_segments`: where rclone puts the parts of objects over 5 GiB. Reading and writing its objects
+ *   are allowed, but not creating that container (again: PUT on a container path can set its ACLs). The
+ *   dataset's objects are far below 5 GiB; for larger ones create `<container>_segments` once yourself.
+ *
+ * `projectId` may be a token (the auth scope's project id).
+ */
+export function containerAccessRules(projectId: string, container: string): AccessRule[] {
+  const containerPath = `/v1/AUTH_${projectId}/${container}`;
+  const segmentsPath = `${containerPath}_segments`;
+  const rule = (method: AccessRule['method'], path: string): AccessRule => ({ service: 'object-store', method, path });
+  return [
+    ...(['GET', 'HEAD'] as const).flatMap((m) => [rule(m, containerPath), rule(m, segmentsPath)]),
+    ...(['GET', 'HEAD', 'PUT', 'DELETE'] as const).flatMap((m) => [rule(m, `${containerPath}/**`), rule(m, `${segmentsPath}/**`)]),
+  ];
+}
 
 export interface StorageStackProps {
   config: PersistConfig;
@@ -33,8 +60,9 @@ export class StorageStack extends TerraformStack {
   /** The created credential's id, or the id given in PERSIST_APP_CREDENTIAL_ID. */
   readonly credentialId: string;
   /**
-   * The created credential's secret (a sensitive token resolved from the state), or undefined when the user
-   * brought their own: then it is only in the environment variable `credentialSecretEnv`.
+   * The created credential's secret (a sensitive token resolved from the state; not an output, so no other
+   * stack's state copies it), or undefined when the user brought their own: then it is only in the environment
+   * variable `credentialSecretEnv`.
    */
   readonly credentialSecret: string | undefined;
   /** Set when the secret must be read from the environment (bring-your-own credential). */
@@ -53,41 +81,25 @@ export class StorageStack extends TerraformStack {
     scopeInfo.overrideLogicalId('current');
 
     const existing = config.credential.existing;
-    if (existing) {
-      this.credential = undefined;
-      this.credentialId = existing.id;
-      this.credentialSecret = undefined;
-      this.credentialSecretEnv = existing.secretEnv;
-      this.credentialSource = 'existing';
-    } else {
-      const containerPath = `/v1/AUTH_${scopeInfo.projectId}/${config.containerName}`;
-      const segmentsPath = `${containerPath}_segments`; // rclone puts the parts of >5 GiB objects there
-      const rules: IdentityApplicationCredentialV3AccessRules[] = config.credential.accessRules
-        ? [
-            ...['GET', 'HEAD', 'PUT', 'POST'].flatMap((method) => [
-              { service: 'object-store', method, path: containerPath },
-              { service: 'object-store', method, path: segmentsPath },
-            ]),
-            ...['GET', 'HEAD', 'PUT', 'POST', 'DELETE'].flatMap((method) => [
-              { service: 'object-store', method, path: `${containerPath}/**` },
-              { service: 'object-store', method, path: `${segmentsPath}/**` },
-            ]),
-          ]
-        : [];
-      this.credential = new IdentityApplicationCredentialV3(this, 'credential', {
-        provider,
-        name: `persist-${config.teamId}-rclone`,
-        description: `rclone access to ${config.containerName} (chameleon-persist storage stack)`,
-        expiresAt: config.credential.expiresAt,
-        unrestricted: false,
-        ...(rules.length > 0 ? { accessRules: rules } : {}),
-      });
-      this.credential.overrideLogicalId('rclone');
-      this.credentialId = this.credential.id;
-      this.credentialSecret = this.credential.secret;
-      this.credentialSecretEnv = undefined;
-      this.credentialSource = 'created';
-    }
+    const credential = new ApplicationCredential(
+      this,
+      'rclone',
+      existing
+        ? { kind: 'existing', id: existing.id, secretEnv: existing.secretEnv }
+        : {
+            kind: 'created',
+            provider,
+            name: `persist-${config.teamId}-rclone`,
+            description: `rclone access to ${config.containerName} (chameleon-persist storage stack)`,
+            expiresAt: config.credential.expiresAt,
+            ...(config.credential.accessRules ? { accessRules: containerAccessRules(scopeInfo.projectId, config.containerName) } : {}),
+          },
+    );
+    this.credential = credential.resource;
+    this.credentialId = credential.credentialId;
+    this.credentialSecret = credential.secret;
+    this.credentialSecretEnv = credential.secretEnv;
+    this.credentialSource = credential.source;
 
     this.container = new ObjectstorageContainerV1(this, 'container', {
       provider,
@@ -121,8 +133,9 @@ export class StorageStack extends TerraformStack {
     out('credential_id', this.credentialId, "Application credential id (rclone's application_credential_id)");
     out('credential_source', this.credentialSource, 'created by this stack, or existing (PERSIST_APP_CREDENTIAL_ID)');
     out('credential_expires_at', config.credential.expiresAt, 'When the application credential expires');
-    if (this.credentialSecret !== undefined) {
-      out('credential_secret', this.credentialSecret, 'Application credential secret (terraform output -raw)', true);
-    }
+    // No `credential_secret` output: the etl stack reads this stack through terraform_remote_state, which copies
+    // every output into terraform.etl.tfstate, so an output would put the secret in a second state file (and its
+    // backup). The secret stays in this stack's resource attributes; the ETL runner reads it from there
+    // (etl/remote/coordinates.ts outputsFromState).
   }
 }

@@ -36,7 +36,7 @@ describe('parseConfig: a valid config', () => {
       containerName: 'object-persist-proj99',
       chi: { cloud: 'chi_tacc', region: 'CHI@TACC', authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3' },
       kvm: { cloud: 'kvm_tacc', region: 'KVM@TACC' },
-      credential: { expiresAt: '2026-01-31T23:59:59Z', accessRules: false },
+      credential: { expiresAt: '2025-11-30T23:59:59Z', accessRules: false },
       ssh: { user: 'cc', allowedCidr: '203.0.113.7/32', ethertype: 'IPv4', privateKeyPath: TEST_PUBLIC_KEY_PATH.slice(0, -4) },
       node: { image: 'CC-Ubuntu24.04', flavor: 'm1.medium', reservationId: TEST_RESERVATION, network: 'sharednet1', floatingIpPool: 'public' },
       storage: { allowDestroyNonEmptyContainer: false },

@@ -13,7 +13,7 @@ export const SENTINEL_SECRET = 'S3NT1NEL-do-not-leak-0f9e8d7c6b5a';
 export function validRaw(): Record<string, any> {
   return {
     teamId: 'proj99',
-    credential: { expiresAt: '2026-01-31' },
+    credential: { expiresAt: '2025-11-30' },
     ssh: { publicKeyPath: TEST_PUBLIC_KEY_PATH, allowedCidr: '203.0.113.7/32' },
     node: { reservationId: TEST_RESERVATION },
   };

@@ -1,6 +1,6 @@
 import { App } from 'cdktf';
 import execa from 'execa';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -17,6 +17,7 @@ import { StorageStack } from '../../stacks/storage-stack';
 import { rawWith } from '../infra/helpers';
 import { ensureNode } from '../support/node';
 import { ensureOpenStack, type OpenStackEnv } from '../support/openstack';
+import { describeTerraform, terraformBinary } from '../support/terraform';
 import { readerView } from '../support/versions';
 
 // `cdktf deploy etl` for real, short of Chameleon: Terraform applies the synthesized etl stack, and its local-exec
@@ -25,10 +26,9 @@ import { readerView } from '../support/versions';
 // in the JSON: where the storage/node states are (stand-in states with the outputs a deploy leaves), and the
 // node-side paths, login user and Keystone URL (the stand-in node is this machine, its user root).
 const ROOT = join(__dirname, '..', '..');
-const terraform = ['terraform', 'tofu'].find((bin) => spawnSync(bin, ['version'], { stdio: 'ignore' }).status === 0);
-const describeTf = terraform ? describe : describe.skip;
 
-describeTf(`cdktf deploy etl runs the ETL on the node (${terraform ?? 'no terraform/tofu on PATH'})`, () => {
+describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
+  const terraform = terraformBinary();
   let env: OpenStackEnv;
   let node: NodeCoordinates;
   let dir: string;
@@ -111,7 +111,6 @@ describeTf(`cdktf deploy etl runs the ETL on the node (${terraform ?? 'no terraf
         region: { value: env.region },
         user_id: { value: env.userId },
         credential_id: { value: env.appCredential.id },
-        credential_secret: { value: env.appCredential.secret, sensitive: true },
       },
       node: { floating_ip: { value: node.host }, ssh_user: { value: node.user }, instance_id: { value: 'server-1' }, mount_point: { value: '/mnt/object' } },
     };
@@ -119,11 +118,17 @@ describeTf(`cdktf deploy etl runs the ETL on the node (${terraform ?? 'no terraf
       const [, stack, name] = /cross-stack-reference-input-(storage|node)\.outputs\.(.+)$/.exec(ref)!;
       states[stack as 'storage' | 'node'][name] = { value: value(ref) };
     }
+    // As the provider leaves it: the secret is not an output, only an attribute of the credential resource,
+    // where the runner reads it.
+    const credential = { mode: 'managed', type: 'openstack_identity_application_credential_v3', name: 'rclone', instances: [{ attributes: { id: env.appCredential.id, secret: env.appCredential.secret } }] };
     for (const stack of ['storage', 'node'] as const) {
       const outputs = Object.fromEntries(Object.entries(states[stack]).map(([k, v]) => [k, { ...v, type: 'string' }]));
-      writeFileSync(join(dir, `terraform.${stack}.tfstate`), JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: 1, lineage: `stand-in-${stack}`, outputs, resources: [] }));
+      const resources = stack === 'storage' ? [credential] : [];
+      writeFileSync(join(dir, `terraform.${stack}.tfstate`), JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: 1, lineage: `stand-in-${stack}`, outputs, resources }));
       json.data.terraform_remote_state[`cross-stack-reference-input-${stack}`].config.path = join(dir, `terraform.${stack}.tfstate`);
     }
+    // The etl stack's own state goes to the test's directory, not to the checkout's terraform.etl.tfstate.
+    json.terraform.backend.local.path = join(dir, 'terraform.etl.tfstate');
     const p = json.resource.terraform_data.etl_run.provisioner[0]['local-exec'];
     Object.assign(p.environment, {
       PERSIST_ETL_AUTH_URL: env.authUrl,
@@ -172,5 +177,11 @@ describeTf(`cdktf deploy etl runs the ETL on the node (${terraform ?? 'no terraf
   it('a second deploy with nothing changed does not run it again', async () => {
     const r = await tf('plan', '-detailed-exitcode', '-no-color');
     expect(r.status).toBe(0);
+  });
+
+  it("the etl stack's state holds the storage stack's ids, never the secret the runner used", () => {
+    const state = readFileSync(join(dir, 'terraform.etl.tfstate'), 'utf8');
+    expect(state).toContain(env.appCredential.id);
+    expect(state).not.toContain(env.appCredential.secret);
   });
 });

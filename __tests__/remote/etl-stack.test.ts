@@ -10,6 +10,7 @@ import { EtlStack } from '../../stacks/etl-stack';
 import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';
 import { SENTINEL_SECRET, testConfig } from '../infra/helpers';
+import { describeTerraform, terraformBinary } from '../support/terraform';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -39,8 +40,10 @@ describe('the etl stack', () => {
     expect(p.working_dir).toBe('../../..');
     // The node's cloud-init layout reaches the runner.
     expect(p.environment).toMatchObject({ PERSIST_ETL_RCLONE_CONFIG: '/home/cc/.config/rclone/rclone.conf', PERSIST_ETL_MOUNT_POINT: '/mnt/object', PERSIST_ETL_USER: 'cc' });
-    // The container and the node are part of the trigger: a new node or container reruns the ETL.
-    expect(Object.keys(run.triggers_replace).sort()).toEqual(['container', 'inputs', 'node']);
+    // The container, the node and the credential are part of the trigger: a new node or container reruns the
+    // ETL, and so does a new credential (its id, never its secret), which the run delivers to the node.
+    expect(Object.keys(run.triggers_replace).sort()).toEqual(['container', 'credential', 'inputs', 'node']);
+    expect(run.triggers_replace.credential).toMatch(/^\$\{data\.terraform_remote_state\..*storage.*credential.*id\}$/);
     expect(run.triggers_replace.container).toMatch(/^\$\{data\.terraform_remote_state\..*storage.*containername\}$/);
     expect(run.triggers_replace.node).toMatch(/^\$\{data\.terraform_remote_state\..*node.*id\}$/);
     expect(json.output.data_location.value).toContain('object-persist-proj99');
@@ -91,10 +94,8 @@ describe('the etl stack', () => {
 
 // What `cdktf deploy etl` does with the synthesized JSON, checked by Terraform itself: the states of storage and
 // node are stand-in files holding their outputs; the provisioner is swapped for one that records each run.
-const terraform = ['terraform', 'tofu'].find((bin) => spawnSync(bin, ['version'], { stdio: 'ignore' }).status === 0);
-const describeTf = terraform ? describe : describe.skip;
-
-describeTf(`cdktf deploy etl reruns exactly when it should (${terraform ?? 'no terraform/tofu on PATH'})`, () => {
+describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
+  const terraform = terraformBinary();
   let dir: string;
   let stackDir: string;
   let refs: { storage: Record<string, string>; node: Record<string, string> };
@@ -193,6 +194,13 @@ describeTf(`cdktf deploy etl reruns exactly when it should (${terraform ?? 'no t
     writeState('storage', { container: 'object-persist-other' });
     expect(planChanges()).toBe(true);
     writeState('storage', { container: 'object-persist-proj99' });
+    expect(planChanges()).toBe(false);
+  });
+
+  it('a new credential (credential.expiresAt changed: the storage stack replaced it) reruns it', () => {
+    writeState('storage', { container: 'object-persist-proj99', credentialId: 'credential-2' });
+    expect(planChanges()).toBe(true);
+    apply();
     expect(planChanges()).toBe(false);
   });
 

@@ -85,7 +85,8 @@ export async function appCredentialToken(env: OpenStackEnv, cred: AppCredential 
   return res.headers.get('x-subject-token') ?? '';
 }
 
-async function userToken(env: OpenStackEnv): Promise<string> {
+/** A project-scoped token of the member user (password), as the deploying user has. */
+export async function userToken(env: OpenStackEnv): Promise<string> {
   const res = await fetch(`${env.authUrl}/auth/tokens`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -30,7 +30,10 @@ function classify(stderr: string, what: string, remote: string): EtlError {
     return new EtlError(
       `${what}: the object store refused the application credential (401)`,
       `The credential is wrong, expired or revoked. Create a new application credential at CHI@TACC ` +
-        `(Identity > Application Credentials), then redeploy 'storage' or set PERSIST_APP_CREDENTIAL_ID/SECRET.`,
+        `(Identity > Application Credentials), then redeploy 'storage' or set PERSIST_APP_CREDENTIAL_ID/SECRET. ` +
+        // The load cannot tell whether the credential has access rules, so the likeliest cause on Chameleon is named.
+        `If credential.accessRules is true: Chameleon's object store (Ceph RGW) probably refuses every request of ` +
+        `an access-ruled credential; set credential.accessRules: false and run npx cdktf deploy storage etl.`,
     );
   }
   if (s.includes('failed to create file system') && /\b404\b/.test(s)) {

@@ -32,27 +32,56 @@ export interface StorageCoordinates {
 
 export type TfOutputs = Record<string, { value: unknown; sensitive?: boolean }>;
 
+/** Where the storage stack keeps the created credential (its pinned address, stacks/storage-stack.ts). */
+export const CREDENTIAL_RESOURCE = { type: 'openstack_identity_application_credential_v3', name: 'rclone' } as const;
+
+interface StateFile {
+  outputs?: TfOutputs;
+  resources?: { mode?: string; type?: string; name?: string; instances?: { attributes?: Record<string, unknown> }[] }[];
+}
+
 /**
  * The outputs of a deployed stack, read from its local state `terraform.<stack>.tfstate` (the project root by
  * default, stacks/common.ts): the same values `terraform output -json` prints, without needing Terraform or an
  * initialised cdktf.out.
+ *
+ * For the storage stack, plus `credential_secret` (sensitive): the created credential's secret is deliberately
+ * not an output (the etl stack's terraform_remote_state would copy it into terraform.etl.tfstate), so it is
+ * read from the credential resource's attributes in this state. A state written before that change still has
+ * the output, which is used as is. An empty file (synth creates each state file empty, mode 0600, so that
+ * Terraform keeps that mode) is a stack not deployed yet.
  */
 export function outputsFromState(stateDir: string, stack: string): TfOutputs {
   const file = join(stateDir, `terraform.${stack}.tfstate`);
-  if (!existsSync(file)) {
-    throw new EtlError(`the '${stack}' stack is not deployed (no ${file})`, `Deploy it first: npx cdktf deploy ${stack}`);
-  }
-  let state: { outputs?: TfOutputs };
+  const notDeployed = () => new EtlError(`the '${stack}' stack is not deployed (no ${file})`, `Deploy it first: npx cdktf deploy ${stack}`);
+  if (!existsSync(file)) throw notDeployed();
+  let state: StateFile;
   try {
-    state = JSON.parse(readFileSync(file, 'utf8')) as { outputs?: TfOutputs };
+    const text = readFileSync(file, 'utf8');
+    if (text.trim() === '') throw notDeployed();
+    state = JSON.parse(text) as StateFile;
   } catch (e) {
+    if (e instanceof EtlError) throw e;
     throw new EtlError(`cannot read ${file}: ${(e as Error).message}`);
   }
-  const outputs = state.outputs ?? {};
+  const outputs = { ...(state.outputs ?? {}) };
   if (Object.keys(outputs).length === 0) {
-    throw new EtlError(`the '${stack}' stack has no outputs in ${file} (destroyed?)`, `Deploy it: npx cdktf deploy ${stack}`);
+    // Also what a destroy leaves when Swift refused to delete the non-empty container: Terraform dropped the
+    // outputs, the container and the credential are still there, and a deploy brings the outputs back.
+    throw new EtlError(`the '${stack}' stack has no outputs in ${file} (destroyed, or a destroy that was refused?)`, `Deploy it: npx cdktf deploy ${stack}`);
+  }
+  if (stack === 'storage' && outputs.credential_secret === undefined) {
+    const secret = credentialSecretFromState(state);
+    if (secret !== undefined) outputs.credential_secret = { value: secret, sensitive: true };
   }
   return outputs;
+}
+
+/** The created credential's secret from the storage state's resources, if the stack created one. */
+function credentialSecretFromState(state: StateFile): string | undefined {
+  const r = (state.resources ?? []).find((x) => (x.mode ?? 'managed') === 'managed' && x.type === CREDENTIAL_RESOURCE.type && x.name === CREDENTIAL_RESOURCE.name);
+  const secret = r?.instances?.[0]?.attributes?.secret;
+  return typeof secret === 'string' && secret ? secret : undefined;
 }
 
 function need(outputs: TfOutputs, name: string, stack: string): string {
