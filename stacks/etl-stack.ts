@@ -45,7 +45,7 @@ export class EtlStack extends TerraformStack {
     });
     new TerraformOutput(this, 'etl_trigger', { value: this.run.trigger, description: 'Hash of the ETL bundle, dataset and options of the last run' });
     new TerraformOutput(this, 'data_location', {
-      value: `swift://${config.chi.region}/${config.containerName} (training/, validation/, evaluation/, maps/, raw/, manifest.json); on the node: ${node.cloudInit.mountPoint}`,
+      value: `swift://${config.chi.region}/${config.containerName}: current.json names the current version, datasets/<key>/ holds it (training/, validation/, evaluation/, maps/, raw/, manifest.json); on the node: ${node.cloudInit.mountPoint}`,
       description: 'Where the data is',
     });
     new TerraformOutput(this, 'rerun_command', {
