@@ -54,6 +54,7 @@ export interface PersistConfig {
   etl: {
     datasetUrl: string;
     datasetSha256?: string;
+    allowUnverified: boolean;
     seed: number;
     trainRatio: number;
     validationRatio: number;
@@ -195,6 +196,7 @@ function buildSchema(now: Date) {
           (v) => v === undefined || /^[0-9a-f]{64}$/i.test(v),
           'must be 64 hexadecimal characters',
         ),
+        allowUnverified: bool().default(dflt<boolean>('etl.allowUnverified')),
         seed: num().int('must be a whole number').nonnegative('must not be negative').default(dflt<number>('etl.seed')),
         trainRatio: ratio().default(dflt<number>('etl.trainRatio')),
         validationRatio: ratio().default(dflt<number>('etl.validationRatio')),
@@ -296,6 +298,19 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
       ),
     );
   }
+  // Over plain http anyone on the path can swap the zip and its .md5 alike; only a pinned SHA-256 vouches for it.
+  // A literal loopback address (a local test server) never leaves the machine (same rule as etl/extract/download.ts).
+  const dataset = new URL(v.etl.datasetUrl);
+  const loopback = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(dataset.hostname) || dataset.hostname === '[::1]';
+  if (dataset.protocol === 'http:' && !v.etl.datasetSha256 && !loopback) {
+    errors.push(
+      issue(
+        'etl.datasetUrl',
+        `"${v.etl.datasetUrl}" is plain http without etl.datasetSha256: anyone on the network path could replace the zip (and its .md5)`,
+        'use the https:// URL, or pin the file with etl.datasetSha256 (sha256sum file.zip)',
+      ),
+    );
+  }
   const sum = v.etl.trainRatio + v.etl.validationRatio + v.etl.evaluationRatio;
   if (Math.abs(sum - 1) > 1e-9) {
     errors.push(
@@ -361,6 +376,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     etl: {
       datasetUrl: v.etl.datasetUrl,
       ...(v.etl.datasetSha256 ? { datasetSha256: v.etl.datasetSha256.toLowerCase() } : {}),
+      allowUnverified: v.etl.allowUnverified,
       seed: v.etl.seed,
       trainRatio: v.etl.trainRatio,
       validationRatio: v.etl.validationRatio,

@@ -57,11 +57,12 @@ interface Cli {
   checkers?: string;
   prune: boolean;
   consoleKeys: boolean;
+  allowUnverified: boolean;
   consoleWait: string;
   kvmCloud?: string;
 }
 
-type EtlSettings = { datasetUrl: string; datasetSha256?: string; seed: number; trainRatio: number; validationRatio: number; evaluationRatio: number; remoteDir: string };
+type EtlSettings = { datasetUrl: string; datasetSha256?: string; allowUnverified?: boolean; seed: number; trainRatio: number; validationRatio: number; evaluationRatio: number; remoteDir: string };
 
 /** persist.config.yaml, when there is one: key path, ETL options and the remote dir default from it. */
 async function optionalConfig(): Promise<{ privateKeyPath?: string; etl?: EtlSettings; kvmCloud?: string }> {
@@ -139,6 +140,7 @@ export function buildRemoteProgram(): Command {
     .option('--transfers <n>', 'parallel uploads of the load stage')
     .option('--checkers <n>', 'parallel checks of the load stage')
     .option('--prune', 'after loading, delete objects the new dataset no longer has', false)
+    .option('--allow-unverified', 'accept a dataset checked by its size only when no checksum is given or published (default: etl.allowUnverified)', false)
     .option('--no-console-keys', "do not pin the node's host key from its console log before the first contact (trust on first use)")
     .option('--console-wait <seconds>', 'how long to wait for cloud-init to print the host keys to the console', '900')
     .option('--kvm-cloud <name>', 'clouds.yaml entry the console log is read with (default: kvm.cloud of the config, else kvm_tacc)')
@@ -213,6 +215,7 @@ export async function main(argv: string[]): Promise<number> {
       url: o.source ? undefined : (o.url ?? etl?.datasetUrl),
       source: o.source,
       sha256: o.sha256 ?? (o.source ? undefined : etl?.datasetSha256),
+      allowUnverified: o.source ? undefined : o.allowUnverified || etl?.allowUnverified || undefined,
       seed: o.seed ?? (etl ? String(etl.seed) : undefined),
       ratios: o.ratios ?? (etl ? `${etl.trainRatio},${etl.validationRatio},${etl.evaluationRatio}` : undefined),
       transfers: o.transfers,

@@ -152,6 +152,13 @@ describe('parseConfig: what injection checks still allow', () => {
     expect(result.config.ssh.privateKeyPath).toBe('/home/me/My Keys/id$1');
   });
 
+  test('plain http is accepted with a pinned SHA-256 (and to a literal loopback address); allowUnverified is a boolean', () => {
+    const pinned = parseConfig(rawWith({ etl: { datasetUrl: 'http://mirror.example/ml-32m.zip', datasetSha256: 'a'.repeat(64), allowUnverified: true } }), {}, NOW);
+    expect(pinned.ok && pinned.config.etl).toMatchObject({ datasetUrl: 'http://mirror.example/ml-32m.zip', allowUnverified: true });
+    expect(parseConfig(rawWith({ etl: { datasetUrl: 'http://127.0.0.1:8000/ml.zip' } }), {}, NOW).ok).toBe(true);
+    expect(only(rawWith({ etl: { allowUnverified: 'yes please' } })).problem).toMatch(/must be true or false/);
+  });
+
   test('an IPv6 ssh.allowedCidr is accepted with a warning that SSH over the IPv4 floating IP stays closed', () => {
     const result = parseConfig(rawWith({ ssh: { allowedCidr: '2001:db8::/64' } }), {}, NOW);
     expect(result.ok).toBe(true);
@@ -220,6 +227,7 @@ describe('parseConfig: each bad value gives its own clear message', () => {
     ['remote dir with ..', { etl: { remoteDir: '/home/cc/../root' } }, {}, 'etl.remoteDir', /no "\.\."/],
     ['remote dir with a shell character', { etl: { remoteDir: '/home/cc/x;reboot' } }, {}, 'etl.remoteDir', /written unquoted into the node's setup script/],
     ['remote dir with a trailing slash', { etl: { remoteDir: '/home/cc/etl/' } }, {}, 'etl.remoteDir', /trailing "\/"/],
+    ['plain http dataset without a SHA-256', { etl: { datasetUrl: 'http://files.grouplens.org/datasets/movielens/ml-32m.zip' } }, {}, 'etl.datasetUrl', /is plain http without etl\.datasetSha256: anyone on the network path could replace the zip/, /https:\/\/ URL, or pin the file with etl\.datasetSha256/],
     ['BYO id malformed', {}, { PERSIST_APP_CREDENTIAL_ID: 'not an id', PERSIST_APP_CREDENTIAL_SECRET: 'x' }, 'PERSIST_APP_CREDENTIAL_ID', /does not look like/],
   ];
 
