@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { EtlError } from '../errors';
+import { diskFullError, EtlError, isDiskFull } from '../errors';
 import type { Logger } from '../log';
 
 export interface DownloadOptions {
@@ -185,6 +185,8 @@ export async function download(o: DownloadOptions): Promise<{ bytes: number; res
       return { bytes: done, resumedFrom: firstOffset };
     } catch (e) {
       if (e instanceof EtlError) throw e;
+      // A full disk does not clear up by retrying: say so now instead of after every backoff.
+      if (isDiskFull(e)) throw diskFullError(`downloading ${o.url}`, part);
       lastError = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : e;
     } finally {
       clearTimeout(idle);
