@@ -25,6 +25,7 @@ import {
 } from './remote/coordinates';
 import { pinFromConsole, prepareKnownHostsDir } from './remote/host-keys';
 import { runOnNode } from './remote/run-on-node';
+import { SECRET_ENV_NAMES } from './remote/ssh';
 
 const ROOT = resolve(__dirname, '..');
 const expandHome = (p: string) => (p.startsWith('~/') ? join(homedir(), p.slice(2)) : p);
@@ -187,6 +188,10 @@ export async function main(argv: string[]): Promise<number> {
     if (o.knownHosts) node.knownHostsPath = o.knownHosts;
     node.knownHostsPath = knownHostsFor(node);
     const secret = resolveSecret(storage, process.env);
+    // Read once; from here on it travels only through ssh's stdin. No child (ssh, the sh it may start, the
+    // bundle build, the openstack client) inherits it in its environment. (ssh.ts also drops OS_PASSWORD & co.
+    // for ssh; the openstack client may need those.)
+    for (const name of SECRET_ENV_NAMES.filter((n) => n.startsWith('PERSIST_'))) delete process.env[name];
     if (node.knownHostsPath && node.instanceId && o.consoleKeys) {
       await pinFromConsole({
         host: node.host,

@@ -146,7 +146,8 @@ export type ConsoleFetch = { ok: true; text: string } | { ok: false; why: string
  * secret, which the client does not need.
  */
 export async function fetchConsoleLog(cloud: string, serverId: string, env: NodeJS.ProcessEnv = process.env): Promise<ConsoleFetch> {
-  const { PERSIST_APP_CREDENTIAL_SECRET: _secret, ...rest } = env;
+  // OS_PASSWORD etc. may be what clouds.yaml's entry relies on, so only the runner's own secrets are dropped.
+  const { PERSIST_APP_CREDENTIAL_SECRET: _a, PERSIST_ETL_CREDENTIAL_SECRET: _b, ...rest } = env;
   const r = await execa('openstack', ['--os-cloud', cloud, 'console', 'log', 'show', serverId], {
     reject: false,
     env: rest,
