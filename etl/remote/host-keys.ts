@@ -148,12 +148,16 @@ export type ConsoleFetch = { ok: true; text: string } | { ok: false; why: string
 export async function fetchConsoleLog(cloud: string, serverId: string, env: NodeJS.ProcessEnv = process.env): Promise<ConsoleFetch> {
   // OS_PASSWORD etc. may be what clouds.yaml's entry relies on, so only the runner's own secrets are dropped.
   const { PERSIST_APP_CREDENTIAL_SECRET: _a, PERSIST_ETL_CREDENTIAL_SECRET: _b, ...rest } = env;
-  const r = await execa('openstack', ['--os-cloud', cloud, 'console', 'log', 'show', serverId], {
-    reject: false,
-    env: rest,
-    extendEnv: false,
-    timeout: 60_000,
-  });
+  const child = execa('openstack', ['--os-cloud', cloud, 'console', 'log', 'show', serverId], { reject: false, env: rest, extendEnv: false });
+  // Our own timer, cleared in every case: execa's `timeout` stays armed when the spawn itself fails (no client
+  // installed) and kept the runner alive for its whole length after the run had ended.
+  const timer = setTimeout(() => child.kill('SIGTERM'), 60_000);
+  let r: Awaited<typeof child>;
+  try {
+    r = await child;
+  } finally {
+    clearTimeout(timer);
+  }
   if ((r as { code?: string }).code === 'ENOENT') return { ok: false, why: 'the openstack client is not installed (pip install python-openstackclient)' };
   if (r.exitCode !== 0) return { ok: false, why: (r.stderr || r.stdout).trim().split('\n').pop() || `openstack exited with ${r.exitCode}` };
   return { ok: true, text: r.stdout };
