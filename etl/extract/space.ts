@@ -25,14 +25,17 @@ export function spaceProblem(needed: number, free: number, dir: string, zipPath:
   );
 }
 
-/** Sum of the uncompressed sizes the zip declares (its central directory only; nothing is inflated). */
-export function declaredUncompressedBytes(zipPath: string): Promise<number> {
+/**
+ * Sum of the uncompressed sizes the zip declares for the entries `include` takes (all by default), from its
+ * central directory only: nothing is inflated.
+ */
+export function declaredUncompressedBytes(zipPath: string, include?: (name: string) => boolean): Promise<number> {
   return new Promise((resolve, reject) => {
     yauzl.open(zipPath, { lazyEntries: true, strictFileNames: false, decodeStrings: true }, (err, zip) => {
       if (err || !zip) return reject(err);
       let total = 0;
       zip.on('entry', (e: yauzl.Entry) => {
-        total += e.uncompressedSize;
+        if (!include || include(e.fileName)) total += e.uncompressedSize;
         zip.readEntry();
       });
       zip.on('end', () => {
@@ -52,7 +55,12 @@ export function freeBytes(dir: string): number {
 }
 
 /** Throws the "needed X, free Y" error when the zip's declared content does not fit beside `dir`. */
-export async function checkRoomToUnzip(zipPath: string, dir: string, free: (dir: string) => number = freeBytes): Promise<void> {
-  const problem = spaceProblem(await declaredUncompressedBytes(zipPath), free(dir), dir, zipPath);
+export async function checkRoomToUnzip(
+  zipPath: string,
+  dir: string,
+  include?: (name: string) => boolean,
+  free: (dir: string) => number = freeBytes,
+): Promise<void> {
+  const problem = spaceProblem(await declaredUncompressedBytes(zipPath, include), free(dir), dir, zipPath);
   if (problem) throw problem;
 }

@@ -71,7 +71,7 @@ export async function unzipInto(
   });
   const files: ExtractedFile[] = [];
   try {
-    await checkRoomToUnzip(zipPath, dir); // "needed X, free Y" before the first byte is written (space.ts)
+    await checkRoomToUnzip(zipPath, dir, include); // "needed X, free Y" before the first byte is written (space.ts)
     await new Promise<void>((resolve, reject) => {
       // yauzl refuses unsafe names itself too; say it in the same words as our own checks.
       zip.on('error', (e: Error) => reject(entryError(e)));
