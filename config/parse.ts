@@ -493,7 +493,7 @@ function applyEnv(
     if (value === undefined || value.trim() === '') continue;
     const coerced = coerce(spec, value.trim());
     if (coerced.ok) setPath(target, spec.path, coerced.value, errors);
-    else errors.push({ field: spec.path, env: name, problem: `${name}="${value}" ${coerced.problem}`, fix: spec.hint });
+    else errors.push({ field: spec.path, env: name, problem: `${name}=${NO_CONTROL.test(value) ? `"${value}"` : JSON.stringify(value)} ${coerced.problem}`, fix: spec.hint });
   }
   const envNames = [...known];
   for (const name of Object.keys(env)) {
