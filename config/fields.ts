@@ -193,6 +193,15 @@ export const FIELDS: readonly FieldSpec[] = [
     hint: '64 hexadecimal characters (`sha256sum file.zip`), or leave it unset',
   },
   {
+    path: 'etl.allowUnverified',
+    kind: 'boolean',
+    default: false,
+    meaning:
+      'If true, a dataset with no `etl.datasetSha256` and no `<url>.md5` published beside it is accepted on its size ' +
+      'alone. If false, the extract stage stops there.',
+    hint: 'true or false; better: pin the zip with etl.datasetSha256 (sha256sum file.zip)',
+  },
+  {
     path: 'etl.seed',
     kind: 'number',
     default: 42,

@@ -124,6 +124,14 @@ function readPublicKey(path: string): string | ConfigIssue {
   if (!/^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+( .*)?$/.test(text) || text.includes('\n')) {
     return fail(`${path} is not a single OpenSSH public key line`, 'use the .pub file written by ssh-keygen');
   }
+  // The key text goes verbatim into the node stack's JSON, where Terraform would evaluate a `${...}` in its
+  // comment; a control character there would end up in Nova's keypair and the node's authorized_keys.
+  if (/[$%]\{/.test(text) || /[\p{Cc}]/u.test(text)) {
+    return fail(
+      `${path}'s comment contains "\${", "%{" or a control character, which Terraform would evaluate or garble`,
+      `edit the comment (the text after the key) in ${path}, or regenerate it: ssh-keygen -c -C you@host -f ${path.replace(/\.pub$/, '')}`,
+    );
+  }
   return text;
 }
 

@@ -54,6 +54,7 @@ export interface PersistConfig {
   etl: {
     datasetUrl: string;
     datasetSha256?: string;
+    allowUnverified: boolean;
     seed: number;
     trainRatio: number;
     validationRatio: number;
@@ -83,12 +84,27 @@ const LINUX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 // ---------------------------------------------------------------------------------------------------------
 // Field validators (zod). Messages are the "problem" half of an issue; the field table supplies the fix.
 
+/**
+ * Every string field ends up in the synthesized Terraform JSON, and some in rclone.conf, cloud-init or a shell
+ * command on the node. Terraform evaluates `${...}` and `%{...}` inside JSON strings (node.image:
+ * '${file("/etc/hostname")}' was read from the deploying machine), and a newline in chi.authUrl added a second
+ * `auth =` line to rclone.conf, which rclone takes: the credential went to another Keystone. zod's url() lets a
+ * newline through (the URL parser strips it). So: no control characters and no template sequences anywhere.
+ */
+const NO_CONTROL = /^[^\p{Cc}\u2028\u2029]*$/u;
+const NO_TEMPLATE = /^(?![\s\S]*[$%]\{)/;
 const text = () =>
   z
     .string({ invalid_type_error: 'must be text', required_error: 'is required' })
     .trim()
-    .min(1, 'must not be empty');
+    .min(1, 'must not be empty')
+    .regex(NO_CONTROL, 'contains a control character (a newline, tab or escape); write the value on one line, without them')
+    .regex(NO_TEMPLATE, 'contains "${" or "%{", which Terraform would evaluate as an expression; remove it');
+/** Names that never contain whitespace: clouds.yaml entries, regions, URLs, ids. */
+const token = () => text().regex(/^\S+$/, 'must not contain spaces');
 const optionalText = () => text().optional();
+/** The node's ETL directory is written unquoted into its shell scripts and unit files (cloud-init/render.ts). */
+const PLAIN_ABSOLUTE_PATH = /^(\/[A-Za-z0-9_.@-]+)+$/;
 const bool = () => z.boolean({ invalid_type_error: 'must be true or false' });
 const num = () => z.number({ invalid_type_error: 'must be a number' }).finite('must be a finite number');
 const ratio = () => num().gt(0, 'must be greater than 0').lt(1, 'must be less than 1');
@@ -131,7 +147,7 @@ function dflt<T extends string | number | boolean>(path: string): T {
 
 function buildSchema(now: Date) {
   const url = (path: string, message: string) =>
-    text()
+    token()
       .url('must be a URL')
       .refine((u) => /^https?:\/\//.test(u), message)
       .default(dflt<string>(path));
@@ -142,13 +158,13 @@ function buildSchema(now: Date) {
         'must be 1-48 lowercase letters, digits, "-" or "_", starting with a letter or digit',
       ),
       chi: section({
-        cloud: text().default(dflt<string>('chi.cloud')),
-        region: text().default(dflt<string>('chi.region')),
+        cloud: token().default(dflt<string>('chi.cloud')),
+        region: token().default(dflt<string>('chi.region')),
         authUrl: url('chi.authUrl', 'must start with https:// (or http:// for a local test Keystone)'),
       }),
       kvm: section({
-        cloud: text().default(dflt<string>('kvm.cloud')),
-        region: text().default(dflt<string>('kvm.region')),
+        cloud: token().default(dflt<string>('kvm.cloud')),
+        region: token().default(dflt<string>('kvm.region')),
       }),
       credential: section({
         expiresAt: expiry(now),
@@ -180,12 +196,18 @@ function buildSchema(now: Date) {
           (v) => v === undefined || /^[0-9a-f]{64}$/i.test(v),
           'must be 64 hexadecimal characters',
         ),
+        allowUnverified: bool().default(dflt<boolean>('etl.allowUnverified')),
         seed: num().int('must be a whole number').nonnegative('must not be negative').default(dflt<number>('etl.seed')),
         trainRatio: ratio().default(dflt<number>('etl.trainRatio')),
         validationRatio: ratio().default(dflt<number>('etl.validationRatio')),
         evaluationRatio: ratio().default(dflt<number>('etl.evaluationRatio')),
         remoteDir: text()
           .refine((v) => v.startsWith('/'), 'must be an absolute path')
+          .refine(
+            (v) => !v.startsWith('/') || (PLAIN_ABSOLUTE_PATH.test(v) && !v.split('/').includes('..')),
+            'must be a plain absolute path: letters, digits, "_", ".", "@" or "-" between single slashes, no ".." and no ' +
+              'trailing "/" (it is written unquoted into the node\'s setup script and mount unit)',
+          )
           .default(dflt<string>('etl.remoteDir')),
       }),
     })
@@ -276,6 +298,19 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
       ),
     );
   }
+  // Over plain http anyone on the path can swap the zip and its .md5 alike; only a pinned SHA-256 vouches for it.
+  // A literal loopback address (a local test server) never leaves the machine (same rule as etl/extract/download.ts).
+  const dataset = new URL(v.etl.datasetUrl);
+  const loopback = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(dataset.hostname) || dataset.hostname === '[::1]';
+  if (dataset.protocol === 'http:' && !v.etl.datasetSha256 && !loopback) {
+    errors.push(
+      issue(
+        'etl.datasetUrl',
+        `"${v.etl.datasetUrl}" is plain http without etl.datasetSha256: anyone on the network path could replace the zip (and its .md5)`,
+        'use the https:// URL, or pin the file with etl.datasetSha256 (sha256sum file.zip)',
+      ),
+    );
+  }
   const sum = v.etl.trainRatio + v.etl.validationRatio + v.etl.evaluationRatio;
   if (Math.abs(sum - 1) > 1e-9) {
     errors.push(
@@ -286,6 +321,15 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     warnings.push(
       `chi.cloud and kvm.cloud are both "${v.chi.cloud}": CHI@TACC and KVM@TACC have separate Keystones, so they are ` +
         'normally two clouds.yaml entries',
+    );
+  }
+  if (v.ssh.allowedCidr.includes(':')) {
+    // The node stack opens port 22 only for the ethertype of this CIDR; the runner and `ssh cc@<floating ip>`
+    // use the IPv4 floating IP, which an IPv6-only rule does not cover.
+    warnings.push(
+      `ssh.allowedCidr is the IPv6 network ${v.ssh.allowedCidr}: the security group then allows SSH over IPv6 only, but the ` +
+        'runner connects to the IPv4 floating IP, so SSH stays closed and the etl stage waits in vain. Use your IPv4 ' +
+        'address instead (curl -4 -s ifconfig.me, then e.g. 203.0.113.7/32)',
     );
   }
   if (v.ssh.allowedCidr.endsWith('/0')) {
@@ -329,6 +373,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     etl: {
       datasetUrl: v.etl.datasetUrl,
       ...(v.etl.datasetSha256 ? { datasetSha256: v.etl.datasetSha256.toLowerCase() } : {}),
+      allowUnverified: v.etl.allowUnverified,
       seed: v.etl.seed,
       trainRatio: v.etl.trainRatio,
       validationRatio: v.etl.validationRatio,
@@ -385,7 +430,8 @@ function fromZod(zi: z.ZodIssue, input: Record<string, unknown>): ConfigIssue[] 
     problem = zi.received === 'undefined' ? 'is required' : `${zi.message} (got ${zi.received})`;
   } else {
     const value = getPath(input, path);
-    const shown = typeof value === 'string' ? `"${value}"` : String(value);
+    // A value with a newline or an escape is shown escaped, so the report stays one readable line.
+    const shown = typeof value === 'string' ? (NO_CONTROL.test(value) ? `"${value}"` : JSON.stringify(value)) : String(value);
     if (value !== undefined && !problem.includes(shown)) problem = `${shown} ${problem}`;
   }
   return [issue(path, problem)];
@@ -444,7 +490,7 @@ function applyEnv(
     if (value === undefined || value.trim() === '') continue;
     const coerced = coerce(spec, value.trim());
     if (coerced.ok) setPath(target, spec.path, coerced.value, errors);
-    else errors.push({ field: spec.path, env: name, problem: `${name}="${value}" ${coerced.problem}`, fix: spec.hint });
+    else errors.push({ field: spec.path, env: name, problem: `${name}=${NO_CONTROL.test(value) ? `"${value}"` : JSON.stringify(value)} ${coerced.problem}`, fix: spec.hint });
   }
   const envNames = [...known];
   for (const name of Object.keys(env)) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
-import { reportError } from './errors';
+import { DISK_FULL_EXIT, diskFullError, isDiskFull, isEtlError, reportError } from './errors';
 import { stderrLogger, type Logger } from './log';
 import type { Stage, StageContext, StageResult } from './stage';
 import { extractStage } from './extract/stage';
@@ -34,7 +34,15 @@ async function runStages(stages: Stage[], options: CommonOptions & Record<string
   for (const stage of stages) {
     const started = Date.now();
     log.info(`==> ${stage.name}`);
-    const result = await stage.run(ctx, options);
+    let result: StageResult;
+    try {
+      result = await stage.run(ctx, options);
+    } catch (e) {
+      // ENOSPC from any write of any stage (downloads, staging, outputs, manifests, rclone's lists) is one
+      // "disk full" error with its own exit status, not an internal error with a stack trace.
+      if (isDiskFull(e) && !(isEtlError(e) && e.exitCode === DISK_FULL_EXIT)) throw diskFullError(`running the ${stage.name} stage`, ctx.workDir);
+      throw e;
+    }
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     log.info(`<== ${stage.name}: ${result.status} in ${seconds}s: ${result.message}`);
     results.push({ ...result, details: { ...result.details, seconds: Number(seconds) } });

@@ -23,7 +23,9 @@ import {
   type StorageCoordinates,
   type TfOutputs,
 } from './remote/coordinates';
+import { pinFromConsole, prepareKnownHostsDir } from './remote/host-keys';
 import { runOnNode } from './remote/run-on-node';
+import { SECRET_ENV_NAMES } from './remote/ssh';
 
 const ROOT = resolve(__dirname, '..');
 const expandHome = (p: string) => (p.startsWith('~/') ? join(homedir(), p.slice(2)) : p);
@@ -54,17 +56,21 @@ interface Cli {
   ratios?: string;
   transfers?: string;
   checkers?: string;
-  prune: boolean;
+  keep?: string;
+  consoleKeys: boolean;
+  allowUnverified: boolean;
+  consoleWait: string;
+  kvmCloud?: string;
 }
 
-type EtlSettings = { datasetUrl: string; datasetSha256?: string; seed: number; trainRatio: number; validationRatio: number; evaluationRatio: number; remoteDir: string };
+type EtlSettings = { datasetUrl: string; datasetSha256?: string; allowUnverified?: boolean; seed: number; trainRatio: number; validationRatio: number; evaluationRatio: number; remoteDir: string };
 
 /** persist.config.yaml, when there is one: key path, ETL options and the remote dir default from it. */
-async function optionalConfig(): Promise<{ privateKeyPath?: string; etl?: EtlSettings }> {
+async function optionalConfig(): Promise<{ privateKeyPath?: string; etl?: EtlSettings; kvmCloud?: string }> {
   if (!existsSync(join(ROOT, 'persist.config.yaml')) && !process.env.PERSIST_CONFIG_FILE) return {};
   const { loadConfigOrExit } = await import('../config');
   const c = loadConfigOrExit();
-  return { privateKeyPath: c.ssh.privateKeyPath, etl: c.etl };
+  return { privateKeyPath: c.ssh.privateKeyPath, etl: c.etl, kvmCloud: c.kvm.cloud };
 }
 
 function readJson<T>(file: string, what: string): T {
@@ -89,12 +95,21 @@ function stackOutputs(o: Cli): { storage: () => TfOutputs; node: () => TfOutputs
   return { storage: () => outputsFromState(o.stateDir, 'storage'), node: () => outputsFromState(o.stateDir, 'node') };
 }
 
-/** One known_hosts per server: a new node on a reused floating IP has a new host key, and that is expected. */
+/**
+ * One known_hosts per server: a new node on a reused floating IP has a new host key, and that is expected. Its
+ * directory is created (0700) here, before the first contact: ssh does not create it and, when it cannot write
+ * the file, connects anyway without remembering anything (waitForSsh now also checks the key was recorded).
+ */
 function knownHostsFor(node: NodeCoordinates): string | undefined {
-  if (node.knownHostsPath) return node.knownHostsPath;
+  if (node.knownHostsPath) {
+    prepareKnownHostsDir(node.knownHostsPath, { tighten: false }); // the user's own directory: only created if missing
+    return node.knownHostsPath;
+  }
   if (!node.instanceId) return undefined;
   const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'chameleon-persist', `known_hosts-${node.instanceId.replace(/[^A-Za-z0-9_.-]/g, '_')}`);
+  const path = join(base, 'chameleon-persist', `known_hosts-${node.instanceId.replace(/[^A-Za-z0-9_.-]/g, '_')}`);
+  prepareKnownHostsDir(path, { tighten: true });
+  return path;
 }
 
 export function buildRemoteProgram(): Command {
@@ -125,7 +140,11 @@ export function buildRemoteProgram(): Command {
     .option('--ratios <a,b,c>', 'split ratios (default: from the config)')
     .option('--transfers <n>', 'parallel uploads of the load stage')
     .option('--checkers <n>', 'parallel checks of the load stage')
-    .option('--prune', 'after loading, delete objects the new dataset no longer has', false)
+    .option('--keep <n>', 'published versions the load keeps in the container, the current one included (default 2)')
+    .option('--allow-unverified', 'accept a dataset checked by its size only when no checksum is given or published (default: etl.allowUnverified)', false)
+    .option('--no-console-keys', "do not pin the node's host key from its console log before the first contact (trust on first use)")
+    .option('--console-wait <seconds>', 'how long to wait for cloud-init to print the host keys to the console', '900')
+    .option('--kvm-cloud <name>', 'clouds.yaml entry the console log is read with (default: kvm.cloud of the config, else kvm_tacc)')
     .showHelpAfterError();
 }
 
@@ -169,6 +188,23 @@ export async function main(argv: string[]): Promise<number> {
     if (o.knownHosts) node.knownHostsPath = o.knownHosts;
     node.knownHostsPath = knownHostsFor(node);
     const secret = resolveSecret(storage, process.env);
+    // Read once; from here on it travels only through ssh's stdin. No child (ssh, the sh it may start, the
+    // bundle build, the openstack client) inherits it in its environment. (ssh.ts also drops OS_PASSWORD & co.
+    // for ssh; the openstack client may need those.)
+    for (const name of SECRET_ENV_NAMES.filter((n) => n.startsWith('PERSIST_'))) delete process.env[name];
+    if (node.knownHostsPath && node.instanceId && o.consoleKeys) {
+      await pinFromConsole({
+        host: node.host,
+        port: node.port,
+        knownHostsPath: node.knownHostsPath,
+        serverId: node.instanceId,
+        cloud: o.kvmCloud ?? config.kvmCloud ?? 'kvm_tacc',
+        waitSeconds: Number(o.consoleWait),
+        log,
+      });
+    } else if (!node.knownHostsPath || !node.instanceId) {
+      log.info(`no server id for ${node.host}: its host key is accepted on first contact and remembered${node.knownHostsPath ? ` in ${node.knownHostsPath}` : ''}`);
+    }
 
     const defaults = defaultNodeLayout(node.user, config.etl?.remoteDir);
     const remoteDir = o.remoteDir ?? layout.remoteDir ?? defaults.remoteDir;
@@ -184,11 +220,12 @@ export async function main(argv: string[]): Promise<number> {
       url: o.source ? undefined : (o.url ?? etl?.datasetUrl),
       source: o.source,
       sha256: o.sha256 ?? (o.source ? undefined : etl?.datasetSha256),
+      allowUnverified: o.source ? undefined : o.allowUnverified || etl?.allowUnverified || undefined,
       seed: o.seed ?? (etl ? String(etl.seed) : undefined),
       ratios: o.ratios ?? (etl ? `${etl.trainRatio},${etl.validationRatio},${etl.evaluationRatio}` : undefined),
       transfers: o.transfers,
       checkers: o.checkers,
-      prune: o.prune,
+      keep: o.keep,
       breakLock: o.breakLock,
     };
     const result = await runOnNode({

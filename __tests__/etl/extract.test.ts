@@ -1,12 +1,15 @@
+import execa from 'execa';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ZipFile } from 'yazl';
 import { EtlError } from '../../etl/errors';
-import { download, parseChecksumFile, backoffDelay } from '../../etl/extract/download';
+import { checkDatasetUrl, download, parseChecksumFile, backoffDelay } from '../../etl/extract/download';
 import { extractStage, type ExtractOptions, type ExtractResult } from '../../etl/extract/stage';
 import { crc32, unsafeEntryReason } from '../../etl/extract/unzip';
 import { memoryLogger } from '../../etl/log';
@@ -221,5 +224,99 @@ describe('extract: the stage', () => {
 
   it('a missing --source says what to give', async () => {
     await expect(extractStage.run({ workDir: mkdtempSync(join(tmpdir(), 'ex-')), force: false, log: memoryLogger() }, base({ source: '/nonexistent/x.zip' }))).rejects.toThrow(EtlError);
+  });
+});
+
+// Issue 10, item 6: an https URL stays https, plain http needs a pinned SHA-256, and a missing checksum is an
+// error unless the user accepts a size check only (--allow-unverified / etl.allowUnverified).
+describe('extract: download integrity', () => {
+  const base = (extra: Partial<ExtractOptions>): ExtractOptions => ({ url: 'http://127.0.0.1:9/none.zip', retries: '0', ...extra });
+  const closedPort = async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise((r) => s.close(r));
+    return port;
+  };
+
+  it('refuses plain http to a host name without a pinned SHA-256, before connecting', async () => {
+    const workDir = mkdtempSync(join(tmpdir(), 'ex-'));
+    const url = `http://localhost:${await closedPort()}/ml-32m.zip`;
+    const err = await extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ url })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EtlError);
+    expect((err as EtlError).message).toBe(`refusing to download ${url} over plain http without a pinned SHA-256: anyone on the network path could replace the zip (and its .md5)`);
+    expect((err as EtlError).hint).toMatch(/--sha256 <sha256sum of the zip> \(etl\.datasetSha256/);
+    // With the SHA-256 pinned, or https, or a literal loopback address, the URL itself is acceptable.
+    expect(() => checkDatasetUrl(url, 'a'.repeat(64))).not.toThrow();
+    expect(() => checkDatasetUrl('https://files.grouplens.org/datasets/movielens/ml-32m.zip', undefined)).not.toThrow();
+    expect(() => checkDatasetUrl('http://127.0.0.1:8000/x.zip', undefined)).not.toThrow();
+    expect(() => checkDatasetUrl('ftp://example.org/x.zip', 'a'.repeat(64))).toThrow(/only https:\/\//);
+  });
+
+  it('no checksum given and none published: an error, unless --allow-unverified', async () => {
+    const zip = await zipBuffer({ 'ml-u/ratings.csv': 'userId,movieId,rating,timestamp\n1,2,3,4\n' });
+    const { url, server } = await serve(zip, { cuts: 0, cutAfter: 0 }); // .md5 answers 404
+    try {
+      const workDir = mkdtempSync(join(tmpdir(), 'ex-'));
+      const err = await extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ url })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(EtlError);
+      expect((err as EtlError).message).toBe(`cannot verify data.zip: no checksum given and none published at ${url}.md5 (HTTP 404)`);
+      expect((err as EtlError).hint).toMatch(/--allow-unverified \(etl\.allowUnverified: true\)/);
+      expect(existsSync(join(workDir, 'staging', 'ml-u'))).toBe(false);
+
+      const log = memoryLogger();
+      const r = await extractStage.run({ workDir, force: false, log }, base({ url, allowUnverified: true }));
+      expect(r.status).toBe('done');
+      expect(r.details).toMatchObject({ dataset: 'ml-u', checksum: null });
+      expect(log.lines).toContain(`warning: no checksum published at ${url}.md5 (HTTP 404); only the size was verified (--allow-unverified)`);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses a redirect from https to http (and follows one that stays on https)', async () => {
+    // A real TLS server on 127.0.0.1 with a certificate made here; the client runs in a child process so that
+    // NODE_EXTRA_CA_CERTS (read at start-up only) makes fetch trust it.
+    const dir = mkdtempSync(join(tmpdir(), 'tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const body = await zipBuffer({ 'ml-r/ratings.csv': 'x' });
+    const plain: string[] = [];
+    const http = createServer((req, res) => {
+      plain.push(req.url ?? '');
+      res.end(body);
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const httpUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}/data.zip`;
+    const https = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+      if (req.url === '/down.zip') res.writeHead(302, { location: httpUrl }).end();
+      else if (req.url === '/moved.zip') res.writeHead(301, { location: '/data.zip' }).end();
+      else res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+    const httpsBase = `https://127.0.0.1:${(https.address() as AddressInfo).port}`;
+    const client = join(dir, 'client.ts');
+    writeFileSync(
+      client,
+      `import { download } from ${JSON.stringify(join(__dirname, '..', '..', 'etl', 'extract', 'download'))};
+const noop = () => undefined;
+download({ url: process.argv[2]!, dest: process.argv[3]!, retries: 0, log: { info: noop, warn: noop, progress: noop } })
+  .then((r) => console.log(JSON.stringify({ ok: r.bytes })), (e) => console.log(JSON.stringify({ error: e.message, hint: e.hint })));
+`,
+    );
+    const tsx = join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx');
+    const get = async (url: string) => {
+      const r = await execa(tsx, [client, url, join(dir, `out-${Math.random()}.zip`)], { env: { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') } });
+      return JSON.parse(r.stdout.trim().split('\n').pop()!);
+    };
+    try {
+      expect(await get(`${httpsBase}/moved.zip`)).toEqual({ ok: body.length });
+      const refused = await get(`${httpsBase}/down.zip`);
+      expect(refused.error).toBe(`refusing the redirect from ${httpsBase}/down.zip to ${httpUrl}: it leaves https for http`);
+      expect(refused.hint).toMatch(/stays on https/);
+      expect(plain).toEqual([]);
+    } finally {
+      https.close();
+      http.close();
+    }
   });
 });

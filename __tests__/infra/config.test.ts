@@ -140,6 +140,37 @@ describe('parseConfig: a valid config', () => {
   });
 });
 
+describe('parseConfig: what injection checks still allow', () => {
+  test('spaces inside OpenStack names and key paths, a $ without a brace', () => {
+    const result = parseConfig(
+      rawWith({ node: { image: 'Ubuntu 24.04 LTS', network: 'my net' }, ssh: { privateKeyPath: '/home/me/My Keys/id$1' } }),
+      {},
+      NOW,
+    );
+    if (!result.ok) throw new Error(formatIssues(result.errors));
+    expect(result.config.node).toMatchObject({ image: 'Ubuntu 24.04 LTS', network: 'my net' });
+    expect(result.config.ssh.privateKeyPath).toBe('/home/me/My Keys/id$1');
+  });
+
+  test('plain http is accepted with a pinned SHA-256 (and to a literal loopback address); allowUnverified is a boolean', () => {
+    const pinned = parseConfig(rawWith({ etl: { datasetUrl: 'http://mirror.example/ml-32m.zip', datasetSha256: 'a'.repeat(64), allowUnverified: true } }), {}, NOW);
+    expect(pinned.ok && pinned.config.etl).toMatchObject({ datasetUrl: 'http://mirror.example/ml-32m.zip', allowUnverified: true });
+    expect(parseConfig(rawWith({ etl: { datasetUrl: 'http://127.0.0.1:8000/ml.zip' } }), {}, NOW).ok).toBe(true);
+    expect(only(rawWith({ etl: { allowUnverified: 'yes please' } })).problem).toMatch(/must be true or false/);
+  });
+
+  test('an IPv6 ssh.allowedCidr is accepted with a warning that SSH over the IPv4 floating IP stays closed', () => {
+    const result = parseConfig(rawWith({ ssh: { allowedCidr: '2001:db8::/64' } }), {}, NOW);
+    expect(result.ok).toBe(true);
+    expect(result.warnings).toEqual([
+      'ssh.allowedCidr is the IPv6 network 2001:db8::/64: the security group then allows SSH over IPv6 only, but the runner ' +
+        'connects to the IPv4 floating IP, so SSH stays closed and the etl stage waits in vain. Use your IPv4 address instead ' +
+        '(curl -4 -s ifconfig.me, then e.g. 203.0.113.7/32)',
+    ]);
+    expect(parseConfig(validRaw(), {}, NOW).warnings).toEqual([]);
+  });
+});
+
 describe('parseConfig: each bad value gives its own clear message', () => {
   const cases: Array<[string, Record<string, any>, Record<string, string>, string, RegExp, RegExp?]> = [
     ['missing team id', { teamId: null }, {}, 'teamId', /is required/, /teamId: proj99/],
@@ -179,6 +210,24 @@ describe('parseConfig: each bad value gives its own clear message', () => {
     ['secret in the file', { credential: { secret: 'x' } }, {}, 'credential.secret', /secrets are never read from the configuration file/, /PERSIST_APP_CREDENTIAL_SECRET/],
     ['BYO id without secret', {}, { PERSIST_APP_CREDENTIAL_ID: 'a'.repeat(32) }, 'PERSIST_APP_CREDENTIAL_SECRET', /is not set, but PERSIST_APP_CREDENTIAL_ID is/],
     ['BYO secret without id', {}, { PERSIST_APP_CREDENTIAL_SECRET: 'x' }, 'PERSIST_APP_CREDENTIAL_ID', /is not set, but PERSIST_APP_CREDENTIAL_SECRET is/],
+    // Injection (issue 10, item 5): control characters, whitespace where a field needs none, Terraform templates.
+    ['newline in chi.region', { chi: { region: 'CHI@TACC\nauth = https://evil.example/v3' } }, {}, 'chi.region', /^"CHI@TACC\\nauth = https:\/\/evil.example\/v3" contains a control character/],
+    ['newline in chi.authUrl', { chi: { authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3\nauth = https://evil.example/v3' } }, {}, 'chi.authUrl', /contains a control character \(a newline, tab or escape\)/],
+    ['newline in chi.authUrl from env', {}, { PERSIST_CHI_AUTH_URL: 'https://chi.tacc.chameleoncloud.org:5000/v3\rauth = https://evil.example/v3' }, 'chi.authUrl', /contains a control character/],
+    ['tab in node.flavor', { node: { flavor: 'm1.\tmedium' } }, {}, 'node.flavor', /contains a control character/],
+    ['escape in node.network', { node: { network: 'shared\u001b[2Jnet1' } }, {}, 'node.network', /contains a control character/],
+    ['template in node.image', { node: { image: '${file("/etc/hostname")}' } }, {}, 'node.image', /^"\$\{file\("\/etc\/hostname"\)\}" contains "\$\{" or "%\{", which Terraform would evaluate/],
+    ['directive in node.floatingIpPool', { node: { floatingIpPool: '%{ if true }public%{ endif }' } }, {}, 'node.floatingIpPool', /contains "\$\{" or "%\{"/],
+    ['template in ssh.keypairName', { ssh: { publicKeyPath: null, keypairName: 'k${path.cwd}', privateKeyPath: '/k' } }, {}, 'ssh.keypairName', /Terraform would evaluate/],
+    ['template in ssh.privateKeyPath', { ssh: { privateKeyPath: '/home/${var.x}/.ssh/id' } }, {}, 'ssh.privateKeyPath', /Terraform would evaluate/],
+    ['template in etl.datasetUrl', { etl: { datasetUrl: 'https://example.org/${path.root}.zip' } }, {}, 'etl.datasetUrl', /Terraform would evaluate/],
+    ['space in chi.cloud', { chi: { cloud: 'chi tacc' } }, {}, 'chi.cloud', /must not contain spaces/],
+    ['space in kvm.region', { kvm: { region: 'KVM TACC' } }, {}, 'kvm.region', /must not contain spaces/],
+    ['remote dir with a space', { etl: { remoteDir: '/home/cc/my dir' } }, {}, 'etl.remoteDir', /must be a plain absolute path/, /absolute path on the node/],
+    ['remote dir with ..', { etl: { remoteDir: '/home/cc/../root' } }, {}, 'etl.remoteDir', /no "\.\."/],
+    ['remote dir with a shell character', { etl: { remoteDir: '/home/cc/x;reboot' } }, {}, 'etl.remoteDir', /written unquoted into the node's setup script/],
+    ['remote dir with a trailing slash', { etl: { remoteDir: '/home/cc/etl/' } }, {}, 'etl.remoteDir', /trailing "\/"/],
+    ['plain http dataset without a SHA-256', { etl: { datasetUrl: 'http://files.grouplens.org/datasets/movielens/ml-32m.zip' } }, {}, 'etl.datasetUrl', /is plain http without etl\.datasetSha256: anyone on the network path could replace the zip/, /https:\/\/ URL, or pin the file with etl\.datasetSha256/],
     ['BYO id malformed', {}, { PERSIST_APP_CREDENTIAL_ID: 'not an id', PERSIST_APP_CREDENTIAL_SECRET: 'x' }, 'PERSIST_APP_CREDENTIAL_ID', /does not look like/],
   ];
 
@@ -304,6 +353,15 @@ describe('loadConfig (file + env + public key)', () => {
     write('oops.pub', '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n');
     const file = write('priv.yaml', `teamId: p\ncredential: {expiresAt: "2026-01-31"}\nssh: {publicKeyPath: oops.pub, allowedCidr: 10.0.0.0/8}\nnode: {reservationId: ${TEST_RESERVATION}}\n`);
     expect(failure(file).issues[0]!.problem).toMatch(/is a PRIVATE key/);
+  });
+
+  test('a public key whose comment holds a Terraform template', () => {
+    const [type, blob] = readFileSync(TEST_PUBLIC_KEY_PATH, 'utf8').trim().split(' ');
+    write('tpl.pub', `${type} ${blob} me@\${file("/etc/passwd")}\n`);
+    const file = write('tpl.yaml', `teamId: p\ncredential: {expiresAt: "2026-01-31"}\nssh: {publicKeyPath: tpl.pub, allowedCidr: 10.0.0.0/8}\nnode: {reservationId: ${TEST_RESERVATION}}\n`);
+    const e = failure(file);
+    expect(e.issues[0]!.problem).toMatch(/tpl\.pub's comment contains "\$\{", "%\{" or a control character/);
+    expect(e.issues[0]!.fix).toMatch(/ssh-keygen -c -C/);
   });
 
   test('invalid YAML names the line', () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { EtlError } from '../errors';
+import { diskFullError, EtlError, isDiskFull } from '../errors';
 import type { Logger } from '../log';
 
 export interface DownloadOptions {
@@ -13,6 +13,59 @@ export interface DownloadOptions {
   backoffMs?: number;
   /** A connection that delivers nothing for this long is dropped and the download resumed (default 60 s). */
   idleTimeoutMs?: number;
+}
+
+/**
+ * A literal loopback address (127.0.0.0/8, ::1): traffic to it never leaves the machine, so no one on the
+ * network can alter it (the tests' and the stand-ins' servers). A name such as `localhost` is not one: it is
+ * resolved, and a resolver can send it anywhere.
+ */
+export function isLoopbackLiteral(url: URL): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname) || url.hostname === '[::1]';
+}
+
+/**
+ * Whether the dataset may be fetched from `url`. Over plain http anyone on the path can swap the zip, and the
+ * `<url>.md5` next to it with it, so only a checksum the user pinned can vouch for it.
+ */
+export function checkDatasetUrl(url: string, pinnedSha256: string | undefined): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new EtlError(`--url ${url} is not a URL`, 'Give the https:// URL of the MovieLens zip, or a local copy with --source.');
+  }
+  if (u.protocol === 'https:') return;
+  if (u.protocol !== 'http:') throw new EtlError(`--url ${url}: only https:// (or http:// with --sha256) is supported`, 'Use the https:// URL of the zip, or --source for a local file.');
+  if (!pinnedSha256 && !isLoopbackLiteral(u)) {
+    throw new EtlError(
+      `refusing to download ${url} over plain http without a pinned SHA-256: anyone on the network path could replace the zip (and its .md5)`,
+      'Use the https:// URL, or pin the file: --sha256 <sha256sum of the zip> (etl.datasetSha256 in persist.config.yaml).',
+    );
+  }
+}
+
+/**
+ * fetch, following redirects itself (at most 10) so that an https URL cannot end on http: that hop would be
+ * exactly the plain-http download the https URL was chosen to avoid.
+ */
+export async function fetchNoDowngrade(url: string, init: RequestInit = {}): Promise<{ res: Response; finalUrl: string }> {
+  let current = new URL(url);
+  for (let hop = 0; hop <= 10; hop++) {
+    const res = await fetch(current, { ...init, redirect: 'manual' });
+    const location = res.headers.get('location');
+    if (![301, 302, 303, 307, 308].includes(res.status) || !location) return { res, finalUrl: current.toString() };
+    await res.body?.cancel().catch(() => undefined);
+    const next = new URL(location, current);
+    if (current.protocol === 'https:' && next.protocol !== 'https:') {
+      throw new EtlError(
+        `refusing the redirect from ${current} to ${next}: it leaves https for ${next.protocol.replace(':', '')}`,
+        'Use a URL that stays on https (the final one, if it is https), or a local copy with --source.',
+      );
+    }
+    current = next;
+  }
+  throw new EtlError(`too many redirects from ${url}`, 'Use the final URL of the zip with --url.');
 }
 
 /** "bytes 100-999/1000" -> { start: 100, total: 1000 }; total undefined for "*". */
@@ -79,7 +132,7 @@ export async function download(o: DownloadOptions): Promise<{ bytes: number; res
       idle = setTimeout(() => abort.abort(new Error(`no data for ${idleMs / 1000}s`)), idleMs);
     };
     try {
-      const res = await fetch(o.url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, signal: abort.signal });
+      const { res } = await fetchNoDowngrade(o.url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, signal: abort.signal });
       if (res.status === 416) {
         // Nothing left to send: the part file holds everything, if its size is the file's ("bytes */<size>").
         const size = /\*\/(\d+)/.exec(res.headers.get('content-range') ?? '')?.[1];
@@ -132,6 +185,8 @@ export async function download(o: DownloadOptions): Promise<{ bytes: number; res
       return { bytes: done, resumedFrom: firstOffset };
     } catch (e) {
       if (e instanceof EtlError) throw e;
+      // A full disk does not clear up by retrying: say so now instead of after every backoff.
+      if (isDiskFull(e)) throw diskFullError(`downloading ${o.url}`, part);
       lastError = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : e;
     } finally {
       clearTimeout(idle);
@@ -143,13 +198,21 @@ export async function download(o: DownloadOptions): Promise<{ bytes: number; res
   );
 }
 
-/** The checksum published beside the file (`<url>.md5`), if the server has one. */
-export async function publishedMd5(url: string): Promise<string | undefined> {
+/**
+ * The checksum published beside the file (`<url>.md5`), or why there is none: the caller decides whether a
+ * size check alone is acceptable (only when the user said so). A redirect off https is refused here too.
+ */
+export async function publishedMd5(url: string): Promise<{ md5: string } | { missing: string }> {
   try {
-    const res = await fetch(`${url}.md5`, { signal: AbortSignal.timeout(30_000) });
-    if (res.status !== 200) return undefined;
-    return parseChecksumFile(await res.text());
-  } catch {
-    return undefined;
+    const { res } = await fetchNoDowngrade(`${url}.md5`, { signal: AbortSignal.timeout(30_000) });
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => undefined);
+      return { missing: `HTTP ${res.status}` };
+    }
+    const md5 = parseChecksumFile(await res.text());
+    return md5 && md5.length === 32 ? { md5 } : { missing: 'it holds no MD5 digest' };
+  } catch (e) {
+    if (e instanceof EtlError) throw e;
+    return { missing: (e as Error).message };
   }
 }

@@ -8,7 +8,7 @@ import { TOOL, hashInputs, readManifest, writeManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
 import { createHash } from 'node:crypto';
 import { contentId, fingerprintOf, type Fingerprint } from '../content-id';
-import { download, fileDigests, publishedMd5 } from './download';
+import { checkDatasetUrl, download, fileDigests, publishedMd5 } from './download';
 import { datasetEntries } from './entries';
 import { listEntries, unzipInto, type ExtractedFile } from './unzip';
 
@@ -21,6 +21,8 @@ export interface ExtractOptions {
   md5?: string;
   retries: string;
   idleTimeout?: string;
+  /** The user accepts a download verified by its size only, when no checksum is given or published. */
+  allowUnverified?: boolean;
 }
 
 export interface ExtractResult {
@@ -95,6 +97,7 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     // Keyed by the whole URL: another URL whose file name is the same (a mirror, another release) is another file.
     zipPath = join(layout.downloads, createHash('sha256').update(o.url).digest('hex').slice(0, 12), basename(new URL(o.url).pathname) || 'dataset.zip');
     mkdirSync(dirname(zipPath), { recursive: true });
+    checkDatasetUrl(o.url, o.sha256);
     if (ctx.force || !existsSync(zipPath)) {
       ctx.log.info(`downloading ${o.url}`);
       const d = await download({ url: o.url, dest: zipPath, retries, log: ctx.log, idleTimeoutMs: idleTimeout * 1000 });
@@ -114,9 +117,15 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   if (o.sha256) checksum = { algorithm: 'sha256', expected: o.sha256.toLowerCase(), from: 'option' };
   else if (o.md5) checksum = { algorithm: 'md5', expected: o.md5.toLowerCase(), from: 'option' };
   else if (!localZip) {
-    const md5 = await publishedMd5(o.url);
-    if (md5) checksum = { algorithm: 'md5', expected: md5, from: 'published' };
-    else ctx.log.warn(`no checksum published at ${o.url}.md5; only the size was verified`);
+    const published = await publishedMd5(o.url);
+    if ('md5' in published) checksum = { algorithm: 'md5', expected: published.md5, from: 'published' };
+    else if (o.allowUnverified) ctx.log.warn(`no checksum published at ${o.url}.md5 (${published.missing}); only the size was verified (--allow-unverified)`);
+    else {
+      throw new EtlError(
+        `cannot verify ${basename(zipPath)}: no checksum given and none published at ${o.url}.md5 (${published.missing})`,
+        'Pin it: --sha256 <sha256sum of the zip> (etl.datasetSha256 in persist.config.yaml); or accept a size check only with --allow-unverified (etl.allowUnverified: true).',
+      );
+    }
   }
   if (checksum) {
     const actual = digests[checksum.algorithm];
@@ -183,6 +192,7 @@ export const extractStage: Stage<ExtractOptions> = {
       .addOption(new Option('--sha256 <hex>', 'expected SHA-256 of the zip'))
       .addOption(new Option('--md5 <hex>', 'expected MD5 of the zip (default: the one published at <url>.md5, if any)'))
       .addOption(new Option('--retries <n>', 'download attempts after the first').default('5'))
-      .addOption(new Option('--idle-timeout <seconds>', 'drop and resume a download that receives nothing for this long').default('60')),
+      .addOption(new Option('--idle-timeout <seconds>', 'drop and resume a download that receives nothing for this long').default('60'))
+      .addOption(new Option('--allow-unverified', 'accept a download checked by its size only when no checksum is given or published at <url>.md5')),
   run,
 };

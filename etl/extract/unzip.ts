@@ -4,7 +4,8 @@ import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import yauzl from 'yauzl';
-import { EtlError } from '../errors';
+import { diskFullError, EtlError, isDiskFull } from '../errors';
+import { checkRoomToUnzip } from './space';
 
 /** One file taken from the zip: its name in the zip, size, SHA-256 (for the manifest) and the CRC-32 it matched. */
 export interface ExtractedFile {
@@ -70,6 +71,7 @@ export async function unzipInto(
   });
   const files: ExtractedFile[] = [];
   try {
+    await checkRoomToUnzip(zipPath, dir, include); // "needed X, free Y" before the first byte is written (space.ts)
     await new Promise<void>((resolve, reject) => {
       // yauzl refuses unsafe names itself too; say it in the same words as our own checks.
       zip.on('error', (e: Error) => reject(entryError(e)));
@@ -114,7 +116,7 @@ export async function unzipInto(
               zip.readEntry();
             })
             .catch((e: Error) =>
-              reject(e instanceof EtlError ? e : new EtlError(`${zipPath}: cannot extract ${entry.fileName}: ${e.message}`, 'The archive is damaged or truncated: delete it and get it again.')),
+              reject(e instanceof EtlError ? e : isDiskFull(e) ? diskFullError(`extracting ${entry.fileName}`, target) : new EtlError(`${zipPath}: cannot extract ${entry.fileName}: ${e.message}`, 'The archive is damaged or truncated: delete it and get it again.')),
             );
         });
         return undefined;

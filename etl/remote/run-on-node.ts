@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import { EtlError } from '../errors';
 import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
@@ -25,6 +26,7 @@ import {
   writeSecretFileCommand,
   type RcloneRemote,
 } from './plan';
+import { knownHostsHas } from './host-keys';
 import { nodeView, viewSwitchCommand } from './node-view';
 import { ssh, type SshResult, type SshTarget } from './ssh';
 
@@ -62,15 +64,29 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitForSsh(o: RunOnNodeOptions, where: string): Promise<void> {
   const deadline = Date.now() + o.sshWaitSeconds * 1000;
+  const known = o.target.knownHostsPath;
   let last = '';
   for (let attempt = 1; ; attempt++) {
     const r = await ssh(o.target, 'true');
-    if (r.exitCode === 0) return;
+    if (r.exitCode === 0) {
+      // ssh connects even when it cannot write known_hosts (it says so only at a hidden log level): then every
+      // later connection is a first contact and a changed key goes unnoticed. Not remembered = not trusted.
+      if (known && !(await knownHostsHas(known, o.target.host, o.target.port))) {
+        throw new EtlError(
+          `the host key of ${where} could not be recorded in ${known}, so a changed key could not be detected later; nothing was sent to the node`,
+          `Make ${dirname(known)} an existing directory writable by you (mode 0700) with space left, or pass --known-hosts <file> in one, and rerun.`,
+        );
+      }
+      return;
+    }
     last = r.stderr.trim().split('\n').pop() ?? '';
     if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(r.stderr)) {
       throw new EtlError(
-        `${where} presented a host key that differs from the one remembered${o.target.knownHostsPath ? ` in ${o.target.knownHostsPath}` : ''}`,
-        'If the node was recreated on the same floating IP, remove the old entry (ssh-keygen -R <ip>, or that file); otherwise do not connect: something else answers at this address.',
+        `${where} presented a host key that differs from the one remembered for this server${known ? ` in ${known}` : ''} ` +
+          '(pinned from its console log, or accepted on first contact); the connection was refused and nothing was sent to it',
+        'Someone may be intercepting the connection, or the server was rebuilt with new keys. Compare with the key in the ' +
+          "server's console log (openstack console log show <server id> | grep -A3 'BEGIN SSH HOST KEY'). Only if it shows the new key, " +
+          `delete ${known ?? 'the old entry (ssh-keygen -R <address>)'} and rerun; otherwise do not connect: something else answers at this address.`,
       );
     }
     if (/Permission denied/i.test(last)) {

@@ -27,6 +27,21 @@ export function sshArgs(t: SshTarget): string[] {
   ];
 }
 
+/**
+ * Variables that hold a secret and that ssh never needs: the bring-your-own credential, the provisioner's copy
+ * of it, an OpenStack password. The runner reads the secret once and sends it to the node through stdin; a copy
+ * left in ssh's environment (and that of any shell ssh starts, e.g. for a ProxyCommand) would be readable in
+ * /proc/<pid>/environ for as long as the connection lives.
+ */
+export const SECRET_ENV_NAMES = ['PERSIST_APP_CREDENTIAL_SECRET', 'PERSIST_ETL_CREDENTIAL_SECRET', 'OS_APPLICATION_CREDENTIAL_SECRET', 'OS_PASSWORD'] as const;
+
+/** The environment for a child of the runner: this process's, without the secrets. */
+export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const name of SECRET_ENV_NAMES) delete out[name];
+  return out;
+}
+
 export interface SshResult {
   exitCode: number;
   stdout: string;
@@ -43,6 +58,8 @@ export async function ssh(
   options: { input?: string | Buffer; onLine?: (line: string) => void; secrets?: string[] } = {},
 ): Promise<SshResult> {
   const child = execa('ssh', [...sshArgs(t), command], {
+    env: childEnv(),
+    extendEnv: false,
     input: options.input,
     reject: false,
     stripFinalNewline: false,
