@@ -212,8 +212,15 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
       //    the reused objects' version were verified with).
       const known = new Map(had?.objects.map((o) => [o.name, o.md5]) ?? reused);
       const expected: ExpectedObject[] = files.map((f) => ({ name: f.name, bytes: f.bytes, md5: known.get(f.name) }));
-      const listing = await listPrefix(target, vroot, common, log);
-      const problems = versionProblems(expected, listing);
+      let listing = await listPrefix(target, vroot, common, log);
+      let problems = versionProblems(expected, listing);
+      // Swift may list an object a moment after its PUT returned (the container update runs behind on a busy
+      // store): objects that are only missing are looked for again before the version is called incomplete.
+      for (let i = 0; problems.length && problems.every((p) => p.endsWith(': missing')) && i < 5; i++) {
+        await new Promise((r) => setTimeout(r, 2000));
+        listing = await listPrefix(target, vroot, common, log);
+        problems = versionProblems(expected, listing);
+      }
       if (problems.length) {
         throw new EtlError(`the uploaded version ${key} is not complete: ${problems.slice(0, 5).join('; ')}`, 'Nothing was published; the current dataset is as it was. Rerun the load.');
       }
