@@ -84,18 +84,24 @@ Wants=network-online.target
 After=network-online.target
 # Skipped (not failed) until the rclone config has been delivered over SSH; ${MOUNT_PATH_UNIT} starts it then.
 ConditionPathExists=${o.rcloneConfigPath}
-StartLimitIntervalSec=600
-StartLimitBurst=10
+# Never give up: an expired credential or an unreachable Keystone at boot must not leave the mount (and the .path
+# unit, which fails with unit-start-limit-hit when its service hits a start limit) dead until someone runs
+# reset-failed. 0 turns the start rate limit off, with the same meaning on systemd 252 (Debian 12) and 255
+# (Ubuntu 24.04). A fixed RestartSec, because RestartSteps=/RestartMaxDelaySec= (backoff) need systemd >= 254.
+StartLimitIntervalSec=0
 
 [Service]
 Type=notify
 User=${o.user}
 Group=${o.user}
-# A mount left behind by a crash answers "Transport endpoint is not connected"; clear it first.
-ExecStartPre=-/bin/fusermount3 -uz ${o.mountPoint}
+# A mount left behind by a crash answers "Transport endpoint is not connected"; clear it first, and only then
+# (findmnt reads the mount table without touching the dead mount), so a healthy start logs no failure.
+ExecStartPre=/bin/sh -c 'if findmnt -rn --mountpoint ${o.mountPoint} >/dev/null; then exec /bin/fusermount3 -uz ${o.mountPoint}; fi'
 ExecStart=/usr/bin/env rclone mount ${remote} ${o.mountPoint} --config ${o.rcloneConfigPath} --read-only --allow-other --dir-cache-time 1m --vfs-cache-mode off
 ExecStop=/bin/fusermount3 -uz ${o.mountPoint}
-Restart=on-failure
+# Also after a clean exit (someone ran fusermount3 -u): the mount is meant to be there. To unmount, stop the
+# .path unit first, or it starts this again: sudo systemctl stop ${MOUNT_PATH_UNIT} ${MOUNT_SERVICE}
+Restart=always
 RestartSec=10
 
 [Install]
@@ -124,8 +130,12 @@ export function setupScript(o: NodeCloudInitOptions): string {
 set -euo pipefail
 log() { echo "chameleon-persist-setup: $*"; }
 export DEBIAN_FRONTEND=noninteractive
-# Waits for the dpkg lock (unattended-upgrades runs at first boot too) instead of failing at once.
-apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@"; }
+# needrestart (preinstalled on CC-Ubuntu24.04) would restart ssh, journald and cloud-final itself in the middle of
+# cloud-init: list only, and not even that from apt's hook.
+export NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1
+# Without Recommends: on Debian docker.io alone pulls 45 more packages (git, perl, criu...). Waits for the dpkg
+# lock (unattended-upgrades runs at first boot too) instead of failing at once.
+apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"; }
 
 # Only what the image lacks: Chameleon images ship a current rclone (its own install script exits 3 when rclone is
 # already current, which would abort this script), and some ship Docker CE, which docker.io would conflict with.

@@ -221,9 +221,11 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
       const m = await ssh(o.target, mountCommand({ remote: o.rclone.name, container: o.container, mountPoint: o.mount.mountPoint, rcloneConfigPath: o.rcloneConfigPath, service: o.mount.service }), { secrets });
       mountListing = m.stdout.split('\n').filter(Boolean);
       if (m.exitCode !== 0 || !mountListing.includes('training')) {
+        // On systemd the mount command prints the unit's last journal lines (rclone's own error) to stderr.
+        const said = m.stderr.trim().split('\n').filter((l) => l.trim() && !/^mount: unchanged/.test(l)).slice(-12);
         throw new EtlError(
-          `the data is in the container, but the read-only mount at ${o.mount.mountPoint} did not come up: ${m.stderr.trim().split('\n').pop() ?? ''}`,
-          `On the node: systemctl status ${o.mount.service} (or journalctl -u ${o.mount.service}).`,
+          `the data is in the container, but the read-only mount at ${o.mount.mountPoint} did not come up${said.length ? `; the node said:\n${said.map((l) => `  ${l}`).join('\n')}` : ''}`,
+          `Fix the cause shown (an expired credential: redeploy storage with a later credential.expiresAt), then rerun; on the node: systemctl status ${o.mount.service}, journalctl -u ${o.mount.service}.`,
         );
       }
       log.info(`mounted ${o.container} read-only at ${o.mount.mountPoint}: ${mountListing.join(' ')}`);
