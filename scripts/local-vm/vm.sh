@@ -9,6 +9,7 @@
 #                                             the overlay
 #   vm.sh status STATE_DIR
 #
+# With PERSIST_VM_OWNER_PID set, a watchdog stops the VM when that process ends (a killed test run).
 # STATE_DIR/vm.json says how to reach it: {"host","port","user","pid","image"}. The serial console goes to
 # STATE_DIR/console.log. qemu runs under `nice -n 10` (PERSIST_VM_NICE), with PERSIST_VM_SMP (2) vCPUs and
 # PERSIST_VM_MEM (3072) MiB.
@@ -47,6 +48,14 @@ up() {
     -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=n0 \
     -display none -serial "file:$S/console.log" -monitor none \
     -daemonize -pidfile "$S/qemu.pid"
+  # A test run that dies without its teardown (killed jest) must not leave a VM running: with an owner PID, a
+  # watchdog stops this qemu (by its PID, checked against the pid file) once the owner is gone.
+  if [ -n "${PERSIST_VM_OWNER_PID:-}" ]; then
+    setsid bash -c '. "$1"; while kill -0 "$2" 2>/dev/null && pid_alive "$3"; do sleep 5; done
+      pid_alive "$3" && kill "$(cat "$3")"' watchdog "$HERE/../pids.sh" "$PERSIST_VM_OWNER_PID" "$S/qemu.pid" \
+      </dev/null >/dev/null 2>&1 &
+    echo $! >"$S/watchdog.pid"
+  fi
   printf '{"host":"127.0.0.1","port":%s,"user":"cc","pid":%s,"image":"%s","instanceId":"%s"}\n' \
     "$port" "$(cat "$S/qemu.pid")" "$image" "$id" >"$S/vm.json"
   log "qemu pid $(cat "$S/qemu.pid"), ssh cc@127.0.0.1 -p $port; console $S/console.log"
@@ -63,7 +72,8 @@ down() {
     kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
     log "stopped qemu (pid $pid)"
   fi
-  rm -f "$S/qemu.pid" "$S/disk.qcow2"
+  if pid_alive "$S/watchdog.pid"; then kill "$(cat "$S/watchdog.pid")" 2>/dev/null || true; fi
+  rm -f "$S/qemu.pid" "$S/watchdog.pid" "$S/disk.qcow2"
 }
 
 case "${1:-}" in
