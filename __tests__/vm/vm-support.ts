@@ -47,7 +47,7 @@ export interface Run {
 }
 
 /** One command on the VM as cc (a login shell's environment: new sessions see new group memberships). */
-export async function vmRun(vm: Vm, command: string, opts: { input?: string; timeoutMs?: number } = {}): Promise<Run> {
+export async function vmRun(vm: Vm, command: string, opts: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<Run> {
   const r = await execa(
     'ssh',
     [
@@ -63,7 +63,7 @@ export async function vmRun(vm: Vm, command: string, opts: { input?: string; tim
 }
 
 /** Like vmRun, but the command must succeed; returns its stdout. */
-export async function vmOk(vm: Vm, command: string, opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function vmOk(vm: Vm, command: string, opts: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<string> {
   const r = await vmRun(vm, command, opts);
   if (r.exitCode !== 0) throw new Error(`on the VM, \`${command}\` exited ${r.exitCode}:\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
