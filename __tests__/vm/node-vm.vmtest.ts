@@ -34,14 +34,19 @@ const mp = () => node.cloudInit.mountPoint;
 
 /** `npm run etl:remote -- <args>` as a user types it (npm, then tsx, then etl/remote-cli.ts). */
 async function etlRemote(args: string[], extraEnv: Record<string, string> = {}) {
-  const r = await execa('npm', ['run', '--silent', 'etl:remote', '--', ...args], {
-    cwd: ROOT,
-    reject: false,
-    env: { PERSIST_STATE_DIR: join(dir, 'no-state'), PERSIST_APP_CREDENTIAL_SECRET: env.appCredential.secret, ...extraEnv },
-    timeout: HOUR,
-  });
-  transcripts.push(r.stdout, r.stderr);
-  return r;
+  for (let attempt = 0; ; attempt++) {
+    const r = await execa('npm', ['run', '--silent', 'etl:remote', '--', ...args], {
+      cwd: ROOT,
+      reject: false,
+      env: { PERSIST_STATE_DIR: join(dir, 'no-state'), PERSIST_APP_CREDENTIAL_SECRET: env.appCredential.secret, ...extraEnv },
+      timeout: HOUR,
+    });
+    transcripts.push(r.stdout, r.stderr);
+    // The runner's ssh gives the node 10 s for its banner (etl/remote/ssh.ts); a TCG guest on a loaded host can
+    // miss that. Such a run is repeated once, and says so; any other failure is the test's answer.
+    if (r.exitCode === 0 || attempt >= 1 || !/Connection timed out during banner exchange|kex_exchange_identification/.test(r.stderr)) return r;
+    process.stderr.write('vm test: the runner could not reach the VM\'s sshd in time (banner exchange); running it once more\n');
+  }
 }
 
 /** The coordinates a deploy would give the runner (node stack: the VM; storage stack: the local Swift). */
@@ -255,7 +260,7 @@ describe('the runner, through its real entry point, against the VM', () => {
     expect(r.stderr).not.toMatch(/shipping the ETL bundle/);
     // Not restarted (issue 14, item 2): same systemd invocation, and the running README-form reader still reads.
     expect(await unitProp(SVC, 'InvocationID')).toBe(before);
-    expect(await vmOk(vm, 'docker exec reader-direct ls /mnt/object/training')).not.toBe('');
+    expect(await vmOk(vm, `docker exec reader-direct ls ${mp()}/training`)).not.toBe('');
   }, HOUR);
 
   test('a new credential (rclone.conf changed) remounts; a reader bound to the parent with rslave survives it', async () => {
@@ -298,7 +303,7 @@ describe('the runner, through its real entry point, against the VM', () => {
     const t = timings.now();
     expect((await vmRun(vm, `sudo systemctl restart ${SVC}`)).exitCode).not.toBe(0);
     // The old unit (burst 10 in 600 s) died after ~2 min of this; this one goes on. 6 restarts take ~70 s.
-    await waitFor('6 automatic restarts', 300, async () => (Number(await unitProp(SVC, 'NRestarts')) >= 6 ? true : undefined), 5000);
+    await waitFor('6 automatic restarts', 900, async () => (Number(await unitProp(SVC, 'NRestarts')) >= 6 ? true : undefined), 5000);
     timings.mark('6 failed mount restarts', t);
     expect(await unitProp(SVC, 'ActiveState')).toMatch(/^(activating|failed)$/);
     expect(await unitProp(SVC, 'Result')).not.toBe('start-limit-hit');
@@ -320,9 +325,9 @@ describe('the runner, through its real entry point, against the VM', () => {
 
   test('after a reboot the mount returns, cloud-init does not run again, no unit failed', async () => {
     const readyBefore = await vmOk(vm, `cat ${READY_MARKER}`);
-    await vmRun(vm, 'sudo systemctl reboot', { timeoutMs: 30_000 });
+    await vmRun(vm, 'sudo systemctl reboot', { timeoutMs: 60_000, retries: 0 });
     const t = timings.now();
-    await waitFor('the VM to go down', 300, async () => ((await vmRun(vm, 'cat /proc/sys/kernel/random/boot_id', { timeoutMs: 20_000 })).stdout.trim() === firstBoot ? undefined : true), 2000);
+    await waitFor('the VM to go down', 600, async () => ((await vmRun(vm, 'cat /proc/sys/kernel/random/boot_id', { timeoutMs: 90_000, retries: 0 })).stdout.trim() === firstBoot ? undefined : true), 2000);
     await waitForSsh(vm, 1800);
     timings.mark('reboot to SSH', t);
     expect(await bootId(vm)).not.toBe(firstBoot);
@@ -345,7 +350,6 @@ describe('the runner, through its real entry point, against the VM', () => {
     timings.mark('ETL all (unchanged rerun after reboot)', t);
     expect(r.exitCode).toBe(0);
     for (const stage of ['extract', 'transform', 'load']) expect(r.stderr).toContain(`<== ${stage}: skipped`);
-    expect(r.stderr).toContain('mount: unchanged, not restarted');
     expect(await unitProp(SVC, 'InvocationID')).toBe(before);
   }, HOUR);
 });
