@@ -1,4 +1,5 @@
 import { stringify } from 'yaml';
+import { nodeView } from '../etl/remote/node-view';
 
 /**
  * The node's `#cloud-config`, rendered from typed options by a pure function.
@@ -16,7 +17,7 @@ export interface NodeCloudInitOptions {
   containerName: string;
   /** Where the rclone config is delivered (mode 0600, owner `user`). */
   rcloneConfigPath: string;
-  /** Mount point of the container. */
+  /** Where readers find the current dataset version (a link; the container itself is mounted beside it, node-view.ts). */
   mountPoint: string;
   /** Where the ETL bundle is shipped later; created empty, owned by `user`. */
   etlDir: string;
@@ -77,25 +78,34 @@ function check(options: NodeCloudInitOptions): void {
 
 export function mountServiceUnit(o: NodeCloudInitOptions): string {
   const remote = `${o.remoteName}:${o.containerName}`;
+  // The whole container is mounted at the store; the tutorial's path shows its current version (node-view.ts).
+  const store = nodeView(o.mountPoint).store;
   return `[Unit]
-Description=Read-only rclone mount of ${remote} at ${o.mountPoint}
+Description=Read-only rclone mount of ${remote} at ${store} (${o.mountPoint} shows its current dataset version)
 Documentation=https://rclone.org/commands/rclone_mount/
 Wants=network-online.target
 After=network-online.target
 # Skipped (not failed) until the rclone config has been delivered over SSH; ${MOUNT_PATH_UNIT} starts it then.
 ConditionPathExists=${o.rcloneConfigPath}
-StartLimitIntervalSec=600
-StartLimitBurst=10
+# Never give up: an expired credential or an unreachable Keystone at boot must not leave the mount (and the .path
+# unit, which fails with unit-start-limit-hit when its service hits a start limit) dead until someone runs
+# reset-failed. 0 turns the start rate limit off, with the same meaning on systemd 252 (Debian 12) and 255
+# (Ubuntu 24.04). A fixed RestartSec, because RestartSteps=/RestartMaxDelaySec= (backoff) need systemd >= 254.
+StartLimitIntervalSec=0
 
 [Service]
 Type=notify
 User=${o.user}
 Group=${o.user}
-# A mount left behind by a crash answers "Transport endpoint is not connected"; clear it first.
-ExecStartPre=-/bin/fusermount3 -uz ${o.mountPoint}
-ExecStart=/usr/bin/env rclone mount ${remote} ${o.mountPoint} --config ${o.rcloneConfigPath} --read-only --allow-other --dir-cache-time 1m --vfs-cache-mode off
-ExecStop=/bin/fusermount3 -uz ${o.mountPoint}
-Restart=on-failure
+# A mount left behind by a crash answers "Transport endpoint is not connected"; clear it first, and only then
+# (findmnt reads the mount table without touching the dead mount), so a healthy start logs no failure.
+ExecStartPre=/bin/sh -c 'if findmnt -rn --mountpoint ${store} >/dev/null; then exec /bin/fusermount3 -uz ${store}; fi'
+# --dir-cache-time 10s: a version the runner has just published is listed within seconds, without a remount.
+ExecStart=/usr/bin/env rclone mount ${remote} ${store} --config ${o.rcloneConfigPath} --read-only --allow-other --dir-cache-time 10s --vfs-cache-mode off
+ExecStop=/bin/fusermount3 -uz ${store}
+# Also after a clean exit (someone ran fusermount3 -u): the mount is meant to be there. To unmount, stop the
+# .path unit first, or it starts this again: sudo systemctl stop ${MOUNT_PATH_UNIT} ${MOUNT_SERVICE}
+Restart=always
 RestartSec=10
 
 [Install]
@@ -117,6 +127,7 @@ WantedBy=multi-user.target
 }
 
 export function setupScript(o: NodeCloudInitOptions): string {
+  const view = nodeView(o.mountPoint);
   const configDir = o.rcloneConfigPath.slice(0, o.rcloneConfigPath.lastIndexOf('/'));
   return `#!/bin/bash
 # chameleon-persist node setup: run once by cloud-init (runcmd) after the packages module installed
@@ -124,8 +135,12 @@ export function setupScript(o: NodeCloudInitOptions): string {
 set -euo pipefail
 log() { echo "chameleon-persist-setup: $*"; }
 export DEBIAN_FRONTEND=noninteractive
-# Waits for the dpkg lock (unattended-upgrades runs at first boot too) instead of failing at once.
-apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@"; }
+# needrestart (preinstalled on CC-Ubuntu24.04) would restart ssh, journald and cloud-final itself in the middle of
+# cloud-init: list only, and not even that from apt's hook.
+export NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1
+# Without Recommends: on Debian docker.io alone pulls 45 more packages (git, perl, criu...). Waits for the dpkg
+# lock (unattended-upgrades runs at first boot too) instead of failing at once.
+apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"; }
 
 # Only what the image lacks: Chameleon images ship a current rclone (its own install script exits 3 when rclone is
 # already current, which would abort this script), and some ship Docker CE, which docker.io would conflict with.
@@ -145,7 +160,10 @@ fi
 # --allow-other (so root and containers can read the mount made by ${o.user}) needs user_allow_other.
 grep -qx 'user_allow_other' /etc/fuse.conf 2>/dev/null || echo 'user_allow_other' >> /etc/fuse.conf
 
-install -d -o ${o.user} -g ${o.user} -m 0755 ${o.mountPoint}
+install -d -o ${o.user} -g ${o.user} -m 0755 ${view.store}
+# ${o.mountPoint} is a link to a link the runner switches (by rename, as ${o.user}) to the current version.
+install -d -o ${o.user} -g ${o.user} -m 0755 ${view.currentLink.slice(0, view.currentLink.lastIndexOf('/'))}
+[ -L ${o.mountPoint} ] || { rmdir ${o.mountPoint} 2>/dev/null || true; ln -s ${view.currentLink} ${o.mountPoint}; }
 install -d -o ${o.user} -g ${o.user} -m 0755 ${o.etlDir}
 runuser -u ${o.user} -- mkdir -p ${configDir}
 chmod 0700 ${configDir}

@@ -77,7 +77,10 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
   test('installs fuse3; rclone, Docker and Node.js from the Ubuntu archive only if the image lacks them', () => {
     expect(doc.package_update).toBe(true);
     expect(doc.packages).toEqual(['fuse3']);
-    expect(script).toContain('apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q "$@"; }');
+    expect(script).toContain('apt_install() { apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"; }');
+    // needrestart (CC-Ubuntu24.04 ships it) must not restart ssh or cloud-final in the middle of cloud-init.
+    expect(script).toMatch(/^export NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1$/m);
+    expect(script.indexOf('NEEDRESTART_MODE=l')).toBeLessThan(script.indexOf('apt_install rclone'));
     expect(script).toContain('command -v rclone >/dev/null || apt_install rclone');
     expect(script).toContain('command -v docker >/dev/null || apt_install docker.io');
     expect(script).toContain('command -v node >/dev/null || apt_install nodejs');
@@ -102,18 +105,29 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
     expect(script).toContain('usermod -aG docker cc');
   });
 
-  test('the mount service: read-only, --allow-other, as cc, restart on failure, waits for the config', () => {
+  test('the mount service: read-only, --allow-other, as cc, restarts forever, waits for the config', () => {
     expect(service).toContain('ExecStart=/usr/bin/env rclone mount chi_tacc:object-persist-proj99 /mnt/object');
     expect(service).toContain('--config /home/cc/.config/rclone/rclone.conf');
     expect(service).toMatch(/ --read-only/);
     expect(service).toMatch(/ --allow-other/);
     expect(service).toMatch(/^User=cc$/m);
-    expect(service).toMatch(/^Restart=on-failure$/m);
+    expect(service).toMatch(/^Restart=always$/m);
+    expect(service).toMatch(/^RestartSec=10$/m);
+    // No start rate limit: a start limit would kill the service and, with it, the .path unit (unit-start-limit-hit).
+    expect(service).toMatch(/^StartLimitIntervalSec=0$/m);
+    expect(service).not.toMatch(/^StartLimitBurst=/m);
+    // Backoff keys systemd 252 (Debian 12) does not know would only log "Unknown key name".
+    expect(service).not.toMatch(/^Restart(Steps|MaxDelaySec)=/m);
     expect(service).toMatch(/^Type=notify$/m);
     // Without the config the unit is skipped, not failed: the boot stays clean.
     expect(service).toMatch(/^ConditionPathExists=\/home\/cc\/\.config\/rclone\/rclone\.conf$/m);
     expect(service).toMatch(/^WantedBy=multi-user.target$/m);
     expect(service).toMatch(/^ExecStop=\/bin\/fusermount3 -uz \/mnt\/object$/m);
+    // A stale mount is cleared only when there is one: no FAILURE line in systemctl status on a healthy start.
+    expect(service).toContain(
+      "ExecStartPre=/bin/sh -c 'if findmnt -rn --mountpoint /mnt/object >/dev/null; then exec /bin/fusermount3 -uz /mnt/object; fi'",
+    );
+    expect(service).not.toMatch(/^ExecStartPre=-/m);
   });
 
   test('the path unit starts the mount when the config arrives', () => {
@@ -180,6 +194,7 @@ describe('no secrets, small, deterministic', () => {
     });
     expect(other).toContain('rclone mount store:object-persist-x /data --config /home/ubuntu/.rclone.conf');
     expect(other).toContain('User=ubuntu');
+    expect(other).toContain('if findmnt -rn --mountpoint /data >/dev/null; then exec /bin/fusermount3 -uz /data; fi');
     expect(other).toContain('-lt 20 ]');
     expect(other).toContain('runuser -u ubuntu -- mkdir -p /home/ubuntu');
   });

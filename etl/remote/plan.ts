@@ -182,12 +182,31 @@ export const ETL_FLOCK = '.etl.flock';
 /** flock's exit status when an ETL process of an earlier run still runs on the node (the ETL never uses it). */
 export const ETL_BUSY_EXIT = 76;
 
-/** Mount read-only: the cloud-init unit on a systemd node; a plain rclone daemon elsewhere (the stand-in). */
+/**
+ * Mount the whole container read-only at the store mount point (node-view.ts): the cloud-init unit on a systemd
+ * node; a plain rclone daemon elsewhere (the stand-in).
+ *
+ * On systemd, failed states are reset first (a unit that hit a start limit refuses to start), and the mount is
+ * restarted only when it is down or rclone.conf changed since it was started (its SHA-256 is kept beside it in
+ * `<rclone.conf>.mounted`): a restart breaks the FUSE mount under every running reader (a container bound to the
+ * mount point gets "Transport endpoint is not connected"), and new objects show up without one after
+ * --dir-cache-time. A restart that fails prints the unit's last journal lines to stderr.
+ */
 export function mountCommand(m: { remote: string; container: string; store: string; rcloneConfigPath: string; service: string }): string {
   const mp = shPath(m.store);
   const conf = shPath(m.rcloneConfigPath);
+  const stamp = shPath(`${m.rcloneConfigPath}.mounted`);
+  const svc = sh(m.service);
+  const pathUnit = sh(m.service.replace(/\.service$/, '.path'));
+  const systemd = [
+    `sudo systemctl reset-failed ${svc} ${pathUnit} 2>/dev/null; want=$(sha256sum ${conf} | cut -d' ' -f1);`,
+    `if systemctl is-active -q ${svc} && mountpoint -q ${mp} && [ "$(cat ${stamp} 2>/dev/null)" = "$want" ]; then echo 'mount: unchanged, not restarted' >&2;`,
+    `else sudo systemctl restart ${svc} || { sudo journalctl -u ${svc} -n 12 --no-pager -o cat >&2; false; }; fi`,
+    `&& (umask 077 && echo "$want" > ${stamp}) && sudo systemctl start ${pathUnit};`,
+  ];
   return [
-    `if [ -d /run/systemd/system ] && systemctl cat ${sh(m.service)} >/dev/null 2>&1; then sudo systemctl restart ${sh(m.service)};`,
+    `if [ -d /run/systemd/system ] && systemctl cat ${svc} >/dev/null 2>&1; then`,
+    ...systemd,
     `else mkdir -p ${mp}; mountpoint -q ${mp} || rclone mount ${sh(`${m.remote}:${m.container}`)} ${mp} --read-only --allow-other --dir-cache-time 5s --daemon --config ${conf}; fi`,
     `&& for i in $(seq 50); do mountpoint -q ${mp} && break; sleep 0.2; done; mountpoint -q ${mp}`,
   ].join(' ');

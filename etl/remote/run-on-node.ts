@@ -241,9 +241,11 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
       const view = nodeView(o.mount.mountPoint);
       const m = await ssh(o.target, mountCommand({ remote: o.rclone.name, container: o.container, store: view.store, rcloneConfigPath: o.rcloneConfigPath, service: o.mount.service }), { secrets });
       if (m.exitCode !== 0) {
+        // On systemd the mount command prints the unit's last journal lines (rclone's own error) to stderr.
+        const said = m.stderr.trim().split('\n').filter((l) => l.trim() && !/^mount: unchanged/.test(l)).slice(-12);
         throw new EtlError(
-          `the data is in the container, but the read-only mount at ${view.store} did not come up: ${m.stderr.trim().split('\n').pop() ?? ''}`,
-          `On the node: systemctl status ${o.mount.service} (or journalctl -u ${o.mount.service}).`,
+          `the data is in the container, but the read-only mount at ${view.store} did not come up${said.length ? `; the node said:\n${said.map((l) => `  ${l}`).join('\n')}` : ''}`,
+          `Fix the cause shown (an expired credential: redeploy storage with a later credential.expiresAt), then rerun; on the node: systemctl status ${o.mount.service}, journalctl -u ${o.mount.service}.`,
         );
       }
       // Readers switch to the published version by one rename on the node; nothing is remounted.

@@ -1,0 +1,137 @@
+import execa from 'execa';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The VM test's plumbing: boot and stop the qemu VM (scripts/local-vm/vm.sh), run commands in it over the
+ * hostfwd'ed SSH port, and record how long each phase took.
+ */
+export const ROOT = join(__dirname, '..', '..');
+export const VM_SCRIPT = join(ROOT, 'scripts', 'local-vm', 'vm.sh');
+export const IMAGE_SCRIPT = join(ROOT, 'scripts', 'local-vm', 'image.sh');
+export const LOOPBACK_SCRIPT = join(ROOT, 'scripts', 'local-vm', 'host-loopback.sh');
+
+export interface VmCoordinates {
+  host: string;
+  port: number;
+  user: string;
+  pid: number;
+  image: string;
+  instanceId: string;
+}
+
+export interface Vm extends VmCoordinates {
+  stateDir: string;
+  privateKeyPath: string;
+  knownHostsPath: string;
+}
+
+export function bootVm(stateDir: string, userDataPath: string, publicKeyPath: string, privateKeyPath: string): Vm {
+  execFileSync('bash', [VM_SCRIPT, 'up', stateDir, userDataPath, publicKeyPath], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, PERSIST_VM_OWNER_PID: String(process.pid) },
+  });
+  const c = JSON.parse(readFileSync(join(stateDir, 'vm.json'), 'utf8')) as VmCoordinates;
+  return { ...c, stateDir, privateKeyPath, knownHostsPath: join(stateDir, 'known_hosts') };
+}
+
+export function stopVm(stateDir: string): void {
+  if (existsSync(stateDir)) execFileSync('bash', [VM_SCRIPT, 'down', stateDir], { stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+export interface Run {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * ssh's own failures to connect (exit 255 before the command ran). Under TCG, with qemu niced on a busy 2-core
+ * host, the VM's sshd can take longer than a connect timeout to send its banner.
+ */
+export const SSH_CONNECT_FAILURE = /Connection timed out during banner exchange|kex_exchange_identification|Connection (refused|reset|closed) by|connect to host .* (timed out|Connection refused)/;
+
+/**
+ * One command on the VM as cc (a login shell's environment: new sessions see new group memberships). A failure
+ * to connect is retried (`retries`, default 4): the command never started, so running it again is safe.
+ */
+export async function vmRun(vm: Vm, command: string, opts: { input?: string | Buffer; timeoutMs?: number; retries?: number } = {}): Promise<Run> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await execa(
+      'ssh',
+      [
+        '-p', String(vm.port), '-i', vm.privateKeyPath,
+        '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=accept-new',
+        '-o', `UserKnownHostsFile=${vm.knownHostsPath}`, '-o', 'ConnectTimeout=60', '-o', 'LogLevel=ERROR',
+        '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=6',
+        `${vm.user}@${vm.host}`, command,
+      ],
+      { reject: false, input: opts.input ?? '', timeout: opts.timeoutMs ?? 600_000 },
+    );
+    const run = { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+    if (run.exitCode !== 255 || !SSH_CONNECT_FAILURE.test(run.stderr) || attempt >= (opts.retries ?? 4)) return run;
+    process.stderr.write(`vm test: ssh could not connect (${run.stderr.trim().split('\n').pop()}); retrying\n`);
+    await sleep(5000);
+  }
+}
+
+/** Like vmRun, but the command must succeed; returns its stdout. */
+export async function vmOk(vm: Vm, command: string, opts: { input?: string | Buffer; timeoutMs?: number; retries?: number } = {}): Promise<string> {
+  const r = await vmRun(vm, command, opts);
+  if (r.exitCode !== 0) throw new Error(`on the VM, \`${command}\` exited ${r.exitCode}:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `probe` returns a value (not undefined) or `seconds` pass. */
+export async function waitFor<T>(what: string, seconds: number, probe: () => Promise<T | undefined>, everyMs = 3000): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${seconds}s waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export async function waitForSsh(vm: Vm, seconds: number): Promise<void> {
+  await waitFor('SSH on the VM', seconds, async () => ((await vmRun(vm, 'true', { timeoutMs: 90_000, retries: 0 })).exitCode === 0 ? true : undefined), 2000);
+}
+
+export async function bootId(vm: Vm): Promise<string> {
+  return (await vmOk(vm, 'cat /proc/sys/kernel/random/boot_id')).trim();
+}
+
+/** Phase timings, in seconds, appended to a JSON-lines file and kept for the summary. */
+export class Timings {
+  readonly phases: Record<string, number> = {};
+  private readonly t0 = Date.now();
+  private last = Date.now();
+  constructor(private readonly file: string) {
+    writeFileSync(file, '');
+  }
+  /** Seconds since the previous mark (or since `since`), recorded under `phase`. */
+  mark(phase: string, since?: number): number {
+    const now = Date.now();
+    const s = Math.round((now - (since ?? this.last)) / 100) / 10;
+    this.last = now;
+    this.phases[phase] = s;
+    appendFileSync(this.file, `${JSON.stringify({ phase, seconds: s, at: new Date(now).toISOString() })}\n`);
+    process.stderr.write(`vm test: ${phase}: ${s}s\n`);
+    return s;
+  }
+  /** A duration measured elsewhere (e.g. by cloud-init analyze). */
+  record(phase: string, seconds: number): void {
+    this.phases[phase] = Math.round(seconds * 10) / 10;
+    appendFileSync(this.file, `${JSON.stringify({ phase, seconds: this.phases[phase] })}\n`);
+    process.stderr.write(`vm test: ${phase}: ${this.phases[phase]}s\n`);
+  }
+  now(): number {
+    return Date.now();
+  }
+  total(): number {
+    return Math.round((Date.now() - this.t0) / 1000);
+  }
+}
