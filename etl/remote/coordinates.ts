@@ -53,12 +53,15 @@ interface StateFile {
  */
 export function outputsFromState(stateDir: string, stack: string): TfOutputs {
   const file = join(stateDir, `terraform.${stack}.tfstate`);
-  const notDeployed = () => new EtlError(`the '${stack}' stack is not deployed (no ${file})`, `Deploy it first: npx cdktf deploy ${stack}`);
-  if (!existsSync(file)) throw notDeployed();
+  if (!existsSync(file)) {
+    throw new EtlError(`the '${stack}' stack is not deployed (no ${file})`, `Deploy it first: npx cdktf deploy ${stack}`);
+  }
   let state: StateFile;
   try {
     const text = readFileSync(file, 'utf8');
-    if (text.trim() === '') throw notDeployed();
+    if (text.trim() === '') {
+      throw new EtlError(`the '${stack}' stack is not deployed (${file} is empty)`, `Deploy it first: npx cdktf deploy ${stack}`);
+    }
     state = JSON.parse(text) as StateFile;
   } catch (e) {
     if (e instanceof EtlError) throw e;
@@ -159,7 +162,9 @@ export function resolveSecret(storage: StorageCoordinates, env: NodeJS.ProcessEn
   if (!secret) {
     throw new EtlError(
       'no application credential secret: the storage stack did not create one and PERSIST_APP_CREDENTIAL_SECRET is not set',
-      'With your own credential, export PERSIST_APP_CREDENTIAL_SECRET (and PERSIST_APP_CREDENTIAL_ID) before running.',
+      'With your own credential, export PERSIST_APP_CREDENTIAL_SECRET (and PERSIST_APP_CREDENTIAL_ID) before running. ' +
+        'With --outputs: `terraform output` does not carry the secret (it is not an output, so that no other state copies it); ' +
+        'run without --outputs so it is read from terraform.storage.tfstate, or export PERSIST_APP_CREDENTIAL_SECRET.',
     );
   }
   return secret;
