@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { prng } from '../../etl/dataset/generate';
 import { LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
 import { ensureOpenStack, etlCredentialEnv, openstackCommand, type OpenStackEnv } from '../support/openstack';
 import { readerView, type ReaderView } from '../support/versions';
@@ -20,18 +21,6 @@ const newContainer = () => `object-persist-chaos-${process.pid}-${++seq}`;
 beforeAll(() => {
   env = ensureOpenStack();
 });
-
-/** mulberry32: the kill moments are the same on every run, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Run {
   child: ChildProcess;
@@ -140,6 +129,7 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
     published.set(key, expected);
     seedOf.set(key, 1);
 
+    // Seeded: the kill moments are the same on every run, so a failure can be replayed.
     const random = prng(20261201);
     const rows: { i: number; ms: number; phase: string; current: string }[] = [];
     for (let i = 1; i <= 24; i++) {
