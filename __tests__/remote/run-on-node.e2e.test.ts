@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readlinkSync, realpathSync } from 'node:fs';
+import { closeSync, writeFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readlinkSync, realpathSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateMovieLensZip } from '../../etl/dataset/generate';
@@ -198,6 +198,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   });
 
   afterAll(() => {
+    if (process.env.RUN_ON_NODE_TEST_LOG) writeFileSync(process.env.RUN_ON_NODE_TEST_LOG, log.lines.join('\n'));
     const everything = [...log.lines, ...errors].join('\n');
     expect(everything.length).toBeGreaterThan(0);
     expect(everything.includes(env.appCredential.secret)).toBe(false);

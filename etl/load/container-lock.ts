@@ -185,10 +185,17 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
     assertHeld,
     async release() {
       clearInterval(timer);
-      // Only while the lease is surely ours: a lock that may have passed to another load is left to expire.
+      // Surely ours (a recent confirmed write): remove it. Not sure (renewals ran late on a busy machine): remove
+      // it only if it still holds our token, which Swift shows only while our lease runs; else leave it to expire.
       try {
-        assertHeld();
-        await remove();
+        let ours = true;
+        try {
+          assertHeld();
+        } catch {
+          ours = (await read())?.token === body.token;
+        }
+        if (ours) await remove();
+        else o.log.warn(`left the load lock on ${container} alone: it is no longer ours`);
       } catch (e) {
         o.log.warn(`left the load lock on ${container} to expire (${(e as Error).message.split('\n')[0]})`);
       }
