@@ -130,6 +130,19 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
     expect(service).not.toMatch(/^ExecStartPre=-/m);
   });
 
+  test('the stale-mount clean-up succeeds on a clean start, and unmounts only a mounted point', () => {
+    const pre = /^ExecStartPre=\/bin\/sh -c '(.*)'$/m.exec(service)?.[1];
+    expect(pre).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'mnt-'));
+    // Not mounted: nothing to clear, exit 0 (the old `-/bin/fusermount3 -uz` "failed" here on every start).
+    const clean = spawnSync('sh', ['-c', pre!.replaceAll('/mnt/object', dir)], { encoding: 'utf8' });
+    expect([clean.status, clean.stderr]).toEqual([0, '']);
+    // Mounted (a tmpfs, in a private mount namespace of its own): the guard lets fusermount3 clear it.
+    const script = `mount -t tmpfs none ${dir} && findmnt -rn --mountpoint ${dir} >/dev/null && echo mounted; (${pre!.replaceAll('/mnt/object', dir)}); findmnt -rn --mountpoint ${dir} >/dev/null || echo cleared`;
+    const mounted = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8' });
+    expect(mounted.stdout).toBe('mounted\ncleared\n');
+  });
+
   test('the path unit starts the mount when the config arrives', () => {
     expect(pathUnit).toMatch(/^PathExists=\/home\/cc\/\.config\/rclone\/rclone\.conf$/m);
     expect(pathUnit).toMatch(new RegExp(`^Unit=${MOUNT_SERVICE.replace('.', '\\.')}$`, 'm'));
