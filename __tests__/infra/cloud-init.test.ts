@@ -97,8 +97,10 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
     expect(script).toContain("grep -qx 'user_allow_other' /etc/fuse.conf 2>/dev/null || echo 'user_allow_other' >> /etc/fuse.conf");
   });
 
-  test('creates /mnt/object owned by cc, the ETL directory and the private rclone config directory', () => {
-    expect(script).toContain('install -d -o cc -g cc -m 0755 /mnt/object');
+  test('creates the store mount point and the view link directory owned by cc, /mnt/object as a link to the view, the ETL directory and the private rclone config directory', () => {
+    expect(script).toContain('install -d -o cc -g cc -m 0755 /mnt/object-store');
+    expect(script).toContain('install -d -o cc -g cc -m 0755 /mnt/.object-view');
+    expect(script).toContain('[ -L /mnt/object ] || { rmdir /mnt/object 2>/dev/null || true; ln -s /mnt/.object-view/current /mnt/object; }');
     expect(script).toContain('install -d -o cc -g cc -m 0755 /home/cc/chameleon-persist');
     expect(script).toContain('runuser -u cc -- mkdir -p /home/cc/.config/rclone');
     expect(script).toContain('chmod 0700 /home/cc/.config/rclone');
@@ -106,7 +108,8 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
   });
 
   test('the mount service: read-only, --allow-other, as cc, restarts forever, waits for the config', () => {
-    expect(service).toContain('ExecStart=/usr/bin/env rclone mount chi_tacc:object-persist-proj99 /mnt/object');
+    expect(service).toContain('ExecStart=/usr/bin/env rclone mount chi_tacc:object-persist-proj99 /mnt/object-store --config');
+    expect(service).toContain(' --dir-cache-time 10s');
     expect(service).toContain('--config /home/cc/.config/rclone/rclone.conf');
     expect(service).toMatch(/ --read-only/);
     expect(service).toMatch(/ --allow-other/);
@@ -122,10 +125,10 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
     // Without the config the unit is skipped, not failed: the boot stays clean.
     expect(service).toMatch(/^ConditionPathExists=\/home\/cc\/\.config\/rclone\/rclone\.conf$/m);
     expect(service).toMatch(/^WantedBy=multi-user.target$/m);
-    expect(service).toMatch(/^ExecStop=\/bin\/fusermount3 -uz \/mnt\/object$/m);
+    expect(service).toMatch(/^ExecStop=\/bin\/fusermount3 -uz \/mnt\/object-store$/m);
     // A stale mount is cleared only when there is one: no FAILURE line in systemctl status on a healthy start.
     expect(service).toContain(
-      "ExecStartPre=/bin/sh -c 'if findmnt -rn --mountpoint /mnt/object >/dev/null; then exec /bin/fusermount3 -uz /mnt/object; fi'",
+      "ExecStartPre=/bin/sh -c 'if findmnt -rn --mountpoint /mnt/object-store >/dev/null; then exec /bin/fusermount3 -uz /mnt/object-store; fi'",
     );
     expect(service).not.toMatch(/^ExecStartPre=-/m);
   });
@@ -135,10 +138,10 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
     expect(pre).toBeDefined();
     const dir = mkdtempSync(join(tmpdir(), 'mnt-'));
     // Not mounted: nothing to clear, exit 0 (the old `-/bin/fusermount3 -uz` "failed" here on every start).
-    const clean = spawnSync('sh', ['-c', pre!.replaceAll('/mnt/object', dir)], { encoding: 'utf8' });
+    const clean = spawnSync('sh', ['-c', pre!.replaceAll('/mnt/object-store', dir)], { encoding: 'utf8' });
     expect([clean.status, clean.stderr]).toEqual([0, '']);
     // Mounted (a tmpfs, in a private mount namespace of its own): the guard lets fusermount3 clear it.
-    const script = `mount -t tmpfs none ${dir} && findmnt -rn --mountpoint ${dir} >/dev/null && echo mounted; (${pre!.replaceAll('/mnt/object', dir)}); findmnt -rn --mountpoint ${dir} >/dev/null || echo cleared`;
+    const script = `mount -t tmpfs none ${dir} && findmnt -rn --mountpoint ${dir} >/dev/null && echo mounted; (${pre!.replaceAll('/mnt/object-store', dir)}); findmnt -rn --mountpoint ${dir} >/dev/null || echo cleared`;
     const mounted = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8' });
     expect(mounted.stdout).toBe('mounted\ncleared\n');
   });
@@ -205,9 +208,9 @@ describe('no secrets, small, deterministic', () => {
       mountPoint: '/data',
       minNodeMajor: 20,
     });
-    expect(other).toContain('rclone mount store:object-persist-x /data --config /home/ubuntu/.rclone.conf');
+    expect(other).toContain('rclone mount store:object-persist-x /data-store --config /home/ubuntu/.rclone.conf');
     expect(other).toContain('User=ubuntu');
-    expect(other).toContain('if findmnt -rn --mountpoint /data >/dev/null; then exec /bin/fusermount3 -uz /data; fi');
+    expect(other).toContain('if findmnt -rn --mountpoint /data-store >/dev/null; then exec /bin/fusermount3 -uz /data-store; fi');
     expect(other).toContain('-lt 20 ]');
     expect(other).toContain('runuser -u ubuntu -- mkdir -p /home/ubuntu');
   });

@@ -47,7 +47,7 @@ esac`,
 
 function run(t: ReturnType<typeof setUp>, world: World): { status: number | null; stdout: string; stderr: string; calls: string[] } {
   writeFileSync(t.calls, '');
-  const cmd = mountCommand({ remote: 'chi_tacc', container: 'c', mountPoint: '~/mnt', rcloneConfigPath: '~/.config/rclone/rclone.conf', service: SERVICE });
+  const cmd = mountCommand({ remote: 'chi_tacc', container: 'c', store: '~/mnt', rcloneConfigPath: '~/.config/rclone/rclone.conf', service: SERVICE });
   const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /run && mkdir -p /run/systemd/system && exec sh -c "$0"', cmd], {
     encoding: 'utf8',
     env: {
@@ -73,7 +73,6 @@ describe("the runner's mount step on a systemd node", () => {
     expect(r.calls.slice(0, 2)).toEqual([`systemctl cat ${SERVICE}`, `systemctl reset-failed ${SERVICE} rclone-object-mount.path`]);
     expect(r.calls).toContain(`systemctl restart ${SERVICE}`);
     expect(r.calls[r.calls.length - 1]).toBe('systemctl start rclone-object-mount.path');
-    expect(r.stdout.split('\n')).toContain('training');
     const stamp = join(t.home, '.config', 'rclone', 'rclone.conf.mounted');
     expect(readFileSync(stamp, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
   });
