@@ -166,8 +166,9 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const lock = await acquireContainerLock(target, root, container, { breakLock: o.breakLock, log, recordPath: lockRecord, leaseSeconds: lease });
   const view = join(layout.root, '.load-view');
   try {
-    // Read again under the lock: another load may have published meanwhile.
-    const p0: Pointer = first.containerExists ? ((await readPointerOrExplain(target, root, container, log)).pointer ?? EMPTY_POINTER) : EMPTY_POINTER;
+    // Read again under the lock, even right after creating the container: another load may have published
+    // meanwhile, and its versions must stay recorded.
+    const p0: Pointer = (await readPointerOrExplain(target, root, container, log)).pointer ?? EMPTY_POINTER;
     const names = [...files.map((f) => f.name), VERSION_MANIFEST];
     const published = p0.versions.find((v) => v.key === key);
     // A version published before (a rerun, or back to an earlier seed) is used as it is when a listing proves it
