@@ -36,7 +36,8 @@ export const DEFAULT_LEASE_SECONDS = 60;
 export interface ContainerLock {
   /** Throws (exit 75) unless a renewal was confirmed recently enough that the lease cannot have run out. */
   assertHeld(): void;
-  release(): Promise<void>;
+  /** Removes the lock if it is still ours; false when it is left (to expire, or because it is another's). */
+  release(): Promise<boolean>;
 }
 
 /** What the lock object holds. */
@@ -194,10 +195,15 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
         } catch {
           ours = (await read())?.token === body.token;
         }
-        if (ours) await remove();
-        else o.log.warn(`left the load lock on ${container} alone: it is no longer ours`);
+        if (ours) {
+          await remove();
+          return true;
+        }
+        o.log.warn(`left the load lock on ${container} alone: it is no longer ours`);
+        return false;
       } catch (e) {
-        o.log.warn(`left the load lock on ${container} to expire (${(e as Error).message.split('\n')[0]})`);
+        o.log.warn(`left the load lock on ${container} to expire (${(e as Error).message.split('\n')[0]}); the next load from this work dir takes it over`);
+        return false;
       }
     },
   };

@@ -272,8 +272,9 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     return { stage: 'load', status: 'done', message: `dataset ${key}: ${summary}`, details: result };
   } finally {
     rmSync(view, { recursive: true, force: true });
-    await lock.release();
-    rmSync(lockRecord, { force: true });
+    // The record of our token stays while the lock may still be there (the store unreachable at the end), so the
+    // next load from this work dir knows the lock as its own and takes it over.
+    if (await lock.release()) rmSync(lockRecord, { force: true });
   }
 }
 
