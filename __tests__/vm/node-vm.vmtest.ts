@@ -294,10 +294,15 @@ describe('the runner, through its real entry point, against the VM', () => {
     await vmOk(vm, `sudo systemctl stop ${SVC}`);
     await waitMounted(60);
     await vmOk(vm, `sudo systemctl stop ${PATH_UNIT} ${SVC}`);
-    await sleep(5000);
-    expect(await mounted()).toBe('');
-    expect((await vmRun(vm, `systemctl is-active ${SVC}`)).stdout.trim()).toBe('inactive');
-    await vmOk(vm, `sudo systemctl start ${PATH_UNIT}`);
+    try {
+      await sleep(5000);
+      expect(await mounted()).toBe('');
+      // rclone exits non-zero once its mount is gone, so the stopped service may read "failed": either way, down.
+      expect((await vmRun(vm, `systemctl is-active ${SVC}`)).stdout.trim()).toMatch(/^(inactive|failed)$/);
+    } finally {
+      // The next tests need the .path unit running again, whatever happened above.
+      await vmOk(vm, `sudo systemctl start ${PATH_UNIT}`);
+    }
     await waitMounted(60);
   }, 600_000);
 
