@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkStack, loadFilteredSchema } from '../../scripts/schema-conformance';
-import { SENTINEL_SECRET, TEST_PUBLIC_KEY_PATH, TEST_RESERVATION } from './helpers';
+import { SENTINEL_SECRET, validConfigYaml } from './helpers';
 
 /**
  * `npx cdktf synth` exactly as a user runs it (cdktf.json's app command, no `cdktf get`, no network), with the
@@ -29,16 +29,7 @@ function cdktfSynth(configText: string, extraEnv: Record<string, string> = {}) {
   return { status: r.status, output: `${r.stdout}\n${r.stderr}`, outDir };
 }
 
-const validConfig = `
-teamId: proj99
-credential:
-  expiresAt: "2099-12-31"
-ssh:
-  publicKeyPath: ${TEST_PUBLIC_KEY_PATH}
-  allowedCidr: 203.0.113.7/32
-node:
-  reservationId: ${TEST_RESERVATION}
-`;
+const validConfig = validConfigYaml();
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

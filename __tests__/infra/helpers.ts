@@ -7,6 +7,20 @@ export const FIXTURES = join(__dirname, 'fixtures');
 export const TEST_PUBLIC_KEY_PATH = join(FIXTURES, 'test_ed25519.pub');
 export const TEST_RESERVATION = '1b2c3d4e-0000-4000-8000-123456789abc';
 /** A value that must never show up in anything we synthesize or render. */
+/** A valid persist.config.yaml as a user writes it (the file form of validRaw), with `extra` appended. */
+export function validConfigYaml(extra = ''): string {
+  return `
+teamId: proj99
+credential:
+  expiresAt: "2099-12-31"
+ssh:
+  publicKeyPath: ${TEST_PUBLIC_KEY_PATH}
+  allowedCidr: 203.0.113.7/32
+node:
+  reservationId: ${TEST_RESERVATION}
+${extra}`;
+}
+
 export const SENTINEL_SECRET = 'S3NT1NEL-do-not-leak-0f9e8d7c6b5a';
 
 /** A minimal valid config file, as a user would write it. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EtlError } from '../../etl/errors';
 import { renderRcloneConf, type RcloneRemote } from '../../etl/remote/plan';
-import { TEST_PUBLIC_KEY_PATH, TEST_RESERVATION } from './helpers';
+import { TEST_RESERVATION, validConfigYaml } from './helpers';
 
 // Issue 10, item 5: values that would inject into the synthesized JSON (Terraform templates), rclone.conf
 // (a newline adds a line) or the node's scripts (etl.remoteDir) stop synth with exit 1 and the field, problem
@@ -14,16 +14,7 @@ const ROOT = resolve(__dirname, '..', '..');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const work = mkdtempSync(join(tmpdir(), 'persist-injection-'));
 
-const base = (extra: string) => `
-teamId: proj99
-credential:
-  expiresAt: "2099-12-31"
-ssh:
-  publicKeyPath: ${TEST_PUBLIC_KEY_PATH}
-  allowedCidr: 203.0.113.7/32
-node:
-  reservationId: ${TEST_RESERVATION}
-${extra}`;
+const base = validConfigYaml;
 
 function synthApp(configText: string) {
   const configFile = join(work, `config-${Math.random().toString(36).slice(2)}.yaml`);
