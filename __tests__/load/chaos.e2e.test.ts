@@ -194,7 +194,7 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
     for (const s of sockets) s.destroy();
     const r = await run.done;
     expect(r.code).not.toBe(0);
-    expect(r.output).toMatch(/could not|refused|connection|failed/i);
+    expect(r.output).toMatch(/Keystone is unreachable|could not|refused|connection|failed/i);
     const after = await readerView(env, container);
     expect(after.problems).toEqual([]);
     expect(after.current).toEqual(before.current);

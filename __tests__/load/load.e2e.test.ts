@@ -5,6 +5,7 @@ import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { acquireContainerLock, LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
 import { rcloneEnvFromEtlEnv } from '../../etl/load/credentials';
+import { parsePointer } from '../../etl/load/versions';
 import { loadStage, type LoadOptions } from '../../etl/load/stage';
 import {
   createAppCredential,
@@ -191,11 +192,19 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       () => 'finished',
       (e: Error) => e,
     );
-    // Stop the proxy as soon as the first object of the new version has landed.
+    // Stop the proxy as soon as the first object of the new version has landed (HEAD, not a listing: Swift's
+    // container listing can lag behind a PUT by the updater's interval).
+    // The upload is recorded in the pointer (a GET, no listing lag) before its first object is written.
+    let v2Key: string | undefined;
+    for (let i = 0; i < 2400 && !v2Key; i++) {
+      const text = await getObject(env, container, 'current.json');
+      v2Key = text ? parsePointer(String(text))?.pending[0]?.key : undefined;
+      if (!v2Key) await new Promise((r) => setTimeout(r, 25));
+    }
+    const v2Names = ['evaluation/movielens_t_eval.txt', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'].map((n) => `datasets/${v2Key}/${n}`);
     for (let i = 0; i < 1200; i++) {
-      const names = [...(await readerView(env, container)).all.keys()];
-      if (names.some((n) => n.startsWith('datasets/') && !before.all.has(n))) break;
-      await new Promise((r) => setTimeout(r, 50));
+      if ((await Promise.all(v2Names.map((n) => hasObject(env, container, n)))).some(Boolean)) break;
+      await new Promise((r) => setTimeout(r, 25));
     }
     titles.push(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }));
     expect(titles[titles.length - 1]).toMatch(/rclone copy/);
