@@ -1,5 +1,6 @@
 import type { TerraformProvider } from 'cdktf';
 import { Construct } from 'constructs';
+import { isResolved, reportErrors } from './validation';
 import {
   IdentityApplicationCredentialV3,
   type IdentityApplicationCredentialV3AccessRules,
@@ -31,12 +32,6 @@ export interface CreatedApplicationCredentialProps {
    * @default none: the credential may do whatever the user's roles allow on the project
    */
   readonly accessRules?: readonly AccessRule[];
-  /**
-   * Address of the resource in the state (`openstack_identity_application_credential_v3.<logicalId>`). Pinned
-   * so that refactoring never plans "delete the credential, create another".
-   * @default the construct's id
-   */
-  readonly logicalId?: string;
 }
 
 /** The user brought a credential: nothing is created, and its secret is read from the environment at run time. */
@@ -56,8 +51,9 @@ const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
 /**
  * An application credential for rclone: created by the stack (restricted: `unrestricted = false`, so it cannot
- * create further credentials), or brought by the user. Props are validated here, at construction, so a wrong
- * value stops synth with a message rather than reaching Keystone.
+ * create further credentials), or brought by the user. Props are validated here, at construction (tokens
+ * skipped), and every problem is reported as an error annotation, so a wrong value stops synth with the whole
+ * list rather than reaching Keystone. The resource's logical id is the stack's to pin (`resource`).
  */
 export class ApplicationCredential extends Construct {
   /** The credential's id: a token of the created resource, or the brought id. */
@@ -72,8 +68,7 @@ export class ApplicationCredential extends Construct {
 
   constructor(scope: Construct, id: string, props: ApplicationCredentialProps) {
     super(scope, id);
-    const problems = validate(props);
-    if (problems.length > 0) throw new Error(`ApplicationCredential ${this.node.path}: ${problems.join('; ')}`);
+    reportErrors(this, validate(props));
 
     if (props.kind === 'existing') {
       this.resource = undefined;
@@ -92,7 +87,6 @@ export class ApplicationCredential extends Construct {
       unrestricted: false,
       ...(rules.length > 0 ? { accessRules: rules } : {}),
     });
-    this.resource.overrideLogicalId(props.logicalId ?? id);
     this.credentialId = this.resource.id;
     this.secret = this.resource.secret;
     this.secretEnv = undefined;
@@ -104,6 +98,7 @@ export class ApplicationCredential extends Construct {
 export function validate(props: ApplicationCredentialProps): string[] {
   const p: string[] = [];
   const clean = (what: string, v: string) => {
+    if (!isResolved(v)) return;
     if (/[\s\u0000-\u001f]/.test(v)) p.push(`${what} contains whitespace or control characters`);
     if (/[$%]\{/.test(v)) p.push(`${what} contains a Terraform template sequence (\${ or %{)`);
   };
@@ -113,16 +108,22 @@ export function validate(props: ApplicationCredentialProps): string[] {
     if (!ENV_NAME.test(props.secretEnv)) p.push(`secretEnv "${props.secretEnv}" is not an environment variable name`);
     return p;
   }
-  if (!props.name || props.name.length > 255) p.push('name must be 1-255 characters');
+  if (!isResolved(props.name)) {
+    // A token: Keystone checks it.
+  } else if (!props.name || props.name.length > 255) p.push('name must be 1-255 characters');
   else clean('name', props.name);
-  if (!RFC3339_UTC.test(props.expiresAt) || Number.isNaN(Date.parse(props.expiresAt))) {
+  if (!isResolved(props.expiresAt)) {
+    // A token: checked by the provider.
+  } else if (!RFC3339_UTC.test(props.expiresAt) || Number.isNaN(Date.parse(props.expiresAt))) {
     p.push(`expiresAt "${props.expiresAt}" is not RFC 3339 UTC with seconds (e.g. 2026-05-31T23:59:59Z)`);
   }
   for (const [i, r] of (props.accessRules ?? []).entries()) {
     if (!r.service) p.push(`accessRules[${i}].service is empty`);
     if (!METHODS.has(r.method)) p.push(`accessRules[${i}].method "${r.method}" is not one of ${[...METHODS].join(' ')}`);
-    if (!r.path.startsWith('/')) p.push(`accessRules[${i}].path "${r.path}" does not start with /`);
-    if (/\s/.test(r.path)) p.push(`accessRules[${i}].path contains whitespace`);
+    // A path built from a token (the project id) is checked by its literal parts only.
+    const literal = r.path.replace(/\$\{TfToken\[[^\]]*\]\}/g, 'TOKEN');
+    if (!literal.startsWith('/') && !literal.startsWith('TOKEN')) p.push(`accessRules[${i}].path "${r.path}" does not start with /`);
+    if (/\s/.test(literal)) p.push(`accessRules[${i}].path contains whitespace`);
   }
   return p;
 }

@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { TerraformOutput, TerraformStack } from 'cdktf';
+import { Annotations, TerraformOutput } from 'cdktf';
 import { ComputeKeypairV2 } from '../.gen/providers/openstack/compute-keypair-v2';
 import {
   defaultCloudInitOptions,
@@ -10,6 +10,7 @@ import {
 import type { PersistConfig } from '../config';
 import { NodeWithFloatingIp } from '../constructs/node-with-floating-ip';
 import { SshOnlySecurityGroup } from '../constructs/ssh-only-security-group';
+import { StackWithPinnedAddresses } from './addresses';
 import { KVM_PROVIDER_ALIAS, projectStateBackend, siteProvider } from './common';
 
 export interface NodeStackProps {
@@ -22,7 +23,7 @@ export interface NodeStackProps {
  * Nothing here refers to the storage stack: the container name comes from the configuration, so deploying,
  * replacing or destroying the node never plans a change to the container or the credential.
  */
-export class NodeStack extends TerraformStack {
+export class NodeStack extends StackWithPinnedAddresses {
   /** Public address of the node (a token). */
   readonly floatingIp: string;
   /** Server id (a token); changes when the server is replaced. */
@@ -38,7 +39,19 @@ export class NodeStack extends TerraformStack {
 
   constructor(scope: Construct, id: string, props: NodeStackProps) {
     super(scope, id);
+    // The addresses of the first deploys, by construct path (see addresses.ts); __tests__/infra/addresses.test.ts
+    // holds the whole list.
     const { config } = props;
+    this.pinAddresses({
+      ...(config.ssh.keypairName ? {} : { keypair: 'keypair' }),
+      'ssh/group': 'ssh_only',
+      'ssh/ssh': 'ssh_ingress',
+      'node/network': 'network',
+      'node/port': 'node_port',
+      'node/instance': 'node',
+      'node/floating_ip': 'node_floating_ip',
+      'node/association': 'node_floating_ip_association',
+    });
     projectStateBackend(this);
     const provider = siteProvider(this, KVM_PROVIDER_ALIAS, config.kvm.cloud, config.kvm.region);
     const name = `persist-${config.teamId}`;
@@ -48,10 +61,9 @@ export class NodeStack extends TerraformStack {
       keyPair = config.ssh.keypairName;
     } else {
       if (!config.ssh.publicKey) {
-        throw new Error('NodeStack: config.ssh.publicKey is empty; build the config with loadConfig(), which reads ssh.publicKeyPath');
+        Annotations.of(this).addError('config.ssh.publicKey is empty; build the config with loadConfig(), which reads ssh.publicKeyPath');
       }
-      const keypair = new ComputeKeypairV2(this, 'keypair', { provider, name, publicKey: config.ssh.publicKey });
-      keypair.overrideLogicalId('keypair');
+      const keypair = new ComputeKeypairV2(this, 'keypair', { provider, name, publicKey: config.ssh.publicKey ?? '' });
       keyPair = keypair.name;
     }
 
@@ -59,7 +71,6 @@ export class NodeStack extends TerraformStack {
       provider,
       name: `${name}-ssh`,
       allowedCidr: config.ssh.allowedCidr,
-      ethertype: config.ssh.ethertype,
     });
 
     this.cloudInit = defaultCloudInitOptions(config.ssh.user, config.containerName, config.etl.remoteDir);

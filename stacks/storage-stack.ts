@@ -1,10 +1,11 @@
 import { Construct } from 'constructs';
-import { TerraformOutput, TerraformStack } from 'cdktf';
+import { TerraformOutput } from 'cdktf';
 import { DataOpenstackIdentityAuthScopeV3 } from '../.gen/providers/openstack/data-openstack-identity-auth-scope-v3';
 import type { IdentityApplicationCredentialV3 } from '../.gen/providers/openstack/identity-application-credential-v3';
 import { ObjectstorageContainerV1 } from '../.gen/providers/openstack/objectstorage-container-v1';
 import type { PersistConfig } from '../config';
 import { ApplicationCredential, type AccessRule } from '../constructs/application-credential';
+import { StackWithPinnedAddresses } from './addresses';
 import { CHI_PROVIDER_ALIAS, projectStateBackend, siteProvider } from './common';
 
 /**
@@ -47,7 +48,7 @@ export interface StorageStackProps {
  * is created and the secret is not part of this stack at all: `credentialSecret` is undefined and whoever needs
  * it (the ETL runner) reads it from the environment variable named by `credentialSecretEnv`.
  */
-export class StorageStack extends TerraformStack {
+export class StorageStack extends StackWithPinnedAddresses {
   /** `object-persist-<teamId>`, as a reference to the container (a dependency on it). */
   readonly containerName: string;
   /** Keystone of CHI@TACC (rclone's `auth`). */
@@ -73,12 +74,14 @@ export class StorageStack extends TerraformStack {
 
   constructor(scope: Construct, id: string, props: StorageStackProps) {
     super(scope, id);
+    // Fixed addresses in the state (see addresses.ts): refactoring must never look like "delete this container
+    // (or the credential), create another one".
     const { config } = props;
+    this.pinAddresses({ auth_scope: 'current', container: 'container', ...(config.credential.existing ? {} : { 'rclone/resource': 'rclone' }) });
     projectStateBackend(this);
     const provider = siteProvider(this, CHI_PROVIDER_ALIAS, config.chi.cloud, config.chi.region);
 
     const scopeInfo = new DataOpenstackIdentityAuthScopeV3(this, 'auth_scope', { provider, name: 'current' });
-    scopeInfo.overrideLogicalId('current');
 
     const existing = config.credential.existing;
     const credential = new ApplicationCredential(
@@ -113,9 +116,6 @@ export class StorageStack extends TerraformStack {
       // refuses to delete a non-empty container the destroy stops there and the credential is kept too.
       ...(this.credential ? { dependsOn: [this.credential] } : {}),
     });
-    // A fixed address in the state: refactoring the code must never look like "delete this container, create
-    // another one".
-    this.container.overrideLogicalId('container');
 
     this.containerName = this.container.name;
     this.authUrl = config.chi.authUrl;

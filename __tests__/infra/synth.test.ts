@@ -1,4 +1,4 @@
-import { Testing } from 'cdktf';
+import { App, Testing } from 'cdktf';
 // Brings the type declarations of the matchers Testing.setupJest() registers (toHaveResourceWithProperties, …).
 import 'cdktf/lib/testing/adapters/jest';
 import { ComputeInstanceV2 } from '../../.gen/providers/openstack/compute-instance-v2';
@@ -315,6 +315,8 @@ describe('node stack', () => {
   test('the stack refuses a config whose public key was not read', () => {
     const config = testConfig();
     delete config.ssh.publicKey;
-    expect(() => synthNode(config)).toThrow(/loadConfig/);
+    const app = new App({ outdir: Testing.app().outdir });
+    new NodeStack(app, 'node', { config });
+    expect(() => app.synth()).toThrow(/Encountered Annotations with level "ERROR"[\s\S]*config\.ssh\.publicKey is empty; build the config with loadConfig\(\)/);
   });
 });
