@@ -1,77 +1,12 @@
 import { z } from 'zod';
-import {
-  BYO_CREDENTIAL_ID_ENV,
-  BYO_CREDENTIAL_SECRET_ENV,
-  CONFIG_FILE_ENV,
-  ENV_PREFIX,
-  FIELDS,
-  FIELD_BY_PATH,
-  envNameFor,
-  type FieldSpec,
-} from './fields';
+import { BYO_CREDENTIAL_ID_ENV, BYO_CREDENTIAL_SECRET_ENV, FIELDS, FIELD_BY_PATH } from './fields';
 import { checkCidr } from './cidr';
+import { applyEnv, bringYourOwnCredential } from './env-overlay';
 import { expiryWarnings, parseExpiry, toRfc3339 } from './expiry';
+import { describe, issue, NO_CONTROL, shown, type ConfigIssue } from './issues';
 import { closest } from './suggest';
 
-/** The validated configuration every stack is built from. */
-export interface PersistConfig {
-  teamId: string;
-  /** `object-persist-<teamId>` */
-  containerName: string;
-  chi: { cloud: string; region: string; authUrl: string };
-  kvm: { cloud: string; region: string };
-  credential: {
-    /** RFC 3339, UTC, seconds precision: what Keystone and the provider's `expires_at` take. */
-    expiresAt: string;
-    accessRules: boolean;
-    /**
-     * Set when the user brings an existing application credential (PERSIST_APP_CREDENTIAL_ID and
-     * PERSIST_APP_CREDENTIAL_SECRET): nothing is created. Only the id is kept here; the secret stays in the
-     * environment variable named by `secretEnv` and is read from there at run time by the ETL runner.
-     */
-    existing?: { id: string; secretEnv: typeof BYO_CREDENTIAL_SECRET_ENV };
-  };
-  ssh: {
-    /** Exactly one of publicKeyPath / keypairName is set. */
-    publicKeyPath?: string;
-    /** The text of publicKeyPath; filled in by loadConfig (parseConfig does not read files). */
-    publicKey?: string;
-    keypairName?: string;
-    privateKeyPath: string;
-    user: string;
-    allowedCidr: string;
-    /** IPv4 or IPv6, from allowedCidr (the security-group rule's ethertype). */
-    ethertype: 'IPv4' | 'IPv6';
-  };
-  node: {
-    image: string;
-    flavor: string;
-    reservationId?: string;
-    network: string;
-    floatingIpPool: string;
-  };
-  storage: { allowDestroyNonEmptyContainer: boolean };
-  etl: {
-    datasetUrl: string;
-    datasetSha256?: string;
-    allowUnverified: boolean;
-    seed: number;
-    trainRatio: number;
-    validationRatio: number;
-    evaluationRatio: number;
-    remoteDir: string;
-  };
-}
-
-/** One thing wrong with the configuration, phrased for the user. */
-export interface ConfigIssue {
-  /** Dotted path in persist.config.yaml, or an environment variable name for env-only settings. */
-  field: string;
-  /** The environment variable that sets it, when there is one. */
-  env?: string;
-  problem: string;
-  fix: string;
-}
+export type { ConfigIssue } from './issues';
 
 export type ParseResult =
   | { ok: true; config: PersistConfig; warnings: string[] }
@@ -91,7 +26,6 @@ const LINUX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
  * `auth =` line to rclone.conf, which rclone takes: the credential went to another Keystone. zod's url() lets a
  * newline through (the URL parser strips it). So: no control characters and no template sequences anywhere.
  */
-const NO_CONTROL = /^[^\p{Cc}\u2028\u2029]*$/u;
 const NO_TEMPLATE = /^(?![\s\S]*[$%]\{)/;
 const text = () =>
   z
@@ -180,10 +114,9 @@ function buildSchema(now: Date) {
       node: section({
         image: text().default(dflt<string>('node.image')),
         flavor: text().default(dflt<string>('node.flavor')),
-        reservationId: optionalText().refine(
-          (v) => v === undefined || UUID.test(v),
-          'must be a reservation id (a UUID such as 1b2c3d4e-0000-4000-8000-123456789abc)',
-        ),
+        reservationId: optionalText()
+          .refine((v) => v === undefined || UUID.test(v), 'must be a reservation id (a UUID such as 1b2c3d4e-0000-4000-8000-123456789abc)')
+          .transform((v) => v?.toLowerCase()),
         network: text().default(dflt<string>('node.network')),
         floatingIpPool: text().default(dflt<string>('node.floatingIpPool')),
       }),
@@ -192,10 +125,9 @@ function buildSchema(now: Date) {
       }),
       etl: section({
         datasetUrl: url('etl.datasetUrl', 'must be an http:// or https:// URL'),
-        datasetSha256: optionalText().refine(
-          (v) => v === undefined || /^[0-9a-f]{64}$/i.test(v),
-          'must be 64 hexadecimal characters',
-        ),
+        datasetSha256: optionalText()
+          .refine((v) => v === undefined || /^[0-9a-f]{64}$/i.test(v), 'must be 64 hexadecimal characters')
+          .transform((v) => v?.toLowerCase()),
         allowUnverified: bool().default(dflt<boolean>('etl.allowUnverified')),
         seed: num().int('must be a whole number').nonnegative('must not be negative').default(dflt<number>('etl.seed')),
         trainRatio: ratio().default(dflt<number>('etl.trainRatio')),
@@ -213,6 +145,27 @@ function buildSchema(now: Date) {
     })
     .strict();
 }
+
+/** The configuration file as the schema validates it: defaults filled in, hashes and ids lower-cased. */
+type FileConfig = z.output<ReturnType<typeof buildSchema>>;
+
+/**
+ * The validated configuration every stack is built from: the file's schema (inferred, so the two cannot
+ * drift), plus what is derived from it:
+ * - `containerName`: `object-persist-<teamId>`;
+ * - `credential.existing`: set when the user brings an application credential (PERSIST_APP_CREDENTIAL_ID and
+ *   PERSIST_APP_CREDENTIAL_SECRET): nothing is created. Only the id is kept; the secret stays in the environment
+ *   variable named by `secretEnv` and is read from there at run time by the ETL runner;
+ * - `ssh.privateKeyPath`: always set (defaults to publicKeyPath without `.pub`), `~` expanded like publicKeyPath;
+ * - `ssh.publicKey`: the text of publicKeyPath, filled in by loadConfig (parseConfig does not read files);
+ * - `ssh.ethertype`: IPv4 or IPv6, from allowedCidr.
+ * `credential.expiresAt` is RFC 3339, UTC, seconds precision: what Keystone and the provider's `expires_at` take.
+ */
+export type PersistConfig = Omit<FileConfig, 'credential' | 'ssh'> & {
+  containerName: string;
+  credential: FileConfig['credential'] & { existing?: { id: string; secretEnv: typeof BYO_CREDENTIAL_SECRET_ENV } };
+  ssh: Omit<FileConfig['ssh'], 'privateKeyPath'> & { privateKeyPath: string; publicKey?: string; ethertype: 'IPv4' | 'IPv6' };
+};
 
 /** `key:` with nothing after it is YAML null: treat it as "not set", like a missing key. */
 function dropNulls(node: Record<string, unknown>): void {
@@ -344,41 +297,20 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   }
   if (errors.length > 0) return { ok: false, errors, warnings };
 
+  const { publicKeyPath, privateKeyPath: _given, ...sshRest } = ssh;
+  // Keys in the order of the file's fields, derived ones beside their sources (JSON.stringify(config) is stable).
+  const { teamId, ...rest } = v;
   const config: PersistConfig = {
-    teamId: v.teamId,
-    containerName: `object-persist-${v.teamId}`,
-    chi: v.chi,
-    kvm: v.kvm,
-    credential: {
-      expiresAt: v.credential.expiresAt,
-      accessRules: v.credential.accessRules,
-      ...(byo ? { existing: { id: byo, secretEnv: BYO_CREDENTIAL_SECRET_ENV } } : {}),
-    },
+    teamId,
+    containerName: `object-persist-${teamId}`,
+    ...rest,
+    credential: { ...v.credential, ...(byo ? { existing: { id: byo, secretEnv: BYO_CREDENTIAL_SECRET_ENV } } : {}) },
     ssh: {
-      ...(ssh.publicKeyPath ? { publicKeyPath: expand(ssh.publicKeyPath) } : {}),
-      ...(ssh.keypairName ? { keypairName: ssh.keypairName } : {}),
+      ...(publicKeyPath ? { publicKeyPath: expand(publicKeyPath) } : {}),
+      ...(sshRest.keypairName ? { keypairName: sshRest.keypairName } : {}),
       privateKeyPath: expand(privateKeyPath) as string,
-      user: ssh.user,
-      allowedCidr: ssh.allowedCidr,
+      ...sshRest,
       ethertype: ssh.allowedCidr.includes(':') ? 'IPv6' : 'IPv4',
-    },
-    node: {
-      image: v.node.image,
-      flavor: v.node.flavor,
-      ...(v.node.reservationId ? { reservationId: v.node.reservationId.toLowerCase() } : {}),
-      network: v.node.network,
-      floatingIpPool: v.node.floatingIpPool,
-    },
-    storage: v.storage,
-    etl: {
-      datasetUrl: v.etl.datasetUrl,
-      ...(v.etl.datasetSha256 ? { datasetSha256: v.etl.datasetSha256.toLowerCase() } : {}),
-      allowUnverified: v.etl.allowUnverified,
-      seed: v.etl.seed,
-      trainRatio: v.etl.trainRatio,
-      validationRatio: v.etl.validationRatio,
-      evaluationRatio: v.etl.evaluationRatio,
-      remoteDir: v.etl.remoteDir,
     },
   };
   return { ok: true, config, warnings };
@@ -395,11 +327,6 @@ export function formatIssues(issues: readonly ConfigIssue[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-
-function issue(path: string, problem: string, fix?: string): ConfigIssue {
-  const spec = FIELD_BY_PATH.get(path);
-  return { field: path, env: spec ? envNameFor(path) : undefined, problem, fix: fix ?? spec?.hint ?? '' };
-}
 
 function fromZod(zi: z.ZodIssue, input: Record<string, unknown>): ConfigIssue[] {
   const path = zi.path.join('.');
@@ -431,8 +358,8 @@ function fromZod(zi: z.ZodIssue, input: Record<string, unknown>): ConfigIssue[] 
   } else {
     const value = getPath(input, path);
     // A value with a newline or an escape is shown escaped, so the report stays one readable line.
-    const shown = typeof value === 'string' ? (NO_CONTROL.test(value) ? `"${value}"` : JSON.stringify(value)) : String(value);
-    if (value !== undefined && !problem.includes(shown)) problem = `${shown} ${problem}`;
+    const text = typeof value === 'string' ? shown(value) : String(value);
+    if (value !== undefined && !problem.includes(text)) problem = `${text} ${problem}`;
   }
   return [issue(path, problem)];
 }
@@ -476,63 +403,6 @@ function secretsInFile(raw: Record<string, unknown>): ConfigIssue[] {
   return found;
 }
 
-function applyEnv(
-  target: Record<string, unknown>,
-  env: Record<string, string | undefined>,
-  errors: ConfigIssue[],
-  warnings: string[],
-): void {
-  const known = new Set<string>([BYO_CREDENTIAL_ID_ENV, BYO_CREDENTIAL_SECRET_ENV, CONFIG_FILE_ENV]);
-  for (const spec of FIELDS) {
-    const name = envNameFor(spec.path);
-    known.add(name);
-    const value = env[name];
-    if (value === undefined || value.trim() === '') continue;
-    const coerced = coerce(spec, value.trim());
-    if (coerced.ok) setPath(target, spec.path, coerced.value, errors);
-    else errors.push({ field: spec.path, env: name, problem: `${name}=${NO_CONTROL.test(value) ? `"${value}"` : JSON.stringify(value)} ${coerced.problem}`, fix: spec.hint });
-  }
-  const envNames = [...known];
-  for (const name of Object.keys(env)) {
-    if (name.startsWith(ENV_PREFIX) && !known.has(name)) {
-      const suggestion = closest(name, envNames);
-      warnings.push(`${name} is not a configuration variable and is ignored${suggestion ? ` (did you mean ${suggestion}?)` : ''}`);
-    }
-  }
-}
-
-function coerce(spec: FieldSpec, value: string): { ok: true; value: unknown } | { ok: false; problem: string } {
-  switch (spec.kind) {
-    case 'string':
-      return { ok: true, value };
-    case 'boolean': {
-      const v = value.toLowerCase();
-      if (['true', 'yes', '1', 'on'].includes(v)) return { ok: true, value: true };
-      if (['false', 'no', '0', 'off'].includes(v)) return { ok: true, value: false };
-      return { ok: false, problem: 'must be true or false' };
-    }
-    case 'number': {
-      const n = Number(value);
-      return Number.isFinite(n) ? { ok: true, value: n } : { ok: false, problem: 'must be a number' };
-    }
-  }
-}
-
-function setPath(target: Record<string, unknown>, path: string, value: unknown, errors: ConfigIssue[]): void {
-  const parts = path.split('.');
-  let node: Record<string, unknown> = target;
-  for (const part of parts.slice(0, -1)) {
-    const next = node[part];
-    if (next === undefined || next === null) node[part] = {};
-    else if (typeof next !== 'object' || Array.isArray(next)) {
-      errors.push({ field: part, problem: `must be a mapping of fields (got ${describe(next)})`, fix: 'see persist.config.example.yaml' });
-      return;
-    }
-    node = node[part] as Record<string, unknown>;
-  }
-  node[parts[parts.length - 1] as string] = value;
-}
-
 function deletePath(target: Record<string, unknown>, path: string): void {
   const parts = path.split('.');
   let node: unknown = target;
@@ -543,41 +413,6 @@ function deletePath(target: Record<string, unknown>, path: string): void {
   if (node && typeof node === 'object') delete (node as Record<string, unknown>)[parts[parts.length - 1] as string];
 }
 
-/** The id of a bring-your-own credential, or undefined when none is given; errors when half of it is. */
-function bringYourOwnCredential(env: Record<string, string | undefined>, errors: ConfigIssue[]): string | undefined {
-  const id = env[BYO_CREDENTIAL_ID_ENV]?.trim();
-  const secret = env[BYO_CREDENTIAL_SECRET_ENV];
-  if (!id && !secret) return undefined;
-  if (!id) {
-    errors.push({
-      field: BYO_CREDENTIAL_ID_ENV,
-      env: BYO_CREDENTIAL_ID_ENV,
-      problem: `is not set, but ${BYO_CREDENTIAL_SECRET_ENV} is`,
-      fix: `set both to bring your own application credential (its id and secret), or unset ${BYO_CREDENTIAL_SECRET_ENV} to let the storage stack create one`,
-    });
-    return undefined;
-  }
-  if (!secret || secret.trim() === '') {
-    errors.push({
-      field: BYO_CREDENTIAL_SECRET_ENV,
-      env: BYO_CREDENTIAL_SECRET_ENV,
-      problem: `is not set, but ${BYO_CREDENTIAL_ID_ENV} is`,
-      fix: `export ${BYO_CREDENTIAL_SECRET_ENV} with the secret shown when the credential was created (it cannot be looked up later)`,
-    });
-    return undefined;
-  }
-  if (!/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
-    errors.push({
-      field: BYO_CREDENTIAL_ID_ENV,
-      env: BYO_CREDENTIAL_ID_ENV,
-      problem: 'does not look like an application credential id',
-      fix: 'use the `id` column of `openstack --os-cloud chi_tacc application credential list` (32 hexadecimal characters)',
-    });
-    return undefined;
-  }
-  return id;
-}
-
 function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
   const seen = new Set<string>();
   return issues.filter((i) => {
@@ -586,12 +421,6 @@ function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
     seen.add(key);
     return true;
   });
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  return typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
 }
 
 function round(n: number): number {
