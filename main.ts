@@ -1,6 +1,6 @@
 import { App } from 'cdktf';
 import { loadConfigOrExit } from './config';
-import { protectStateFiles } from './stacks/common';
+import { protectStateFiles } from './stacks/state-files';
 import { EtlStack } from './stacks/etl-stack';
 import { NodeStack } from './stacks/node-stack';
 import { StorageStack } from './stacks/storage-stack';
@@ -15,6 +15,6 @@ new EtlStack(app, 'etl', { config, storage, node }); // on the node: extract -> 
 
 app.synth();
 // Terraform writes state with the umask (0644): pre-create each state file 0600 so Terraform keeps that mode,
-// and tighten any that is already group/other readable (stacks/common.ts). cdktf synthesizes before every
+// and tighten any that is already group/other readable (stacks/state-files.ts). cdktf synthesizes before every
 // deploy, diff and destroy, so this runs before Terraform writes anything.
 for (const w of protectStateFiles(app)) process.stdout.write(`warning: ${w}\n`);

@@ -5,7 +5,7 @@ export const STAGE_NAMES = ['extract', 'transform', 'load'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
 
 export interface StageContext {
-  /** The ETL work directory (see layout.ts). */
+  /** The ETL work directory (see work-dir.ts). */
   workDir: string;
   /** Rerun even when the stage's manifest says its inputs are unchanged. */
   force: boolean;

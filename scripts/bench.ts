@@ -9,7 +9,7 @@ import execa from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { generateRatingsCsv } from '../etl/dataset/generate';
+import { generateRatingsCsv } from '../testing/movielens-fixture';
 import { defaultThreads } from '../etl/transform/fast';
 import { benchLoad } from './bench-load';
 
@@ -35,7 +35,7 @@ function dataset(rows: number): string {
   const path = join(BENCH, `ratings-${rows}.csv`);
   if (!existsSync(path)) {
     process.stderr.write(`generating ${rows.toLocaleString('en-US')} rows -> ${path}\n`);
-    generateRatingsCsv(path, { rows, seed: 42 });
+    generateRatingsCsv({ path, rows, seed: 42 });
   }
   return path;
 }

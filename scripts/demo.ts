@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import execa from 'execa';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { generateMovieLensZip } from '../etl/dataset/generate';
+import { generateMovieLensZip } from '../testing/movielens-fixture';
 import { reportError } from '../etl/errors';
 import { stderrLogger } from '../etl/log';
 import { rcloneEnvFromEtlEnv } from '../etl/load/credentials';

@@ -1,11 +1,11 @@
 /**
  * `npx tsx scripts/gen-movielens.ts --rows 1000000 --out .work/gen/ml-synth.zip [--name ml-synth] [--seed 42]`:
- * a MovieLens-shaped dataset (see etl/dataset/generate.ts), as a zip like the real archives (`<name>/ratings.csv`,
+ * a MovieLens-shaped dataset (see testing/movielens-fixture.ts), as a zip like the real archives (`<name>/ratings.csv`,
  * movies.csv, README.txt) for `npm run etl -- extract --source <zip>`, or with `--csv` as a bare ratings.csv.
  */
 import { Command } from 'commander';
 import { basename } from 'node:path';
-import { generateMovieLensZip, generateRatingsCsv } from '../etl/dataset/generate';
+import { generateMovieLensZip, generateRatingsCsv } from '../testing/movielens-fixture';
 
 async function main(): Promise<void> {
   const o = new Command('gen-movielens')
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed '${o.seed}' is not a whole number`);
   const started = performance.now();
   const stats = o.csv
-    ? generateRatingsCsv(o.out, { rows, seed })
+    ? generateRatingsCsv({ path: o.out, rows, seed })
     : await generateMovieLensZip({ rows, seed, outPath: o.out, name: o.name ?? basename(o.out).replace(/\.zip$/i, ''), compress: o.compress });
   const seconds = (performance.now() - started) / 1000;
   process.stderr.write(`wrote ${o.out} in ${seconds.toFixed(1)}s\n`);

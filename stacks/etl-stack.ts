@@ -3,7 +3,7 @@ import type { Construct } from 'constructs';
 import { PROJECT_ROOT, type PersistConfig } from '../config';
 import { EtlRun } from '../constructs/etl-run';
 import { bundleSha256 } from '../etl/remote/bundle';
-import { projectStateBackend } from './common';
+import { projectStateBackend } from './state-files';
 import type { NodeStack } from './node-stack';
 import type { StorageStack } from './storage-stack';
 

@@ -11,7 +11,8 @@ import type { PersistConfig } from '../config';
 import { NodeWithFloatingIp } from '../constructs/node-with-floating-ip';
 import { SshOnlySecurityGroup } from '../constructs/ssh-only-security-group';
 import { StackWithPinnedAddresses } from './addresses';
-import { KVM_PROVIDER_ALIAS, projectStateBackend, siteProvider } from './common';
+import { KVM_PROVIDER_ALIAS, siteProvider } from './site-provider';
+import { projectStateBackend } from './state-files';
 
 export interface NodeStackProps {
   config: PersistConfig;

@@ -6,7 +6,8 @@ import { ObjectstorageContainerV1 } from '../.gen/providers/openstack/objectstor
 import type { PersistConfig } from '../config';
 import { ApplicationCredential, type AccessRule } from '../constructs/application-credential';
 import { StackWithPinnedAddresses } from './addresses';
-import { CHI_PROVIDER_ALIAS, projectStateBackend, siteProvider } from './common';
+import { CHI_PROVIDER_ALIAS, siteProvider } from './site-provider';
+import { projectStateBackend } from './state-files';
 
 /**
  * Keystone access rules for rclone's credential (`credential.accessRules: true`): exactly what the load stage

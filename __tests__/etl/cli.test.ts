@@ -4,7 +4,7 @@ import { createWriteStream, mkdtempSync, readdirSync, readFileSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { ZipFile } from 'yazl';
-import { generateRatingsCsv } from '../../etl/dataset/generate';
+import { generateRatingsCsv } from '../../testing/movielens-fixture';
 import { memoryLogger } from '../../etl/log';
 import { transformStage } from '../../etl/transform/stage';
 
@@ -37,7 +37,7 @@ beforeAll(async () => {
   // Built into this test's own directory: other runs in the checkout may be using dist/etl.js.
   execFileSync(process.execPath, [join(ROOT, 'scripts/build-etl.mjs'), bundle], { cwd: ROOT, stdio: 'pipe' });
   const csv = join(dir, 'ratings.csv');
-  generateRatingsCsv(csv, { rows: 250_000, seed: 21 });
+  generateRatingsCsv({ path: csv, rows: 250_000, seed: 21 });
   zipPath = join(dir, 'ml-cli.zip');
   const zip = new ZipFile();
   zip.addFile(csv, 'ml-cli/ratings.csv');

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { generateRatingsCsv } from '../../etl/dataset/generate';
+import { generateRatingsCsv } from '../../testing/movielens-fixture';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { readManifest } from '../../etl/manifest';
@@ -51,7 +51,7 @@ function csv(text: string): string {
 describe('transform: the fast path equals the csv-parse reference, byte for byte', () => {
   it('on generated MovieLens-shaped data', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gen-'));
-    generateRatingsCsv(join(dir, 'ratings.csv'), { rows: 150_000, seed: 11 });
+    generateRatingsCsv({ path: join(dir, 'ratings.csv'), rows: 150_000, seed: 11 });
     const fast = await transform(join(dir, 'ratings.csv'));
     const ref = await transform(join(dir, 'ratings.csv'), { engine: 'reference' });
     expect(fast.files).toEqual(ref.files);
@@ -87,7 +87,7 @@ describe('transform: the fast path equals the csv-parse reference, byte for byte
 describe('transform: reproducible', () => {
   it('the same input, seed and ratios give identical files; another seed gives another split of the same rows', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gen-'));
-    generateRatingsCsv(join(dir, 'ratings.csv'), { rows: 50_000, seed: 5 });
+    generateRatingsCsv({ path: join(dir, 'ratings.csv'), rows: 50_000, seed: 5 });
     const a = await transform(join(dir, 'ratings.csv'));
     const b = await transform(join(dir, 'ratings.csv'));
     expect(a.files).toEqual(b.files);
@@ -98,7 +98,7 @@ describe('transform: reproducible', () => {
 
   it('does not depend on how the file is chunked: rows cut at any chunk boundary give identical bytes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gen-'));
-    generateRatingsCsv(join(dir, 'ratings.csv'), { rows: 30_000, seed: 9 });
+    generateRatingsCsv({ path: join(dir, 'ratings.csv'), rows: 30_000, seed: 9 });
     const whole = await transform(join(dir, 'ratings.csv'));
     try {
       for (const bytes of [4093, 65_537 + 11, 1 << 20]) {
@@ -112,7 +112,7 @@ describe('transform: reproducible', () => {
 
   it('does not depend on the number of threads', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gen-'));
-    generateRatingsCsv(join(dir, 'ratings.csv'), { rows: 120_000, seed: 3 });
+    generateRatingsCsv({ path: join(dir, 'ratings.csv'), rows: 120_000, seed: 3 });
     const one = await transform(join(dir, 'ratings.csv'), { threads: '1' });
     expect(one.result.details).toMatchObject({ threads: 1 });
     for (const threads of [2, 3, 4]) {
@@ -183,7 +183,7 @@ describe('transform: bad input stops with the file and line, and leaves the prev
 
   it('the worker threads report the same line as one thread does, wherever the bad row falls', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gen-'));
-    generateRatingsCsv(join(dir, 'ratings.csv'), { rows: 20_000, seed: 4 });
+    generateRatingsCsv({ path: join(dir, 'ratings.csv'), rows: 20_000, seed: 4 });
     const lines = readFileSync(join(dir, 'ratings.csv'), 'utf8').split('\n');
     lines[15_000] = lines[15_000].replace(/^(\d+),/, '$1x,'); // late in the file: the second range's
     writeFileSync(join(dir, 'bad.csv'), lines.join('\n'));

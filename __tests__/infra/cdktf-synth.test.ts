@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { checkStack, loadFilteredSchema } from '../../scripts/schema-conformance';
+import { checkStack, loadFilteredSchema } from '../../testing/schema-conformance';
 import { SENTINEL_SECRET, validConfigYaml } from './helpers';
 
 /**

@@ -1,8 +1,8 @@
 import { DataResource, Testing, TerraformStack } from 'cdktf';
 import { NodeStack } from '../../stacks/node-stack';
-import { projectStateBackend } from '../../stacks/common';
+import { projectStateBackend } from '../../stacks/state-files';
 import { StorageStack } from '../../stacks/storage-stack';
-import { checkStack, loadFilteredSchema } from '../../scripts/schema-conformance';
+import { checkStack, loadFilteredSchema } from '../../testing/schema-conformance';
 import { SENTINEL_SECRET, testConfig } from './helpers';
 
 /**

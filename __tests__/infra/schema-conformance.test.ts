@@ -4,7 +4,7 @@ import { Testing } from 'cdktf';
 import type { PersistConfig } from '../../config';
 import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';
-import { checkStack, checkType, loadFilteredSchema, type Problem } from '../../scripts/schema-conformance';
+import { checkStack, checkType, loadFilteredSchema, type Problem } from '../../testing/schema-conformance';
 import { testConfig } from './helpers';
 
 type Json = Record<string, any>;

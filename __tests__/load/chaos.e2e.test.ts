@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { prng } from '../../etl/dataset/generate';
+import { prng } from '../../testing/movielens-fixture';
 import { LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
 import { ensureOpenStack, etlCredentialEnv, openstackCommand, type OpenStackEnv } from '../support/openstack';
 import { readerView, type ReaderView } from '../support/versions';

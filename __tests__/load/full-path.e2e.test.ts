@@ -4,8 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateMovieLensZip } from '../../etl/dataset/generate';
-import { workLayout } from '../../etl/layout';
+import { generateMovieLensZip } from '../../testing/movielens-fixture';
+import { workLayout } from '../../etl/work-dir';
 import { currentObject, readerView } from '../support/versions';
 import {
   createAppCredential,

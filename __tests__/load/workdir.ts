@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fingerprintOf } from '../../etl/content-id';
 import { writeManifest } from '../../etl/manifest';
-import { workLayout } from '../../etl/layout';
+import { workLayout } from '../../etl/work-dir';
 
 export const OUTPUTS = ['evaluation/movielens_t_eval.txt', 'maps/items.tsv', 'maps/users.tsv', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'];
 

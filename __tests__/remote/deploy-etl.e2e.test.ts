@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../config';
-import { generateMovieLensZip } from '../../etl/dataset/generate';
+import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import type { NodeCoordinates } from '../../etl/remote/coordinates';
 import { EtlStack } from '../../stacks/etl-stack';
 import { NodeStack } from '../../stacks/node-stack';
@@ -68,7 +68,7 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
 
     // The dataset, served over HTTP as grouplens serves it (the config's datasetUrl and checksum).
     const zip = join(dir, 'ml-deploy.zip');
-    await generateMovieLensZip(zip, { rows: 20_000, seed: 11, name: 'ml-deploy', workDir: dir });
+    await generateMovieLensZip({ outPath: zip, rows: 20_000, seed: 11, name: 'ml-deploy', workDir: dir });
     const zipBytes = readFileSync(zip);
     server = createServer((req, res) => {
       if (req.url !== '/ml-deploy.zip') return void res.writeHead(404).end();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etlTrigger, ETL_RUN_COMMAND } from '../../constructs/etl-run';
 import { bundleSha256, sha256 } from '../../etl/remote/bundle';
-import { checkStack, loadFilteredSchema } from '../../scripts/schema-conformance';
+import { checkStack, loadFilteredSchema } from '../../testing/schema-conformance';
 import { EtlStack } from '../../stacks/etl-stack';
 import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';

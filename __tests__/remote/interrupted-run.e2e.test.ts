@@ -2,7 +2,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateMovieLensZip } from '../../etl/dataset/generate';
+import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { sshTarget, type NodeCoordinates } from '../../etl/remote/coordinates';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   if (!existsSync(BUNDLE)) execFileSync('node', [join(ROOT, 'scripts', 'build-etl.mjs')], { cwd: ROOT });
   dir = mkdtempSync(join(tmpdir(), 'interrupted-'));
   zip = join(dir, 'ml-busy.zip');
-  await generateMovieLensZip(zip, { rows: 2_000, seed: 9, name: 'ml-busy', workDir: dir });
+  await generateMovieLensZip({ outPath: zip, rows: 2_000, seed: 9, name: 'ml-busy', workDir: dir });
 });
 
 afterAll(() => {

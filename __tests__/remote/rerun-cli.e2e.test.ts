@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateMovieLensZip } from '../../etl/dataset/generate';
+import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import type { NodeCoordinates } from '../../etl/remote/coordinates';
 import { ensureNode } from '../support/node';
 import { ensureOpenStack, type OpenStackEnv } from '../support/openstack';
@@ -58,7 +58,7 @@ beforeAll(async () => {
   remoteDir = join(dir, 'node-etl');
   mkdirSync(stateDir);
   zip = join(dir, 'ml-rerun.zip');
-  await generateMovieLensZip(zip, { rows: 20_000, seed: 5, name: 'ml-rerun', workDir: dir });
+  await generateMovieLensZip({ outPath: zip, rows: 20_000, seed: 5, name: 'ml-rerun', workDir: dir });
   writeFileSync(
     join(stateDir, 'terraform.storage.tfstate'),
     tfState({

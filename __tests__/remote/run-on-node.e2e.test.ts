@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, writeFileSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readlinkSync, realpathSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateMovieLensZip } from '../../etl/dataset/generate';
+import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { sshTarget, type NodeCoordinates } from '../../etl/remote/coordinates';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   node = ensureNode();
   if (!existsSync(BUNDLE)) execFileSync('node', [join(ROOT, 'scripts', 'build-etl.mjs')], { cwd: ROOT });
   zipDir = mkdtempSync(join(tmpdir(), 'zips-'));
-  await generateMovieLensZip(join(zipDir, 'ml-e2e.zip'), { rows: 60_000, seed: 3, name: 'ml-e2e', workDir: zipDir });
+  await generateMovieLensZip({ outPath: join(zipDir, 'ml-e2e.zip'), rows: 60_000, seed: 3, name: 'ml-e2e', workDir: zipDir });
 });
 
 function options(tag: string, extra: Partial<RunOnNodeOptions> = {}): RunOnNodeOptions {

@@ -3,7 +3,7 @@ import { Testing } from 'cdktf';
 import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
-import { workLayout } from '../../etl/layout';
+import { workLayout } from '../../etl/work-dir';
 import { memoryLogger } from '../../etl/log';
 import { loadStage, type LoadOptions } from '../../etl/load/stage';
 import { StorageStack } from '../../stacks/storage-stack';

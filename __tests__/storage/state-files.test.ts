@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { outputsFromState, storageFromOutputs } from '../../etl/remote/coordinates';
-import { protectStateFiles } from '../../stacks/common';
+import { protectStateFiles } from '../../stacks/state-files';
 import { EtlStack } from '../../stacks/etl-stack';
 import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';
@@ -27,7 +27,7 @@ function synthProject(dir: string) {
   return { app, storage: stack('storage'), etl: stack('etl') };
 }
 
-describe('state files are private (stacks/common.ts protectStateFiles, run by main.ts after every synth)', () => {
+describe('state files are private (stacks/state-files.ts protectStateFiles, run by main.ts after every synth)', () => {
   it('creates each missing state file and backup empty with mode 0600, and makes cdktf.out 0700', () => {
     const dir = mkdtempSync(join(tmpdir(), 'state-modes-'));
     const { app } = synthProject(dir);

@@ -8,7 +8,7 @@ import { providerMirror, ROOT, terraform, terraformEnv } from './terraform';
 /**
  * A private copy of the project, for running `npx cdktf …` exactly as a user types it without touching the
  * checkout: cdktf writes cdktf.out and Terraform writes terraform.<stack>.tfstate at the project root (the
- * directory holding config/, stacks/common.ts), and a test must never replace the developer's own states.
+ * directory holding config/, stacks/state-files.ts), and a test must never replace the developer's own states.
  * Sources are copied (the state path is derived from where config/ really is); node_modules is a symlink.
  */
 const PROJECT_ENTRIES = ['main.ts', 'cdktf.json', 'package.json', 'tsconfig.json', 'config', 'stacks', 'constructs', 'cloud-init', 'etl', '.gen', 'scripts'];

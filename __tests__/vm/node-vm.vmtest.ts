@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MOUNT_PATH_UNIT, MOUNT_SERVICE, READY_MARKER } from '../../cloud-init/render';
-import { generateMovieLensZip } from '../../etl/dataset/generate';
+import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import { mountCommand } from '../../etl/remote/plan';
 import { synthesizedNode, type SynthesizedNode } from '../../scripts/local-vm/user-data';
 import { createAppCredential, ensureOpenStack, revokeAppCredential, type AppCredential, type OpenStackEnv } from '../support/openstack';

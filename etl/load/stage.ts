@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { EtlError } from '../errors';
-import { workLayout } from '../layout';
+import { workLayout } from '../work-dir';
 import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
 import { TOOL, hashInputs, readManifest, writeJsonAtomic, writeManifest, type StageManifest } from '../manifest';

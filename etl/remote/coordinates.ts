@@ -42,7 +42,7 @@ interface StateFile {
 
 /**
  * The outputs of a deployed stack, read from its local state `terraform.<stack>.tfstate` (the project root by
- * default, stacks/common.ts): the same values `terraform output -json` prints, without needing Terraform or an
+ * default, stacks/state-files.ts): the same values `terraform output -json` prints, without needing Terraform or an
  * initialised cdktf.out.
  *
  * For the storage stack, plus `credential_secret` (sensitive): the created credential's secret is deliberately

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yauzl from 'yauzl';
-import { generateMovieLensZip, generateRatingsCsv } from '../../etl/dataset/generate';
+import { generateMovieLensZip, generateRatingsCsv } from '../../testing/movielens-fixture';
 
 function zipEntries(path: string): Promise<Map<string, Buffer>> {
   return new Promise((resolve, reject) => {
@@ -31,9 +31,9 @@ function zipEntries(path: string): Promise<Map<string, Buffer>> {
 describe('MovieLens-shaped generator', () => {
   it('is seedable, MovieLens-shaped and sorted by user then movie', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gen-'));
-    const a = generateRatingsCsv(join(dir, 'a.csv'), { rows: 40_000, seed: 7 });
+    const a = generateRatingsCsv({ path: join(dir, 'a.csv'), rows: 40_000, seed: 7 });
     const b = generateRatingsCsv({ path: join(dir, 'b.csv'), rows: 40_000, seed: 7 });
-    generateRatingsCsv(join(dir, 'c.csv'), { rows: 40_000, seed: 8 });
+    generateRatingsCsv({ path: join(dir, 'c.csv'), rows: 40_000, seed: 8 });
     expect(readFileSync(join(dir, 'a.csv'))).toEqual(readFileSync(join(dir, 'b.csv')));
     expect(readFileSync(join(dir, 'a.csv'))).not.toEqual(readFileSync(join(dir, 'c.csv')));
     expect(a).toEqual(b);
@@ -71,13 +71,13 @@ describe('MovieLens-shaped generator', () => {
     expect(stats).toMatchObject({ rows: 5_000, zipPath: join(dir, 'ml-tiny.zip'), entries: ['ml-tiny/README.txt', 'ml-tiny/movies.csv', 'ml-tiny/ratings.csv'] });
     const entries = await zipEntries(join(dir, 'ml-tiny.zip'));
     expect([...entries.keys()].sort()).toEqual(['ml-tiny/README.txt', 'ml-tiny/movies.csv', 'ml-tiny/ratings.csv']);
-    generateRatingsCsv(join(dir, 'same.csv'), { rows: 5_000, seed: 3 });
+    generateRatingsCsv({ path: join(dir, 'same.csv'), rows: 5_000, seed: 3 });
     expect(entries.get('ml-tiny/ratings.csv')).toEqual(readFileSync(join(dir, 'same.csv')));
     const movies = entries.get('ml-tiny/movies.csv')!.toString().trimEnd().split('\n');
     expect(movies[0]).toBe('movieId,title,genres');
     expect(movies).toHaveLength(stats.movies + 1);
-    // the older call form still works (the demo and the remote tests use it), and keeps the csv in workDir
-    const old = await generateMovieLensZip(join(dir, 'old.zip'), { rows: 5_000, seed: 3, name: 'ml-old', workDir: dir });
+    // with workDir the csv is kept there, next to the zip
+    const old = await generateMovieLensZip({ outPath: join(dir, 'old.zip'), rows: 5_000, seed: 3, name: 'ml-old', workDir: dir });
     expect(old.rows).toBe(5_000);
     expect(readFileSync(join(dir, 'ml-old-ratings.csv'))).toEqual(readFileSync(join(dir, 'same.csv')));
   });

@@ -7,10 +7,10 @@
  *
  * Pure: `checkStack(stackJson, schema)` returns the problems (empty when the stack conforms).
  *
- *   npx tsx scripts/schema-conformance.ts [cdktf.out]    checks every synthesized stack, exit 1 on problems
+ * `npx tsx scripts/check-schema.ts [cdktf.out]` runs it on every synthesized stack.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 // ---- Terraform's `providers schema -json` format -----------------------------------------------------------
 
@@ -455,30 +455,10 @@ function describe(v: unknown): string {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
-// ---- CLI ------------------------------------------------------------------------------------------------------
+// ---- The filtered schema ----------------------------------------------------------------------------------------
 
 export const FILTERED_SCHEMA_PATH = resolve(__dirname, '..', '.gen', 'openstack-schema.json');
 
 export function loadFilteredSchema(): ProvidersSchemaJson {
   return JSON.parse(readFileSync(FILTERED_SCHEMA_PATH, 'utf8')) as ProvidersSchemaJson;
-}
-
-if (require.main === module) {
-  const outDir = resolve(process.argv[2] ?? 'cdktf.out');
-  const stacksDir = join(outDir, 'stacks');
-  if (!existsSync(stacksDir)) {
-    console.error(`schema-conformance: ${stacksDir} does not exist; run \`npx cdktf synth\` first`);
-    process.exit(2);
-  }
-  const schema = loadFilteredSchema();
-  let failed = 0;
-  for (const name of readdirSync(stacksDir)) {
-    const file = join(stacksDir, name, 'cdk.tf.json');
-    if (!existsSync(file)) continue;
-    const problems = checkStack(JSON.parse(readFileSync(file, 'utf8')), schema);
-    console.log(`${name}: ${problems.length === 0 ? 'ok' : `${problems.length} problem(s)`}`);
-    for (const p of problems) console.log(`  ${p.path}: ${p.message}`);
-    if (problems.length > 0) failed++;
-  }
-  process.exitCode = failed > 0 ? 1 : 0;
 }

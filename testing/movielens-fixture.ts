@@ -3,6 +3,8 @@ import { dirname, join } from 'node:path';
 import { ZipFile } from 'yazl';
 
 /**
+ * Test and demo data, not part of the ETL (nothing under etl/ imports it; the bundle does not contain it).
+ *
  * MovieLens-shaped synthetic ratings, seedable and fast (about 3 million rows a second): every user has at
  * least 20 ratings with a heavy (Pareto) tail, movie popularity is Zipf-like, movie ids are sparse (up to ~3.3x
  * the number of movies, as in ml-32m where 87,585 movies have ids up to 292,757), and rows are sorted by user,
@@ -70,13 +72,9 @@ function movieCatalog(rows: number, rand: () => number): Int32Array {
   return movieIds;
 }
 
-/** Writes `ratings.csv` (userId,movieId,rating,timestamp) at `path`. Also exported under its old signature. */
-export function generateRatingsCsv(path: string, options: GenerateOptions): GenerateStats;
-export function generateRatingsCsv(options: GenerateOptions & { path: string }): GenerateStats;
-export function generateRatingsCsv(a: string | (GenerateOptions & { path: string }), b?: GenerateOptions): GenerateStats {
-  const path = typeof a === 'string' ? a : a.path;
-  const options = typeof a === 'string' ? b! : a;
-  return writeRatings(path, options).stats;
+/** Writes `ratings.csv` (userId,movieId,rating,timestamp) at `path`. */
+export function generateRatingsCsv(options: GenerateOptions & { path: string }): GenerateStats {
+  return writeRatings(options.path, options).stats;
 }
 
 function writeRatings(path: string, options: GenerateOptions): { stats: GenerateStats; movieIds: Int32Array } {
@@ -204,16 +202,9 @@ export interface MovieLensZipStats extends GenerateStats {
 
 /**
  * A MovieLens-style zip: `<name>/ratings.csv`, `<name>/movies.csv` and `<name>/README.txt`, like the real
- * archives. Call as `generateMovieLensZip({ rows, seed, outPath, name })`, or (older form)
- * `generateMovieLensZip(outPath, { rows, seed, name, workDir })`.
+ * archives.
  */
-export async function generateMovieLensZip(options: MovieLensZipOptions): Promise<MovieLensZipStats>;
-export async function generateMovieLensZip(outPath: string, options: GenerateOptions & { name: string; workDir: string; compress?: boolean }): Promise<MovieLensZipStats>;
-export async function generateMovieLensZip(
-  a: string | MovieLensZipOptions,
-  b?: GenerateOptions & { name: string; workDir: string; compress?: boolean },
-): Promise<MovieLensZipStats> {
-  const o: MovieLensZipOptions = typeof a === 'string' ? { ...b!, outPath: a } : a;
+export async function generateMovieLensZip(o: MovieLensZipOptions): Promise<MovieLensZipStats> {
   const seed = o.seed ?? 42;
   mkdirSync(dirname(o.outPath), { recursive: true });
   const csv = o.workDir ? join(o.workDir, `${o.name}-ratings.csv`) : `${o.outPath}.ratings-${process.pid}.csv`;
