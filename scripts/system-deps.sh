@@ -5,7 +5,12 @@
 #   keystone, swift*, uwsgi*, ...   a real OpenStack Keystone + Swift on 127.0.0.1 standing in for CHI@TACC
 #   rclone, fuse3                   the load stage's uploader, and the read-only FUSE mount of the container
 #   openssh-server, openssh-client  an sshd on 127.0.0.1 standing in for the KVM@TACC node
+# `npm run setup` runs it (the README's and .ci/run's explicit step). With --check it installs nothing: it
+# lists what is missing and exits 1 (`npm test` and `npm run test:e2e` check first, so a missing package
+# fails at once with the fix instead of as a suite's odd error).
 set -euo pipefail
+check_only=
+[ "${1:-}" = --check ] && check_only=1
 
 PACKAGES=(
   cloud-init
@@ -22,6 +27,11 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system-deps: all ${#PACKAGES[@]} packages present"
   exit 0
+fi
+
+if [ -n "$check_only" ]; then
+  echo "system-deps: missing Debian packages: ${missing[*]}; install them with: npm run setup (as root, or with sudo)" >&2
+  exit 1
 fi
 
 SUDO=

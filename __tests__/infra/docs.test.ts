@@ -17,8 +17,14 @@ describe('docs/infra.md and the example stay in sync with the configuration', ()
     expect(readme).toContain(configReferenceTable());
     const scripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
     for (const m of readme.matchAll(/npm run ([a-z:]+)/g)) expect([m[1], m[1] in scripts]).toEqual([m[1], true]);
-    expect(readme).toContain('npm ci && npm test');
-    expect(readFileSync(join(ROOT, '.ci', 'run'), 'utf8')).toMatch(/^npm ci && npm test$/m);
+    // The README's test command is the one CI runs, and the apt step is in it, explicitly.
+    expect(readme).toContain('`npm ci && npm run setup && npm test`');
+    expect(readFileSync(join(ROOT, '.ci', 'run'), 'utf8')).toMatch(/^npm ci && npm run setup && npm test$/m);
+    expect(scripts.setup).toBe('bash scripts/system-deps.sh');
+    // No hidden install: the test scripts only check for the packages (system-deps.sh --check installs nothing).
+    for (const name of ['pretest', 'test', 'pretest:e2e', 'test:e2e', 'pretest:unit', 'test:unit']) {
+      expect([name, /system-deps\.sh(?! --check)/.test(scripts[name] ?? '')]).toEqual([name, false]);
+    }
   });
 
   test('every field appears in the commented example', () => {

@@ -9,7 +9,7 @@ import { TEST_RESERVATION, validConfigYaml } from './helpers';
 // Issue 10, item 5: values that would inject into the synthesized JSON (Terraform templates), rclone.conf
 // (a newline adds a line) or the node's scripts (etl.remoteDir) stop synth with exit 1 and the field, problem
 // and fix. The app cdktf synth runs (cdktf.json: `npx tsx main.ts`), run directly: synth's exit status is this
-// process's, and it is much lighter than the cdktf CLI on a shared machine (cdktf-synth.test.ts runs the CLI).
+// process's, and it is much lighter than the cdktf CLI on a shared machine (cdktf-synth.e2e.test.ts runs the CLI).
 const ROOT = resolve(__dirname, '..', '..');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const work = mkdtempSync(join(tmpdir(), 'persist-injection-'));
