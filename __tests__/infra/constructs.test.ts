@@ -3,7 +3,7 @@ import { OpenstackProvider } from '../../.gen/providers/openstack/provider';
 import { NodeWithFloatingIp, type NodeWithFloatingIpProps } from '../../constructs/node-with-floating-ip';
 import { ethertypeOf, SshOnlySecurityGroup, type SshOnlySecurityGroupProps } from '../../constructs/ssh-only-security-group';
 import { StackWithPinnedAddresses } from '../../stacks/addresses';
-import { errorAnnotations } from '../support/annotations';
+import { errorAnnotations } from '../support/constructs';
 
 // The L2-style constructs: props validated at construction (tokens skipped), problems as error annotations
 // that stop synth, and no pinned logical ids (two instances in one stack do not collide).

@@ -17,6 +17,7 @@ import { renderCloudConfig } from '../../cloud-init/render';
 import type { PersistConfig } from '../../config';
 import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';
+import { resolved } from '../support/constructs';
 import { SENTINEL_SECRET, TEST_RESERVATION, testConfig } from './helpers';
 
 Testing.setupJest();
@@ -144,7 +145,8 @@ describe('storage stack', () => {
   test('user id and project id come from openstack_identity_auth_scope_v3', () => {
     const { text, stack } = synthStorage(testConfig());
     expect(text).toHaveDataSourceWithProperties(DataOpenstackIdentityAuthScopeV3, { name: 'current' });
-    expect(stack.userId).toMatch(/^\$\{TfToken\[/);
+    expect(resolved(stack, stack.userId)).toBe('${data.openstack_identity_auth_scope_v3.current.user_id}');
+    expect(resolved(stack, stack.projectId)).toBe('${data.openstack_identity_auth_scope_v3.current.project_id}');
   });
 
   test('outputs: names and values; the secret is not one (terraform_remote_state would copy it into the etl state)', () => {
@@ -172,10 +174,11 @@ describe('storage stack', () => {
     expect(outputs.credential_source.value).toBe('created');
   });
 
-  test('public properties for the etl stack are tokens of this stack', () => {
+  test('public properties for the etl stack resolve to attributes of this stack', () => {
     const { stack } = synthStorage(testConfig());
-    expect(stack.containerName).toMatch(/^\$\{TfToken\[/);
-    expect(stack.credentialSecret).toMatch(/^\$\{TfToken\[/);
+    expect(resolved(stack, stack.containerName)).toBe('${openstack_objectstorage_container_v1.container.name}');
+    expect(resolved(stack, stack.credentialId)).toBe('${openstack_identity_application_credential_v3.rclone.id}');
+    expect(resolved(stack, stack.credentialSecret)).toBe('${openstack_identity_application_credential_v3.rclone.secret}');
     expect(stack.credentialSecretEnv).toBeUndefined();
     expect(stack.authUrl).toBe('https://chi.tacc.chameleoncloud.org:5000/v3');
     expect(stack.region).toBe('CHI@TACC');
@@ -306,8 +309,8 @@ describe('node stack', () => {
     expect(json.output.ssh_command.value).toMatch(new RegExp(`^ssh -i \\S+test_ed25519 cc@\\$\\{openstack_networking_floatingip_v2\\.node_floating_ip\\.address\\}$`));
     expect(json.output.instance_id.value).toBe('${openstack_compute_instance_v2.node.id}');
     expect(stack.sshUser).toBe('cc');
-    expect(stack.floatingIp).toMatch(/^\$\{TfToken\[/);
-    expect(stack.instanceId).toMatch(/^\$\{TfToken\[/);
+    expect(resolved(stack, stack.floatingIp)).toBe('${openstack_networking_floatingip_v2.node_floating_ip.address}');
+    expect(resolved(stack, stack.instanceId)).toBe('${openstack_compute_instance_v2.node.id}');
     expect(stack.mountService).toBe('rclone-object-mount.service');
     expect(stack.cloudInit).toMatchObject({ remoteName: 'chi_tacc', mountPoint: '/mnt/object', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf' });
   });

@@ -61,14 +61,39 @@ async function run(o: RunOnNodeOptions) {
 
 const unmount = (dir: string) => execFileSync('sh', ['-c', `mountpoint -q ${dir} && fusermount3 -u ${dir} || true`]);
 
+/**
+ * Each test states what it needs instead of relying on the tests before it (any one can run alone, in any
+ * order: `npx jest run-on-node -t '<name>'`, or `--randomize`). `published(tag)` is the first full run on the
+ * node for that tag (its own remote directory, container and mount), done once and shared: the tests that only
+ * read or rerun use 'main'; those that change the published dataset get a tag of their own.
+ */
+const firstRuns = new Map<string, ReturnType<typeof runOnNode>>();
+function published(tag: string): ReturnType<typeof runOnNode> {
+  if (!firstRuns.has(tag)) firstRuns.set(tag, run(options(tag)));
+  return firstRuns.get(tag)!;
+}
+
+/** Runs `body` with a node lock of `owner` in place; the lock is removed afterwards whatever happens. */
+async function withLock<T>(opts: RunOnNodeOptions, owner: string, body: () => Promise<T>): Promise<T> {
+  const lockDir = join(opts.remoteDir, '.lock');
+  await ssh(opts.target, `mkdir -p ${lockDir} && echo '${owner}' > ${lockDir}/owner`);
+  try {
+    return await body();
+  } finally {
+    await ssh(opts.target, `rm -rf ${lockDir}`);
+  }
+}
+
 describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   const o = () => options('main');
 
-  afterAll(() => unmount(nodeView(o().mount!.mountPoint).store));
+  afterAll(() => {
+    for (const tag of firstRuns.keys()) unmount(nodeView(options(tag).mount!.mountPoint).store);
+  });
 
   it('delivers the config (0600), ships the bundle, runs every stage, loads Swift and mounts it read-only', async () => {
     const opts = o();
-    const result = await run(opts);
+    const result = await published('main');
     expect(result.bundleShipped).toBe(true);
     expect(result.mountListing).toEqual(expect.arrayContaining(['training', 'validation', 'evaluation', 'maps', 'manifest.json']));
 
@@ -96,6 +121,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   });
 
   it('a rerun with nothing changed ships nothing, skips every stage and uploads nothing', async () => {
+    await published('main');
     const before = log.lines.length;
     const result = await run(o());
     expect(result.bundleShipped).toBe(false);
@@ -105,7 +131,8 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   });
 
   it('a new version switches the view by one rename: a file opened before keeps reading the old version, a new open reads the new one', async () => {
-    const opts = o();
+    const opts = options('switch');
+    await published('switch');
     const file = join(opts.mount!.mountPoint, 'training', 'movielens_e2e_train.txt');
     const oldText = readFileSync(file, 'utf8');
     const oldVersion = realpathSync(opts.mount!.mountPoint);
@@ -127,13 +154,12 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     } finally {
       closeSync(fd);
     }
-    // Back to the default seed, so the tests below see the dataset they expect.
-    await run(opts);
   });
 
   it('reruns one stage alone when asked, with --force', async () => {
+    await published('force');
     const before = log.lines.length;
-    await run({ ...o(), stage: 'transform', force: true });
+    await run({ ...options('force'), stage: 'transform', force: true });
     const lines = log.lines.slice(before);
     expect(lines.some((l) => l.includes('<== transform: done'))).toBe(true);
     expect(lines.some((l) => l.includes('==> extract') || l.includes('==> load'))).toBe(false);
@@ -141,6 +167,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
 
   it('an expired or revoked credential fails the load, says so, and leaves the published dataset intact', async () => {
     const opts = o();
+    await published('main');
     const before = await listContainer(env, opts.container);
     const cred = await createAppCredential(env, `e2e-revoked-${process.pid}`);
     await revokeAppCredential(env, cred);
@@ -155,27 +182,32 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
 
   it('refuses a second run while another holds the node, and --break-lock clears a stale lock', async () => {
     const opts = o();
+    await published('main');
     const lockDir = join(opts.remoteDir, '.lock');
-    await ssh(opts.target, `mkdir -p ${lockDir} && echo 'pid 999 on other-host since 2026-01-01' > ${lockDir}/owner`);
-    await expect(run(opts)).rejects.toThrow(/another ETL run holds the lock .*pid 999 on other-host/);
-    const again = await run({ ...opts, breakLock: true, mount: undefined });
-    expect(again.exitCode).toBe(0);
-    expect(existsSync(lockDir)).toBe(false);
+    await withLock(opts, 'pid 999 on other-host since 2026-01-01', async () => {
+      await expect(run(opts)).rejects.toThrow(/another ETL run holds the lock .*pid 999 on other-host/);
+      const again = await run({ ...opts, breakLock: true, mount: undefined });
+      expect(again.exitCode).toBe(0);
+      expect(existsSync(lockDir)).toBe(false);
+    });
   });
 
   it('takes over a lock left by a killed run of this machine (its process is gone), with a warning', async () => {
     const opts = { ...o(), mount: undefined };
+    await published('main');
     const lockDir = join(opts.remoteDir, '.lock');
     const dead = spawnSync('true').pid!; // a pid that has exited
-    await ssh(opts.target, `mkdir -p ${lockDir} && echo 'pid ${dead} on ${hostname()} since 2026-01-01T00:00:00.000Z' > ${lockDir}/owner`);
-    const before = log.lines.length;
-    expect((await run(opts)).exitCode).toBe(0);
-    expect(log.lines.slice(before).some((l) => /warning: removing a stale lock .*pid \d+ on .*no longer running/.test(l))).toBe(true);
-    expect(existsSync(lockDir)).toBe(false);
+    await withLock(opts, `pid ${dead} on ${hostname()} since 2026-01-01T00:00:00.000Z`, async () => {
+      const before = log.lines.length;
+      expect((await run(opts)).exitCode).toBe(0);
+      expect(log.lines.slice(before).some((l) => /warning: removing a stale lock .*pid \d+ on .*no longer running/.test(l))).toBe(true);
+      expect(existsSync(lockDir)).toBe(false);
+    });
   });
 
   it('two runs started at once: exactly one gets the node', async () => {
     const opts = { ...o(), mount: undefined };
+    await published('main'); // so both runs are quick skips, and the race is only over the lock
     const results = await Promise.allSettled([run(opts), run(opts)]);
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused).toHaveLength(1);
@@ -185,9 +217,11 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   it('an unreachable node fails within the wait, naming floating IP, security group and key', async () => {
     const started = Date.now();
     const target = { ...sshTarget(node), port: 1, connectTimeoutSeconds: 2 };
-    await expect(run({ ...options('unreachable'), target, sshWaitSeconds: 3 })).rejects.toThrow(/cannot reach .* over SSH/);
+    const err = await run({ ...options('unreachable'), target, sshWaitSeconds: 3 }).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(30_000);
-    expect(errors[errors.length - 1]).toMatch(/floating IP.*security group/s);
+    expect(err).toBeInstanceOf(EtlError);
+    expect((err as EtlError).message).toMatch(/cannot reach .* over SSH/);
+    expect(`${(err as EtlError).message}\n${(err as EtlError).hint ?? ''}`).toMatch(/floating IP.*security group/s);
   });
 
   it('a wrong key is named as such', async () => {

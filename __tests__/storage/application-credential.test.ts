@@ -1,7 +1,7 @@
 import { App, Testing, TerraformStack, Token } from 'cdktf';
 import { OpenstackProvider } from '../../.gen/providers/openstack/provider';
 import { ApplicationCredential, type ApplicationCredentialProps } from '../../constructs/application-credential';
-import { errorAnnotations } from '../support/annotations';
+import { errorAnnotations, resolved } from '../support/constructs';
 
 // The credential construct: created (restricted, expiring, optional access rules) or brought (nothing in the
 // stack but its id); wrong props are error annotations that stop synth, every problem named. The address is the
@@ -15,7 +15,7 @@ function build(props: (p: OpenstackProvider) => ApplicationCredentialProps) {
 }
 
 describe('ApplicationCredential', () => {
-  it('created: restricted, with its expiry and rules; id and secret are tokens', () => {
+  it('created: restricted, with its expiry and rules; id and secret resolve to the resource', () => {
     const { c, json, errors } = build((provider) => ({ kind: 'created', provider, name: 'persist-t-rclone', expiresAt: '2026-05-31T23:59:59Z', accessRules: [{ service: 'object-store', method: 'GET', path: '/v1/AUTH_p/c' }] }));
     expect(errors).toEqual([]);
     expect(Object.keys(json.resource.openstack_identity_application_credential_v3)).toEqual(['rclone_resource_5BEA5AD0']);
@@ -23,8 +23,9 @@ describe('ApplicationCredential', () => {
     expect(r).toMatchObject({ name: 'persist-t-rclone', expires_at: '2026-05-31T23:59:59Z', unrestricted: false, access_rules: [{ service: 'object-store', method: 'GET', path: '/v1/AUTH_p/c' }] });
     expect(r.description).toBeUndefined();
     expect(c.source).toBe('created');
-    expect(c.credentialId).toMatch(/^\$\{TfToken\[/);
-    expect(c.secret).toMatch(/^\$\{TfToken\[/);
+    const stack = c.node.scope as TerraformStack;
+    expect(resolved(stack, c.credentialId)).toBe('${openstack_identity_application_credential_v3.rclone_resource_5BEA5AD0.id}');
+    expect(resolved(stack, c.secret)).toBe('${openstack_identity_application_credential_v3.rclone_resource_5BEA5AD0.secret}');
     expect(c.secretEnv).toBeUndefined();
   });
 
