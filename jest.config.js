@@ -2,6 +2,9 @@
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/__tests__'],
+  // `npm test` runs every suite. `npm run test:unit` leaves out the `*.e2e.test.ts` suites (and __tests__/vm),
+  // which drive real programs (Keystone, Swift, sshd, rclone, Terraform, the cdktf CLI, cloud-init);
+  // `npm run test:e2e` runs only those.
   testMatch: ['**/*.test.ts'],
   // Type checking is done once by `tsc --noEmit` in `npm test`; per-file checks in ts-jest would repeat it.
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },

@@ -15,7 +15,8 @@ import { KVM_PROVIDER_ALIAS, siteProvider } from './site-provider';
 import { projectStateBackend } from './state-files';
 
 export interface NodeStackProps {
-  config: PersistConfig;
+  /** The validated configuration (config/loadConfig). */
+  readonly config: PersistConfig;
 }
 
 /**

@@ -39,7 +39,8 @@ export function containerAccessRules(projectId: string, container: string): Acce
 }
 
 export interface StorageStackProps {
-  config: PersistConfig;
+  /** The validated configuration (config/loadConfig). */
+  readonly config: PersistConfig;
 }
 
 /**
