@@ -3,6 +3,7 @@ import type { Construct } from 'constructs';
 import { PROJECT_ROOT, type PersistConfig } from '../config';
 import { EtlRun } from '../constructs/etl-run';
 import { bundleSha256 } from '../etl/remote/bundle';
+import { RUN_SPEC_FORMAT } from '../etl/remote/run-spec';
 import { projectStateBackend } from './common';
 import type { NodeStack } from './node-stack';
 import type { StorageStack } from './storage-stack';
@@ -25,27 +26,30 @@ export class EtlStack extends TerraformStack {
   constructor(scope: Construct, id: string, { config, storage, node, codeHash }: EtlStackProps) {
     super(scope, id);
     projectStateBackend(this);
+    const { etl } = config;
     this.run = new EtlRun(this, 'etl', {
-      config,
       codeHash: codeHash ?? bundleSha256(PROJECT_ROOT),
-      target: {
-        host: node.floatingIp,
-        user: node.sshUser,
-        privateKeyPath: node.sshPrivateKeyPath,
-        nodeId: node.instanceId,
-        container: storage.containerName,
-        authUrl: storage.authUrl,
-        region: storage.region,
-        userId: storage.userId,
-        credentialId: storage.credentialId,
-        rcloneConfigPath: node.cloudInit.rcloneConfigPath,
-        mountPoint: node.cloudInit.mountPoint,
-        remoteDir: node.cloudInit.etlDir,
+      spec: {
+        format: RUN_SPEC_FORMAT,
+        node: { host: node.floatingIp, port: 22, user: node.sshUser, privateKeyPath: node.sshPrivateKeyPath, serverId: node.instanceId, consoleCloud: config.kvm.cloud },
+        layout: node.layout,
+        // The name from the config, as the storage stack creates it; the credential id ties this stack to that one.
+        storage: { container: config.containerName, authUrl: storage.authUrl, region: storage.region, userId: storage.userId, credentialId: storage.credentialId },
+        dataset: {
+          url: etl.datasetUrl,
+          ...(etl.datasetSha256 ? { sha256: etl.datasetSha256 } : {}),
+          allowUnverified: etl.allowUnverified,
+          seed: etl.seed,
+          ratios: [etl.trainRatio, etl.validationRatio, etl.evaluationRatio],
+        },
       },
     });
+    // The address every earlier version of this project used: a new one would rerun the ETL for nothing.
+    this.run.resource.overrideLogicalId('etl_run');
     new TerraformOutput(this, 'etl_trigger', { value: this.run.trigger, description: 'Hash of the ETL bundle, dataset and options of the last run' });
+    new TerraformOutput(this, 'run_spec', { value: this.run.specJson, description: 'What the last run ran with (etl/remote/run-spec.ts); `npm run etl:remote` reruns with it' });
     new TerraformOutput(this, 'data_location', {
-      value: `swift://${config.chi.region}/${config.containerName}: current.json names the current version, datasets/<key>/ holds it (training/, validation/, evaluation/, maps/, raw/, manifest.json); on the node: ${node.cloudInit.mountPoint}`,
+      value: `swift://${config.chi.region}/${config.containerName}: current.json names the current version, datasets/<key>/ holds it (training/, validation/, evaluation/, maps/, raw/, manifest.json); on the node: ${node.layout.mountPoint}`,
       description: 'Where the data is',
     });
     new TerraformOutput(this, 'rerun_command', {

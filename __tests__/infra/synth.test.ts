@@ -308,7 +308,7 @@ describe('node stack', () => {
     expect(stack.sshUser).toBe('cc');
     expect(stack.floatingIp).toMatch(/^\$\{TfToken\[/);
     expect(stack.instanceId).toMatch(/^\$\{TfToken\[/);
-    expect(stack.mountService).toBe('rclone-object-mount.service');
+    expect(stack.layout).toEqual({ remoteName: 'chi_tacc', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf', mountPoint: '/mnt/object', mountService: 'rclone-object-mount.service', remoteDir: '/home/cc/chameleon-persist' });
     expect(stack.cloudInit).toMatchObject({ remoteName: 'chi_tacc', mountPoint: '/mnt/object', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf' });
   });
 

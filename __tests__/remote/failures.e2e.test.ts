@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
-import { sshTarget } from '../../etl/remote/coordinates';
+import { standInRunSpec } from '../../scripts/stand-in-spec';
 import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
 import { faultyNode, NODE_SCRIPT, NODE_STATE } from '../support/node';
+import { standInTarget } from '../support/run';
 
 // Nodes that are not ready, reached through the real ssh path: the sshd stand-in with a key whose forced
 // command puts stand-in commands first on PATH. Each failure stops before anything is loaded, and says what
@@ -20,15 +21,13 @@ async function failure(fakes: Record<string, string | null>, extra: Partial<RunO
   const log = memoryLogger();
   try {
     await runOnNode({
-      target: { ...sshTarget(node), knownHostsPath: node.knownHostsPath },
+      spec: standInRunSpec({ node, storage: { authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'id' } }, container: 'object-persist-never', remoteDir: join(dir, 'etl'), source: join(dir, 'none.zip') }),
+      secret: SECRET,
+      target: standInTarget(node),
       stage: 'all',
-      force: false,
-      etlOptions: {},
-      container: 'object-persist-never',
-      rclone: { name: 'chi_tacc', authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', credentialId: 'id', credentialSecret: SECRET },
+      run: { force: false, breakLock: false },
+      mount: false,
       bundlePath: join(ROOT, 'dist', 'etl.js'),
-      remoteDir: join(dir, 'etl'),
-      rcloneConfigPath: join(dir, 'etl', 'rclone.conf'),
       sshWaitSeconds: 10,
       cloudInitWaitSeconds: 5,
       minFreeMb: 50,

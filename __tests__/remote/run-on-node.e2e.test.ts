@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { generateMovieLensZip } from '../../etl/dataset/generate';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
-import { sshTarget, type NodeCoordinates } from '../../etl/remote/coordinates';
+import type { StandInNode } from '../../scripts/stand-in-spec';
 import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
 import { ssh } from '../../etl/remote/ssh';
 import { ensureNode } from '../support/node';
+import { standInRun, standInTarget } from '../support/run';
 import { nodeView } from '../../etl/remote/node-view';
 import { createAppCredential, ensureOpenStack, listContainer, revokeAppCredential, type OpenStackEnv } from '../support/openstack';
 import { currentObject, readerView } from '../support/versions';
@@ -17,7 +18,7 @@ import { currentObject, readerView } from '../support/versions';
 const ROOT = join(__dirname, '..', '..');
 const BUNDLE = join(ROOT, 'dist', 'etl.js');
 let env: OpenStackEnv;
-let node: NodeCoordinates;
+let node: StandInNode;
 let zipDir: string;
 const log = memoryLogger();
 const errors: string[] = [];
@@ -31,24 +32,13 @@ beforeAll(async () => {
 });
 
 function options(tag: string, extra: Partial<RunOnNodeOptions> = {}): RunOnNodeOptions {
-  const remoteDir = join(tmpdir(), `node-${tag}`);
-  return {
-    target: sshTarget(node),
-    stage: 'all',
-    force: false,
-    etlOptions: { source: join(zipDir, 'ml-e2e.zip') },
-    container: `object-persist-e2e-${tag}-${process.pid}`,
-    rclone: { name: 'chi_tacc', authUrl: env.authUrl, region: env.region, userId: env.userId, credentialId: env.appCredential.id, credentialSecret: env.appCredential.secret },
-    bundlePath: BUNDLE,
-    remoteDir,
-    rcloneConfigPath: join(remoteDir, 'rclone.conf'),
-    mount: { mountPoint: join(remoteDir, 'mnt'), service: 'rclone-object-mount.service' },
-    sshWaitSeconds: 20,
-    minFreeMb: 50,
-    log,
-    ...extra,
-  };
+  const container = `object-persist-e2e-${tag}-${process.pid}`;
+  return { ...standInRun({ node, env, container, remoteDir: join(tmpdir(), `node-${tag}`), source: join(zipDir, 'ml-e2e.zip'), bundlePath: BUNDLE, log }), ...extra };
 }
+
+const rcloneConf = (o: RunOnNodeOptions) => o.spec.layout.rcloneConfigPath;
+const containerOf = (o: RunOnNodeOptions) => o.spec.storage.container;
+const mountPoint = (o: RunOnNodeOptions) => o.spec.layout.mountPoint;
 
 async function run(o: RunOnNodeOptions) {
   try {
@@ -64,7 +54,7 @@ const unmount = (dir: string) => execFileSync('sh', ['-c', `mountpoint -q ${dir}
 describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   const o = () => options('main');
 
-  afterAll(() => unmount(nodeView(o().mount!.mountPoint).store));
+  afterAll(() => unmount(nodeView(mountPoint(o())).store));
 
   it('delivers the config (0600), ships the bundle, runs every stage, loads Swift and mounts it read-only', async () => {
     const opts = o();
@@ -72,10 +62,10 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     expect(result.bundleShipped).toBe(true);
     expect(result.mountListing).toEqual(expect.arrayContaining(['training', 'validation', 'evaluation', 'maps', 'manifest.json']));
 
-    const mode = execFileSync('stat', ['-c', '%a', opts.rcloneConfigPath]).toString().trim();
+    const mode = execFileSync('stat', ['-c', '%a', rcloneConf(opts)]).toString().trim();
     expect(mode).toBe('600');
 
-    const view = await readerView(env, opts.container);
+    const view = await readerView(env, containerOf(opts));
     expect(view.problems).toEqual([]);
     expect(result.version).toBe(view.pointer?.current);
     const keys = [...view.current.keys()].sort();
@@ -87,11 +77,11 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     expect(keys.filter((k) => k.startsWith('raw/')).every((k) => k.startsWith('raw/ml-e2e/'))).toBe(true);
     const s = view.manifest!.transform.splits;
     expect(s.training + s.validation + s.evaluation).toBe(60_000);
-    const train = String(await currentObject(env, opts.container, 'training/movielens_e2e_train.txt'));
+    const train = String(await currentObject(env, containerOf(opts), 'training/movielens_e2e_train.txt'));
     expect(train.split('\n').filter(Boolean)).toHaveLength(s.training);
     // What the node's view shows is what Swift holds: the current version, through the read-only mount.
-    expect(readFileSync(join(opts.mount!.mountPoint, 'training', 'movielens_e2e_train.txt'), 'utf8')).toBe(train);
-    expect(realpathSync(opts.mount!.mountPoint)).toBe(join(nodeView(opts.mount!.mountPoint).store, 'datasets', result.version!));
+    expect(readFileSync(join(mountPoint(opts), 'training', 'movielens_e2e_train.txt'), 'utf8')).toBe(train);
+    expect(realpathSync(mountPoint(opts))).toBe(join(nodeView(mountPoint(opts)).store, 'datasets', result.version!));
     expect(log.lines.some((l) => l.includes('[node] ==> transform'))).toBe(true);
   });
 
@@ -106,16 +96,16 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
 
   it('a new version switches the view by one rename: a file opened before keeps reading the old version, a new open reads the new one', async () => {
     const opts = o();
-    const file = join(opts.mount!.mountPoint, 'training', 'movielens_e2e_train.txt');
+    const file = join(mountPoint(opts), 'training', 'movielens_e2e_train.txt');
     const oldText = readFileSync(file, 'utf8');
-    const oldVersion = realpathSync(opts.mount!.mountPoint);
+    const oldVersion = realpathSync(mountPoint(opts));
     const fd = openSync(file, 'r');
     try {
-      const result = await run({ ...opts, etlOptions: { ...opts.etlOptions, seed: '7' } });
-      expect(realpathSync(opts.mount!.mountPoint)).toBe(join(nodeView(opts.mount!.mountPoint).store, 'datasets', result.version!));
-      expect(realpathSync(opts.mount!.mountPoint)).not.toBe(oldVersion);
+      const result = await run({ ...opts, spec: { ...opts.spec, dataset: { ...opts.spec.dataset, seed: 7 } } });
+      expect(realpathSync(mountPoint(opts))).toBe(join(nodeView(mountPoint(opts)).store, 'datasets', result.version!));
+      expect(realpathSync(mountPoint(opts))).not.toBe(oldVersion);
       const newText = readFileSync(file, 'utf8');
-      expect(newText).toBe(String(await currentObject(env, opts.container, 'training/movielens_e2e_train.txt')));
+      expect(newText).toBe(String(await currentObject(env, containerOf(opts), 'training/movielens_e2e_train.txt')));
       expect(newText).not.toBe(oldText);
       // The reader that opened the old version mid-epoch reads it to the end, unchanged.
       const buf = Buffer.alloc(Buffer.byteLength(oldText) + 1);
@@ -123,17 +113,17 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
       for (let r; (r = readSync(fd, buf, n, buf.length - n, n)) > 0; ) n += r;
       expect(buf.subarray(0, n).toString('utf8')).toBe(oldText);
       // The link the runner switches, and the tutorial's path pointing at it.
-      expect(readlinkSync(opts.mount!.mountPoint)).toBe(nodeView(opts.mount!.mountPoint).currentLink);
+      expect(readlinkSync(mountPoint(opts))).toBe(nodeView(mountPoint(opts)).currentLink);
     } finally {
       closeSync(fd);
     }
     // Back to the default seed, so the tests below see the dataset they expect.
     await run(opts);
-  });
+  }, 600_000); // two whole publishes
 
   it('reruns one stage alone when asked, with --force', async () => {
     const before = log.lines.length;
-    await run({ ...o(), stage: 'transform', force: true });
+    await run({ ...o(), stage: 'transform', run: { force: true, breakLock: false } });
     const lines = log.lines.slice(before);
     expect(lines.some((l) => l.includes('<== transform: done'))).toBe(true);
     expect(lines.some((l) => l.includes('==> extract') || l.includes('==> load'))).toBe(false);
@@ -141,31 +131,31 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
 
   it('an expired or revoked credential fails the load, says so, and leaves the published dataset intact', async () => {
     const opts = o();
-    const before = await listContainer(env, opts.container);
+    const before = await listContainer(env, containerOf(opts));
     const cred = await createAppCredential(env, `e2e-revoked-${process.pid}`);
     await revokeAppCredential(env, cred);
-    const rclone = { ...opts.rclone, credentialId: cred.id, credentialSecret: cred.secret };
-    const err = await run({ ...opts, stage: 'load', force: true, rclone, mount: undefined }).catch((e: Error) => e);
+    const spec = { ...opts.spec, storage: { ...opts.spec.storage, credentialId: cred.id } };
+    const err = await run({ ...opts, spec, secret: cred.secret, stage: 'load', run: { force: true, breakLock: false }, mount: false }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(EtlError);
     expect(String((err as EtlError).message)).toMatch(/refused the application credential/);
     expect(String((err as EtlError).hint)).toMatch(/Readers still see the version the container pointed at before/);
-    expect(await listContainer(env, opts.container)).toEqual(before);
+    expect(await listContainer(env, containerOf(opts))).toEqual(before);
     expect(log.lines.concat(errors).join('\n')).not.toContain(cred.secret);
   });
 
   it('refuses a second run while another holds the node, and --break-lock clears a stale lock', async () => {
     const opts = o();
-    const lockDir = join(opts.remoteDir, '.lock');
+    const lockDir = join(opts.spec.layout.remoteDir, '.lock');
     await ssh(opts.target, `mkdir -p ${lockDir} && echo 'pid 999 on other-host since 2026-01-01' > ${lockDir}/owner`);
     await expect(run(opts)).rejects.toThrow(/another ETL run holds the lock .*pid 999 on other-host/);
-    const again = await run({ ...opts, breakLock: true, mount: undefined });
+    const again = await run({ ...opts, run: { force: false, breakLock: true }, mount: false });
     expect(again.exitCode).toBe(0);
     expect(existsSync(lockDir)).toBe(false);
   });
 
   it('takes over a lock left by a killed run of this machine (its process is gone), with a warning', async () => {
-    const opts = { ...o(), mount: undefined };
-    const lockDir = join(opts.remoteDir, '.lock');
+    const opts = { ...o(), mount: false };
+    const lockDir = join(opts.spec.layout.remoteDir, '.lock');
     const dead = spawnSync('true').pid!; // a pid that has exited
     await ssh(opts.target, `mkdir -p ${lockDir} && echo 'pid ${dead} on ${hostname()} since 2026-01-01T00:00:00.000Z' > ${lockDir}/owner`);
     const before = log.lines.length;
@@ -175,7 +165,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   });
 
   it('two runs started at once: exactly one gets the node', async () => {
-    const opts = { ...o(), mount: undefined };
+    const opts = { ...o(), mount: false };
     const results = await Promise.allSettled([run(opts), run(opts)]);
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused).toHaveLength(1);
@@ -184,7 +174,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
 
   it('an unreachable node fails within the wait, naming floating IP, security group and key', async () => {
     const started = Date.now();
-    const target = { ...sshTarget(node), port: 1, connectTimeoutSeconds: 2 };
+    const target = { ...standInTarget(node), port: 1, connectTimeoutSeconds: 2 };
     await expect(run({ ...options('unreachable'), target, sshWaitSeconds: 3 })).rejects.toThrow(/cannot reach .* over SSH/);
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(errors[errors.length - 1]).toMatch(/floating IP.*security group/s);
@@ -193,7 +183,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   it('a wrong key is named as such', async () => {
     const keyDir = mkdtempSync(join(tmpdir(), 'key-'));
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keyDir, 'k')]);
-    const target = { ...sshTarget(node), privateKeyPath: join(keyDir, 'k') };
+    const target = { ...standInTarget(node), privateKeyPath: join(keyDir, 'k') };
     await expect(run({ ...options('badkey'), target })).rejects.toThrow(/refused the SSH key/);
   });
 

@@ -1,6 +1,6 @@
 import execa from 'execa';
 import { EtlError } from '../errors';
-import { redact } from '../load/redact';
+import { redact } from '../redact';
 
 export interface SshTarget {
   host: string;
