@@ -35,7 +35,8 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
   let stackDir: string;
   let remoteDir: string;
   let server: Server;
-  const container = `object-persist-deploy-${process.pid}`;
+  const teamId = `deploy${process.pid}`;
+  const container = `object-persist-${teamId}`;
   const transcript: string[] = [];
 
   // Asynchronous: the dataset's HTTP server lives in this process and must keep answering during the apply.
@@ -80,6 +81,7 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
     // persist.config.yaml, as a user writes it, with the stand-ins' Keystone and the stand-in node's login user.
     const configFile = join(dir, 'persist.config.yaml');
     const raw = rawWith({
+      teamId,
       credential: { expiresAt: '2030-01-31' },
       chi: { authUrl: env.authUrl, region: env.region },
       ssh: { publicKeyPath: `${node.privateKeyPath}.pub`, privateKeyPath: node.privateKeyPath, user: node.user },
@@ -178,7 +180,7 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
     expect(view.problems).toEqual([]);
     expect([...view.current.keys()].some((k) => k.startsWith('training/'))).toBe(true);
     expect(execFileSync('stat', ['-c', '%a', join(remoteDir, 'rclone.conf')]).toString().trim()).toBe('600');
-  });
+  }, 900_000); // a whole deploy of the ETL: minutes on a loaded machine
 
   it('a second deploy with nothing changed does not run it again', async () => {
     const r = await tf('plan', '-detailed-exitcode', '-no-color');

@@ -38,7 +38,7 @@ async function failure(fakes: Record<string, string | null>, extra: Partial<RunO
     if (!(e instanceof EtlError)) throw e;
     const text = `${e.message}\n${e.hint ?? ''}`;
     expect([text, ...log.lines].join('\n')).not.toContain(SECRET);
-    return { text, log: log.lines, dir };
+    return { text, log: log.lines, dir, exitCode: e.exitCode };
   } finally {
     node.remove();
   }
@@ -87,6 +87,14 @@ describe('a node that is not ready', () => {
   it('disk full: says how much is free and what is needed', async () => {
     const f = await failure({ df: 'printf "Filesystem 1048576-blocks Used Available Capacity Mounted on\\n/dev/vda1 20000 19990 10 100%% /\\n"' });
     expect(f.text).toMatch(/only 10 MB free on .*needs about 50 MB/);
+  });
+
+  it('the disk fills up during a stage: the runner says so and exits 74, as the ETL itself does', async () => {
+    // Node 20 for the preflight; the ETL then stops as the bundle does on ENOSPC (etl/errors.ts, exit 74).
+    const f = await failure({ node: 'if [ "$1" = -p ]; then echo 20.11.1; else echo "error: disk full: No space left on device (writing work/output)" >&2; exit 74; fi' });
+    expect(f.text).toMatch(/^the node ran out of disk space during 'etl all'/);
+    expect(f.text).toContain('Readers still see the version');
+    expect(f.exitCode).toBe(74);
   });
 
   it('Node.js too old: names the version and the fix', async () => {

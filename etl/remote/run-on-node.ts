@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { EtlError } from '../errors';
+import { DISK_FULL_EXIT, EtlError } from '../errors';
 import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
 import type { StageName } from '../stage';
@@ -232,9 +232,10 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
           ? `the node ran out of disk space during 'etl ${o.stage}'`
           : `'etl ${o.stage}' failed on ${where} (exit ${run.exitCode}); its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}`,
         full
-          ? 'Free space on the node or use a larger flavor; the published dataset in the container is untouched.'
+          ? 'Free space on the node (df -h; old work directories under the ETL directory) or use a flavor with a larger disk, then rerun: finished stages are skipped. Readers still see the version the container pointed at before.'
           : 'Readers still see the version the container pointed at before (current.json is written only once a new version is whole). Fix the cause and rerun: finished stages are skipped.',
-        run.exitCode === 75 ? 75 : 1,
+        // The node's own status where it means something to a caller: 75 (busy, retry later), 74 (disk full).
+        run.exitCode === 75 ? 75 : full ? DISK_FULL_EXIT : 1,
       );
     }
 
