@@ -1,5 +1,7 @@
 import { stringify } from 'yaml';
+import { DEFAULT_RCLONE_REMOTE } from '../etl/rclone-remote';
 import { nodeView } from '../etl/remote/node-view';
+import type { NodeLayout } from '../etl/remote/run-spec';
 
 /**
  * The node's `#cloud-config`, rendered from typed options by a pure function.
@@ -42,15 +44,21 @@ export const INSTALL_IF_MISSING: Readonly<Record<string, string>> = { rclone: 'r
 export const NOVA_USER_DATA_LIMIT = 65_535;
 
 export function defaultCloudInitOptions(user: string, containerName: string, etlDir: string): NodeCloudInitOptions {
+  const home = user === 'root' ? '/root' : `/home/${user}`;
   return {
     user,
-    remoteName: 'chi_tacc',
+    remoteName: DEFAULT_RCLONE_REMOTE,
     containerName,
-    rcloneConfigPath: `/home/${user}/.config/rclone/rclone.conf`,
+    rcloneConfigPath: `${home}/.config/rclone/rclone.conf`,
     mountPoint: '/mnt/object',
     etlDir,
     minNodeMajor: 18,
   };
+}
+
+/** Where a node set up by this cloud-config keeps things: the run spec's layout (etl/remote/run-spec.ts). */
+export function nodeLayoutOf(o: NodeCloudInitOptions): NodeLayout {
+  return { remoteName: o.remoteName, rcloneConfigPath: o.rcloneConfigPath, mountPoint: o.mountPoint, mountService: MOUNT_SERVICE, remoteDir: o.etlDir };
 }
 
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { DISK_FULL_EXIT, diskFullError, isDiskFull, isEtlError, reportError } from './errors';
+import { readJob } from './job';
 import { stderrLogger, type Logger } from './log';
 import type { Stage, StageContext, StageResult } from './stage';
 import { extractStage } from './extract/stage';
@@ -15,6 +16,7 @@ interface CommonOptions {
   workDir: string;
   force: boolean;
   json: boolean;
+  job?: string;
 }
 
 function addCommonOptions(cmd: Command): Command {
@@ -25,7 +27,15 @@ function addCommonOptions(cmd: Command): Command {
         .default('.work'),
     )
     .option('--force', 'rerun the stage even if its manifest says nothing changed', false)
-    .option('--json', 'print a machine-readable summary on stdout', false);
+    .option('--json', 'print a machine-readable summary on stdout', false)
+    .option('--job <file>', "the options as one JSON value, from a file or '-' (stdin): how the remote runner passes them (etl/job.ts)");
+}
+
+/** The command's parsed options, with a job's (if any) over them. */
+function withJob(cmd: Command, opts: CommonOptions & Record<string, unknown>): CommonOptions & Record<string, unknown> {
+  if (!opts.job) return opts;
+  const known = cmd.options.map((o) => o.attributeName()).filter((k) => k !== 'job');
+  return { ...opts, ...readJob(opts.job, known) };
 }
 
 async function runStages(stages: Stage[], options: CommonOptions & Record<string, unknown>, log: Logger) {
@@ -61,11 +71,13 @@ export function buildProgram(log: Logger = stderrLogger()): Command {
   for (const stage of STAGES) {
     let cmd = stage.addOptions(program.command(stage.name).description(stage.description));
     for (const other of STAGES) if (other !== stage) cmd = other.addOptions(cmd);
-    addCommonOptions(cmd).action((opts: CommonOptions & Record<string, unknown>) => runStages([stage], opts, log));
+    const withCommon = addCommonOptions(cmd);
+    withCommon.action((opts: CommonOptions & Record<string, unknown>) => runStages([stage], withJob(withCommon, opts), log));
   }
   let all = program.command('all').description('run every stage in order: ' + STAGES.map((s) => s.name).join(' -> '));
   for (const stage of STAGES) all = stage.addOptions(all);
-  addCommonOptions(all).action((opts: CommonOptions & Record<string, unknown>) => runStages(STAGES, opts, log));
+  const allWithCommon = addCommonOptions(all);
+  allWithCommon.action((opts: CommonOptions & Record<string, unknown>) => runStages(STAGES, withJob(allWithCommon, opts), log));
   return program;
 }
 

@@ -1,7 +1,7 @@
 /**
  * `npm run demo`: the project's main job on local stand-ins, no Chameleon account needed. Starts a real
  * Keystone + Swift (playing CHI@TACC) and an sshd (playing the KVM@TACC node) on 127.0.0.1, then runs the
- * same code path as a deploy's etl stack: ssh to the node, deliver rclone.conf, ship the ETL bundle,
+ * same command as a deploy's etl stack (ETL_RUN_COMMAND, with the spec in PERSIST_ETL_SPEC): ssh to the node, deliver rclone.conf, ship the ETL bundle,
  * extract -> transform -> load, mount the container read-only. `npm run demo -- --down` stops the stand-ins.
  */
 import { Command } from 'commander';
@@ -12,9 +12,9 @@ import { generateMovieLensZip } from '../testing/movielens-fixture';
 import { reportError } from '../etl/errors';
 import { stderrLogger } from '../etl/log';
 import { rcloneEnvFromEtlEnv } from '../etl/load/credentials';
-import type { NodeCoordinates } from '../etl/remote/coordinates';
-import { sshTarget } from '../etl/remote/coordinates';
-import { runOnNode } from '../etl/remote/run-on-node';
+import { ETL_RUN_COMMAND } from '../constructs/etl-run';
+import { DEFAULT_RCLONE_REMOTE } from '../etl/rclone-remote';
+import { standInRunSpec, type StandInNode } from './stand-in-spec';
 
 const ROOT = resolve(__dirname, '..');
 const STAND_INS = join(ROOT, '.stand-ins');
@@ -27,6 +27,7 @@ interface OpenStackEnv {
   userId: string;
   appCredential: { id: string; secret: string };
 }
+const REMOTE = DEFAULT_RCLONE_REMOTE;
 
 const log = stderrLogger();
 const step = (text: string) => log.info(`\n### ${text}`);
@@ -76,7 +77,7 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
     await sh('local-node.sh', ['up', NODE]);
   });
   const os = JSON.parse(readFileSync(join(OPENSTACK, 'env.json'), 'utf8')) as OpenStackEnv;
-  const node = JSON.parse(readFileSync(join(NODE, 'node.json'), 'utf8')) as NodeCoordinates;
+  const node = JSON.parse(readFileSync(join(NODE, 'node.json'), 'utf8')) as StandInNode;
 
   step('3/5 dataset');
   const rows = Number(o.rows);
@@ -96,38 +97,32 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
 
   step('4/5 the ETL on the node, exactly as `cdktf deploy etl` runs it');
   await timed('build ETL bundle', () => execa('node', [join(ROOT, 'scripts', 'build-etl.mjs')], { cwd: ROOT, stdio: 'inherit' }));
+  // The deploy's own command with the spec the stacks would produce for the stand-ins (scripts/stand-in-spec.ts);
+  // the flags are only what a stand-in needs: its known_hosts, no console log to pin the key from, short waits.
+  // The stand-in node shares this machine's disk, so it reads the zip in place; a real node downloads it.
+  const spec = standInRunSpec({ node, storage: os, container, remoteDir, mountPoint, source: zip });
+  const [cmd, ...args] = ETL_RUN_COMMAND.split(' ');
+  if (o.stage !== 'all') args.splice(args.indexOf('all'), 1, o.stage);
   await timed('ETL on the node', () =>
-    runOnNode({
-      target: sshTarget(node),
-      stage: o.stage as 'all',
-      force: o.force,
-      // The stand-in node shares this machine's disk, so it reads the zip in place; a real node downloads it.
-      // Versions beyond --keep (2) are deleted after each publish, so older demo sizes do not pile up.
-      etlOptions: { source: zip },
-      container,
-      rclone: { name: 'chi_tacc', authUrl: os.authUrl, region: os.region, userId: os.userId, credentialId: os.appCredential.id, credentialSecret: os.appCredential.secret },
-      bundlePath: join(ROOT, 'dist', 'etl.js'),
-      remoteDir,
-      rcloneConfigPath: join(remoteDir, 'rclone.conf'),
-      mount: { mountPoint, service: 'rclone-object-mount.service' },
-      sshWaitSeconds: 30,
-      minFreeMb: 100,
-      log,
+    execa(cmd, [...args, '--known-hosts', node.knownHostsPath, '--no-console-keys', '--ssh-wait', '30', '--min-free-mb', '100'], {
+      cwd: ROOT,
+      stdio: 'inherit',
+      env: { PERSIST_ETL_SPEC: JSON.stringify(spec), PERSIST_APP_CREDENTIAL_SECRET: os.appCredential.secret, PERSIST_ETL_FORCE: o.force ? '1' : '' },
     }),
   );
 
   step(`5/5 what is in the container ${container} (through Swift's API, with rclone)`);
-  const { env } = rcloneEnvFromEtlEnv('chi_tacc', {
+  const { env } = rcloneEnvFromEtlEnv(REMOTE, {
     ETL_APP_CREDENTIAL_ID: os.appCredential.id,
     ETL_APP_CREDENTIAL_SECRET: os.appCredential.secret,
     ETL_AUTH_URL: os.authUrl,
     ETL_REGION: os.region,
     ETL_USER_ID: os.userId,
   });
-  const ls = await execa('rclone', ['lsl', `chi_tacc:${container}`], { env: { ...process.env, ...env } });
+  const ls = await execa('rclone', ['lsl', `${REMOTE}:${container}`], { env: { ...process.env, ...env } });
   log.info(ls.stdout);
-  const pointer = JSON.parse((await execa('rclone', ['cat', `chi_tacc:${container}/current.json`], { env: { ...process.env, ...env } })).stdout) as { current: string };
-  const manifest = JSON.parse((await execa('rclone', ['cat', `chi_tacc:${container}/datasets/${pointer.current}/manifest.json`], { env: { ...process.env, ...env } })).stdout);
+  const pointer = JSON.parse((await execa('rclone', ['cat', `${REMOTE}:${container}/current.json`], { env: { ...process.env, ...env } })).stdout) as { current: string };
+  const manifest = JSON.parse((await execa('rclone', ['cat', `${REMOTE}:${container}/datasets/${pointer.current}/manifest.json`], { env: { ...process.env, ...env } })).stdout);
   const t = manifest.transform;
   log.info(
     `current.json names version ${pointer.current}; its manifest.json: ${t.rows.toLocaleString('en-US')} ratings, ${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +

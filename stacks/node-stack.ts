@@ -4,10 +4,12 @@ import { ComputeKeypairV2 } from '../.gen/providers/openstack/compute-keypair-v2
 import {
   defaultCloudInitOptions,
   MOUNT_SERVICE,
+  nodeLayoutOf,
   renderCloudConfig,
   type NodeCloudInitOptions,
 } from '../cloud-init/render';
 import type { PersistConfig } from '../config';
+import type { NodeLayout } from '../etl/remote/run-spec';
 import { NodeWithFloatingIp } from '../constructs/node-with-floating-ip';
 import { SshOnlySecurityGroup } from '../constructs/ssh-only-security-group';
 import { StackWithPinnedAddresses } from './addresses';
@@ -34,7 +36,8 @@ export class NodeStack extends StackWithPinnedAddresses {
   readonly sshPrivateKeyPath: string;
   /** What the node's cloud-config was rendered from: rclone remote, config path, mount point, ETL dir. */
   readonly cloudInit: NodeCloudInitOptions;
-  readonly mountService = MOUNT_SERVICE;
+  /** Where the node keeps things, as the run spec carries it to the runner (etl/remote/run-spec.ts). */
+  readonly layout: NodeLayout;
   /** The exact `#cloud-config` text given to the server as user_data. */
   readonly userData: string;
   readonly server: NodeWithFloatingIp;
@@ -76,6 +79,7 @@ export class NodeStack extends StackWithPinnedAddresses {
     });
 
     this.cloudInit = defaultCloudInitOptions(config.ssh.user, config.containerName, config.etl.remoteDir);
+    this.layout = nodeLayoutOf(this.cloudInit);
     this.userData = renderCloudConfig(this.cloudInit);
 
     this.server = new NodeWithFloatingIp(this, 'node', {

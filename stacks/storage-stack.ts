@@ -138,6 +138,6 @@ export class StorageStack extends StackWithPinnedAddresses {
     // No `credential_secret` output: the etl stack reads this stack through terraform_remote_state, which copies
     // every output into terraform.etl.tfstate, so an output would put the secret in a second state file (and its
     // backup). The secret stays in this stack's resource attributes; the ETL runner reads it from there
-    // (etl/remote/coordinates.ts outputsFromState).
+    // (etl/remote/stack-state.ts createdCredential).
   }
 }

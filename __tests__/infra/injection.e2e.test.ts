@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EtlError } from '../../etl/errors';
-import { renderRcloneConf, type RcloneRemote } from '../../etl/remote/plan';
+import { renderRcloneConf, type RcloneRemote } from '../../etl/remote/rclone-conf';
 import { TEST_RESERVATION, validConfigYaml } from './helpers';
 
 // Issue 10, item 5: values that would inject into the synthesized JSON (Terraform templates), rclone.conf

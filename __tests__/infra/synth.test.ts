@@ -311,7 +311,7 @@ describe('node stack', () => {
     expect(stack.sshUser).toBe('cc');
     expect(resolved(stack, stack.floatingIp)).toBe('${openstack_networking_floatingip_v2.node_floating_ip.address}');
     expect(resolved(stack, stack.instanceId)).toBe('${openstack_compute_instance_v2.node.id}');
-    expect(stack.mountService).toBe('rclone-object-mount.service');
+    expect(stack.layout).toEqual({ remoteName: 'chi_tacc', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf', mountPoint: '/mnt/object', mountService: 'rclone-object-mount.service', remoteDir: '/home/cc/chameleon-persist' });
     expect(stack.cloudInit).toMatchObject({ remoteName: 'chi_tacc', mountPoint: '/mnt/object', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf' });
   });
 

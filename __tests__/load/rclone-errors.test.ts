@@ -1,5 +1,5 @@
 import { classifyRcloneFailure } from '../../etl/load/rclone-errors';
-import { redact } from '../../etl/load/redact';
+import { redact } from '../../etl/redact';
 import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from '../../etl/load/credentials';
 
 // rclone's own wording for each failure, as seen against the local Keystone + Swift.

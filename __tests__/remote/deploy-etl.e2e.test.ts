@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../config';
 import { generateMovieLensZip } from '../../testing/movielens-fixture';
-import type { NodeCoordinates } from '../../etl/remote/coordinates';
+import type { StandInNode } from '../../scripts/stand-in-spec';
 import { EtlStack } from '../../stacks/etl-stack';
 import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';
@@ -30,12 +30,13 @@ const ROOT = join(__dirname, '..', '..');
 describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
   const terraform = terraformBinary();
   let env: OpenStackEnv;
-  let node: NodeCoordinates;
+  let node: StandInNode;
   let dir: string;
   let stackDir: string;
   let remoteDir: string;
   let server: Server;
-  const container = `object-persist-deploy-${process.pid}`;
+  const teamId = `deploy${process.pid}`;
+  const container = `object-persist-${teamId}`;
   const transcript: string[] = [];
 
   // Asynchronous: the dataset's HTTP server lives in this process and must keep answering during the apply.
@@ -77,11 +78,13 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/ml-deploy.zip`;
 
-    // persist.config.yaml, as a user writes it: the runner reads the ETL options from it at apply time.
+    // persist.config.yaml, as a user writes it, with the stand-ins' Keystone and the stand-in node's login user.
     const configFile = join(dir, 'persist.config.yaml');
     const raw = rawWith({
+      teamId,
       credential: { expiresAt: '2030-01-31' },
-      ssh: { publicKeyPath: `${node.privateKeyPath}.pub`, privateKeyPath: node.privateKeyPath },
+      chi: { authUrl: env.authUrl, region: env.region },
+      ssh: { publicKeyPath: `${node.privateKeyPath}.pub`, privateKeyPath: node.privateKeyPath, user: node.user },
       etl: { datasetUrl: url, datasetSha256: createHash('sha256').update(zipBytes).digest('hex'), remoteDir },
     });
     writeFileSync(configFile, stringify(raw));
@@ -95,7 +98,7 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
     const json = JSON.parse(readFileSync(join(app.outdir, 'stacks', 'etl', 'cdk.tf.json'), 'utf8'));
 
     // Stand-in states of the two stacks: the outputs the etl stack reads, and the ones the runner reads.
-    const refs = new Set<string>(JSON.stringify(json).match(/cross-stack-reference-input-(storage|node)\.outputs\.[^}"]+/g) ?? []);
+    const refs = new Set<string>(JSON.stringify(json).match(/cross-stack-reference-input-(storage|node)\.outputs\.[\w-]+/g) ?? []);
     const value = (ref: string): string => {
       if (/containername$/.test(ref)) return container;
       if (/application_credential.*id$/.test(ref)) return env.appCredential.id;
@@ -129,14 +132,19 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
     }
     // The etl stack's own state goes to the test's directory, not to the checkout's terraform.etl.tfstate.
     json.terraform.backend.local.path = join(dir, 'terraform.etl.tfstate');
+    // The stand-in node is this machine: its rclone.conf and mount go under the test's directory, not under
+    // root's home and /mnt. Only those two values of the spec change; everything else is what the stacks made.
     const p = json.resource.terraform_data.etl_run.provisioner[0]['local-exec'];
-    Object.assign(p.environment, {
-      PERSIST_ETL_AUTH_URL: env.authUrl,
-      PERSIST_ETL_REGION: env.region,
-      PERSIST_ETL_USER: node.user,
-      PERSIST_ETL_RCLONE_CONFIG: join(remoteDir, 'rclone.conf'),
-      PERSIST_ETL_MOUNT_POINT: join(remoteDir, 'mnt'),
-    });
+    const home = node.user === 'root' ? '/root' : `/home/${node.user}`;
+    const relocate = (expr: string) => {
+      const out = expr
+        .replace(`"rcloneConfigPath" = "${home}/.config/rclone/rclone.conf"`, `"rcloneConfigPath" = "${join(remoteDir, 'rclone.conf')}"`)
+        .replace('"mountPoint" = "/mnt/object"', `"mountPoint" = "${join(remoteDir, 'mnt')}"`);
+      expect(out.match(new RegExp(remoteDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'g'))).toHaveLength(3); // remoteDir, rclone.conf, mnt
+      return out;
+    };
+    p.environment.PERSIST_ETL_SPEC = relocate(p.environment.PERSIST_ETL_SPEC);
+    json.output.run_spec.value = relocate(json.output.run_spec.value);
 
     // cdktf.out/stacks/<stack> is three levels under the project root; this directory is too, so the
     // provisioner's working_dir (../../..) is the project root, as in a deploy.
@@ -172,7 +180,7 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
     expect(view.problems).toEqual([]);
     expect([...view.current.keys()].some((k) => k.startsWith('training/'))).toBe(true);
     expect(execFileSync('stat', ['-c', '%a', join(remoteDir, 'rclone.conf')]).toString().trim()).toBe('600');
-  });
+  }, 900_000); // a whole deploy of the ETL: minutes on a loaded machine
 
   it('a second deploy with nothing changed does not run it again', async () => {
     const r = await tf('plan', '-detailed-exitcode', '-no-color');

@@ -5,14 +5,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etlTrigger, ETL_RUN_COMMAND } from '../../constructs/etl-run';
 import { bundleSha256, sha256 } from '../../etl/remote/bundle';
+import type { RunSpec } from '../../etl/remote/run-spec';
 import { checkStack, loadFilteredSchema } from '../../testing/schema-conformance';
 import { EtlStack } from '../../stacks/etl-stack';
 import { NodeStack } from '../../stacks/node-stack';
 import { StorageStack } from '../../stacks/storage-stack';
+import { parseRunSpec } from '../../etl/remote/run-spec';
+import { runSpecFromState } from '../../etl/remote/stack-state';
 import { SENTINEL_SECRET, testConfig } from '../infra/helpers';
 import { describeTerraform, terraformBinary } from '../support/terraform';
 
 const ROOT = join(__dirname, '..', '..');
+const GOLDEN_TRIGGER = execFileSync('sh', ['-c', `printf '%s' '{"code":"code-v1","datasetUrl":"https://files.grouplens.org/datasets/movielens/ml-32m.zip","datasetSha256":null,"seed":42,"ratios":[0.7,0.15,0.15],"container":"object-persist-proj99","remoteDir":"/home/cc/chameleon-persist"}' | sha256sum | cut -d' ' -f1`]).toString().trim();
+
+/** The static part of the test config's spec (the trigger does not read the apply-time values). */
+function synthSpec(): RunSpec {
+  return {
+    format: 1,
+    node: { host: 'h', port: 22, user: 'cc', privateKeyPath: '/k', serverId: 's', consoleCloud: 'kvm_tacc' },
+    layout: { remoteName: 'chi_tacc', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf', mountPoint: '/mnt/object', mountService: 'rclone-object-mount.service', remoteDir: '/home/cc/chameleon-persist' },
+    storage: { container: 'object-persist-proj99', authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3', region: 'CHI@TACC', credentialId: 'c' },
+    dataset: { url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip', allowUnverified: false, seed: 42, ratios: [0.7, 0.15, 0.15] },
+  };
+}
 
 function synthApp(patch: Record<string, any> = {}, opts: { codeHash?: string; env?: Record<string, string> } = {}) {
   const config = testConfig(patch, opts.env ?? {});
@@ -38,13 +53,18 @@ describe('the etl stack', () => {
     expect(p.command).toBe(ETL_RUN_COMMAND);
     expect(p.command).toBe('npx tsx etl/remote-cli.ts all --from-env');
     expect(p.working_dir).toBe('../../..');
-    // The node's cloud-init layout reaches the runner.
-    expect(p.environment).toMatchObject({ PERSIST_ETL_RCLONE_CONFIG: '/home/cc/.config/rclone/rclone.conf', PERSIST_ETL_MOUNT_POINT: '/mnt/object', PERSIST_ETL_USER: 'cc' });
+    // One value carries the run's facts: the spec, resolved by Terraform (its resolved value is checked below,
+    // under Terraform); the same expression is the stack's run_spec output, which a rerun reads.
+    expect(Object.keys(p.environment)).toEqual(['PERSIST_ETL_SPEC']);
+    expect(p.environment.PERSIST_ETL_SPEC).toMatch(/^\$\{jsonencode\(\{"format" = 1, "node" = \{"host" = data\.terraform_remote_state\.cross-stack-reference-input-node\.outputs\./);
+    expect(json.output.run_spec.value).toBe(p.environment.PERSIST_ETL_SPEC);
+    // The node's cloud-init layout, as the node stack rendered it, is in it.
+    expect(p.environment.PERSIST_ETL_SPEC).toContain('"layout" = {"remoteName" = "chi_tacc", "rcloneConfigPath" = "/home/cc/.config/rclone/rclone.conf", "mountPoint" = "/mnt/object", "mountService" = "rclone-object-mount.service", "remoteDir" = "/home/cc/chameleon-persist"}');
     // The container, the node and the credential are part of the trigger: a new node or container reruns the
     // ETL, and so does a new credential (its id, never its secret), which the run delivers to the node.
     expect(Object.keys(run.triggers_replace).sort()).toEqual(['container', 'credential', 'inputs', 'node']);
     expect(run.triggers_replace.credential).toMatch(/^\$\{data\.terraform_remote_state\..*storage.*credential.*id\}$/);
-    expect(run.triggers_replace.container).toMatch(/^\$\{data\.terraform_remote_state\..*storage.*containername\}$/);
+    expect(run.triggers_replace.container).toBe('object-persist-proj99');
     expect(run.triggers_replace.node).toMatch(/^\$\{data\.terraform_remote_state\..*node.*id\}$/);
     expect(json.output.data_location.value).toContain('object-persist-proj99');
   });
@@ -74,10 +94,10 @@ describe('the etl stack', () => {
     expect(synthEtl({ credential: { expiresAt: '2026-02-28' } }).trigger).toBe(base);
   });
 
-  it('etlTrigger is a pure function of its inputs', () => {
-    const config = testConfig();
-    expect(etlTrigger({ config, codeHash: 'a' })).toBe(etlTrigger({ config, codeHash: 'a' }));
-    expect(etlTrigger({ config, codeHash: 'a' })).not.toBe(etlTrigger({ config, codeHash: 'b' }));
+  it('etlTrigger hashes what earlier versions hashed, so an upgrade reruns nothing (known answer)', () => {
+    // The JSON the trigger of every earlier version hashed for the test config, written out by hand:
+    // echo -n '{"code":"code-v1","datasetUrl":"https://files.grouplens.org/datasets/movielens/ml-32m.zip","datasetSha256":null,"seed":42,"ratios":[0.7,0.15,0.15],"container":"object-persist-proj99","remoteDir":"/home/cc/chameleon-persist"}' | sha256sum
+    expect(synthEtl().trigger).toBe(GOLDEN_TRIGGER);
   });
 
   it("the code hash is the SHA-256 of the bundle npm run build:etl writes, which the runner compares before shipping", () => {
@@ -88,7 +108,7 @@ describe('the etl stack', () => {
     const config = testConfig();
     const app = Testing.app();
     const etl = new EtlStack(app, 'etl', { config, storage: new StorageStack(app, 'storage', { config }), node: new NodeStack(app, 'node', { config }) });
-    expect(etl.run.trigger).toBe(etlTrigger({ config, codeHash: sha256(readFileSync(out)) }));
+    expect(etl.run.trigger).toBe(etlTrigger({ spec: synthSpec(), codeHash: sha256(readFileSync(out)) }));
   });
 });
 
@@ -107,11 +127,22 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
     if (r.status === 1) throw new Error(r.stderr + r.stdout);
     return r.status === 2;
   };
+  /** Whether the plan reruns the ETL (replaces etl_run), whatever else (an output) it changes. */
+  const planReruns = () => {
+    const r = tf('plan', '-no-color');
+    if (r.status !== 0) throw new Error(r.stderr + r.stdout);
+    return /terraform_data\.etl_run (must be replaced|will be created)/.test(r.stdout);
+  };
   const apply = () => {
     const r = tf('apply', '-auto-approve', '-no-color');
     if (r.status !== 0) throw new Error(r.stderr + r.stdout);
   };
   const runs = () => readFileSync(join(dir, 'runs.log'), 'utf8').split('\n').filter(Boolean);
+  /** What each run got, in short: the spec parsed and checked as the runner does. */
+  const lastRun = () => {
+    const spec = parseRunSpec(runs()[runs().length - 1], 'runs.log');
+    return `run node=${spec.node.serverId} host=${spec.node.host} container=${spec.storage.container}`;
+  };
 
   /** A stand-in state for a deployed stack: only its outputs matter to the etl stack's remote-state reads. */
   function writeState(stack: 'storage' | 'node', values: Record<string, string>) {
@@ -129,15 +160,16 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
     app.synth();
     const json = JSON.parse(readFileSync(join(app.outdir, 'stacks', 'etl', 'cdk.tf.json'), 'utf8'));
     const run = json.resource.terraform_data.etl_run;
-    run.provisioner[0]['local-exec'].command = `echo "run node=$PERSIST_ETL_NODE_ID host=$PERSIST_ETL_HOST container=$PERSIST_ETL_CONTAINER" >> ${join(dir, 'runs.log')}`;
+    // Records the spec the runner would get, as Terraform resolved it.
+    run.provisioner[0]['local-exec'].command = `printf '%s\\n' "$PERSIST_ETL_SPEC" >> ${join(dir, 'runs.log')}`;
     // The outputs of storage and node that the etl stack reads, by what they stand for.
     const find = (stack: string, re: RegExp) => {
-      const all = JSON.stringify(json).match(new RegExp(`cross-stack-reference-input-${stack}\\.outputs\\.([^}"]+)`, 'g')) ?? [];
+      const all = JSON.stringify(json).match(new RegExp(`cross-stack-reference-input-${stack}\\.outputs\\.([\\w-]+)`, 'g')) ?? [];
       const names = [...new Set(all.map((m) => m.split('.outputs.')[1]))];
       return names.find((n) => re.test(n)) ?? '';
     };
     refs = {
-      storage: { container: find('storage', /containername$/), credentialId: find('storage', /credential.*id$/), userId: find('storage', /user_id$/) },
+      storage: { credentialId: find('storage', /credential.*id$/), userId: find('storage', /user_id$/) },
       node: { id: find('node', /instance.*id$/), host: find('node', /floating.*address$/) },
     };
     mkdirSync(stackDir, { recursive: true });
@@ -150,15 +182,24 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
     writeFileSync(join(dir, 'runs.log'), '');
     synthInto();
     for (const v of Object.values({ ...refs.storage, ...refs.node })) expect(v).not.toBe('');
-    writeState('storage', { container: 'object-persist-proj99' });
+    writeState('storage', { credentialId: 'credential-1', userId: 'user-1' });
     writeState('node', { id: 'server-1', host: '192.5.87.10' });
     const init = tf('init', '-input=false', '-no-color');
     if (init.status !== 0) throw new Error(init.stderr + init.stdout);
   });
 
-  it('the first deploy runs the ETL on the deployed node', () => {
+  it('the first deploy runs the ETL on the deployed node, with the whole spec resolved (known answer)', () => {
     apply();
-    expect(runs()).toEqual(['run node=server-1 host=192.5.87.10 container=object-persist-proj99']);
+    expect(runs()).toHaveLength(1);
+    expect(JSON.parse(runs()[0])).toEqual({
+      format: 1,
+      node: { host: '192.5.87.10', port: 22, user: 'cc', privateKeyPath: testConfig().ssh.privateKeyPath, serverId: 'server-1', consoleCloud: 'kvm_tacc' },
+      layout: { remoteName: 'chi_tacc', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf', mountPoint: '/mnt/object', mountService: 'rclone-object-mount.service', remoteDir: '/home/cc/chameleon-persist' },
+      storage: { container: 'object-persist-proj99', authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3', region: 'CHI@TACC', userId: 'user-1', credentialId: 'credential-1' },
+      dataset: { url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip', allowUnverified: false, seed: 42, ratios: [0.7, 0.15, 0.15] },
+    });
+    // And the stack records it, for `npm run etl:remote`: the same value, read as the runner reads it.
+    expect(runSpecFromState(dir)).toEqual(JSON.parse(runs()[0]));
   });
 
   it('a deploy with nothing changed does not rerun it', () => {
@@ -166,8 +207,13 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
     expect(planChanges()).toBe(false);
   });
 
-  it('a new floating IP on the same server does not rerun it (the data on the container is the same)', () => {
+  it('a new floating IP on the same server does not rerun it, and the recorded spec follows it (for the next rerun)', () => {
     writeState('node', { id: 'server-1', host: '192.5.87.99' });
+    expect(planReruns()).toBe(false);
+    const before = runs().length;
+    apply();
+    expect(runs()).toHaveLength(before);
+    expect(runSpecFromState(dir).node.host).toBe('192.5.87.99');
     expect(planChanges()).toBe(false);
   });
 
@@ -175,7 +221,7 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
     writeState('node', { id: 'server-2', host: '192.5.87.99' });
     expect(planChanges()).toBe(true);
     apply();
-    expect(runs()[runs().length - 1]).toBe('run node=server-2 host=192.5.87.99 container=object-persist-proj99');
+    expect(lastRun()).toBe('run node=server-2 host=192.5.87.99 container=object-persist-proj99');
     expect(planChanges()).toBe(false);
   });
 
@@ -190,15 +236,15 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
     expect(planChanges()).toBe(false);
   });
 
-  it('another container reruns it', () => {
-    writeState('storage', { container: 'object-persist-other' });
+  it('another container (another teamId) reruns it', () => {
+    synthInto({ teamId: 'proj98' });
     expect(planChanges()).toBe(true);
-    writeState('storage', { container: 'object-persist-proj99' });
+    synthInto();
     expect(planChanges()).toBe(false);
   });
 
   it('a new credential (credential.expiresAt changed: the storage stack replaced it) reruns it', () => {
-    writeState('storage', { container: 'object-persist-proj99', credentialId: 'credential-2' });
+    writeState('storage', { credentialId: 'credential-2', userId: 'user-1' });
     expect(planChanges()).toBe(true);
     apply();
     expect(planChanges()).toBe(false);

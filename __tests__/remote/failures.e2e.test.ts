@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
-import { sshTarget } from '../../etl/remote/coordinates';
+import { standInRunSpec } from '../../scripts/stand-in-spec';
 import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
 import { faultyNode, NODE_SCRIPT, NODE_STATE } from '../support/node';
+import { standInTarget } from '../support/run';
 
 // Nodes that are not ready, reached through the real ssh path: the sshd stand-in with a key whose forced
 // command puts stand-in commands first on PATH. Each failure stops before anything is loaded, and says what
@@ -20,15 +21,13 @@ async function failure(fakes: Record<string, string | null>, extra: Partial<RunO
   const log = memoryLogger();
   try {
     await runOnNode({
-      target: { ...sshTarget(node), knownHostsPath: node.knownHostsPath },
+      spec: standInRunSpec({ node, storage: { authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'id' } }, container: 'object-persist-never', remoteDir: join(dir, 'etl'), source: join(dir, 'none.zip') }),
+      secret: SECRET,
+      target: standInTarget(node),
       stage: 'all',
-      force: false,
-      etlOptions: {},
-      container: 'object-persist-never',
-      rclone: { name: 'chi_tacc', authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', credentialId: 'id', credentialSecret: SECRET },
+      run: { force: false, breakLock: false },
+      mount: false,
       bundlePath: join(ROOT, 'dist', 'etl.js'),
-      remoteDir: join(dir, 'etl'),
-      rcloneConfigPath: join(dir, 'etl', 'rclone.conf'),
       sshWaitSeconds: 10,
       cloudInitWaitSeconds: 5,
       minFreeMb: 50,
@@ -39,7 +38,7 @@ async function failure(fakes: Record<string, string | null>, extra: Partial<RunO
     if (!(e instanceof EtlError)) throw e;
     const text = `${e.message}\n${e.hint ?? ''}`;
     expect([text, ...log.lines].join('\n')).not.toContain(SECRET);
-    return { text, log: log.lines, dir };
+    return { text, log: log.lines, dir, exitCode: e.exitCode };
   } finally {
     node.remove();
   }
@@ -88,6 +87,14 @@ describe('a node that is not ready', () => {
   it('disk full: says how much is free and what is needed', async () => {
     const f = await failure({ df: 'printf "Filesystem 1048576-blocks Used Available Capacity Mounted on\\n/dev/vda1 20000 19990 10 100%% /\\n"' });
     expect(f.text).toMatch(/only 10 MB free on .*needs about 50 MB/);
+  });
+
+  it('the disk fills up during a stage: the runner says so and exits 74, as the ETL itself does', async () => {
+    // Node 20 for the preflight; the ETL then stops as the bundle does on ENOSPC (etl/errors.ts, exit 74).
+    const f = await failure({ node: 'if [ "$1" = -p ]; then echo 20.11.1; else echo "error: disk full: No space left on device (writing work/output)" >&2; exit 74; fi' });
+    expect(f.text).toMatch(/^the node ran out of disk space during 'etl all'/);
+    expect(f.text).toContain('Readers still see the version');
+    expect(f.exitCode).toBe(74);
   });
 
   it('Node.js too old: names the version and the fix', async () => {

@@ -7,6 +7,7 @@ import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { knownHostsHas } from '../../etl/remote/host-keys';
 import { runOnNode } from '../../etl/remote/run-on-node';
+import { standInRunSpec } from '../../scripts/stand-in-spec';
 import { cloudInitConsoleOutput, newKey } from '../support/cloud-init-console';
 
 // The node's host key, through the runner as a user runs it (etl/remote-cli.ts), against an sshd of this test's
@@ -48,14 +49,13 @@ function fakeOpenstack(body: string) {
 }
 
 async function cli(serverId: string, cache: string, extraEnv: Record<string, string> = {}) {
-  const nodeJson = join(work, `node-${serverId}.json`);
-  writeFileSync(nodeJson, JSON.stringify({ ...node, instanceId: serverId }));
-  const storageJson = join(work, 'storage.json');
-  writeFileSync(storageJson, JSON.stringify({ container: 'object-persist-hostkey', authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', credentialId: 'c'.repeat(32), credentialSecret: SECRET }));
+  const specFile = join(work, `spec-${serverId}.json`);
+  const storage = { authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'c'.repeat(32) } };
+  writeFileSync(specFile, JSON.stringify(standInRunSpec({ node, storage, container: 'object-persist-hostkey', remoteDir, source: join(work, 'none.zip'), serverId })));
   const r = await execa(
     TSX,
-    [CLI, 'all', '--node-json', nodeJson, '--storage-json', storageJson, '--remote-dir', remoteDir, '--rclone-config', rcloneConf, '--ssh-wait', '15', '--min-free-mb', '99999999', '--no-mount', '--console-wait', '5'],
-    { cwd: ROOT, reject: false, env: { XDG_CACHE_HOME: cache, PATH: `${fakeBin}:${process.env.PATH}`, PERSIST_APP_CREDENTIAL_SECRET: '', PERSIST_CONFIG_FILE: '', ...extraEnv } },
+    [CLI, 'all', '--spec', specFile, '--ssh-wait', '15', '--min-free-mb', '99999999', '--no-mount', '--console-wait', '5'],
+    { cwd: ROOT, reject: false, env: { XDG_CACHE_HOME: cache, PATH: `${fakeBin}:${process.env.PATH}`, PERSIST_APP_CREDENTIAL_SECRET: SECRET, PERSIST_STATE_DIR: join(work, 'no-state'), ...extraEnv } },
   );
   expect(r.stderr + r.stdout).not.toContain(SECRET);
   return r;
@@ -149,15 +149,15 @@ describe('the node host key (runner against a real sshd)', () => {
   it('a key ssh could not record stops the run before anything is sent (runOnNode, known_hosts in a missing dir)', async () => {
     const known = join(work, 'no-such-dir', 'known_hosts');
     const err = await runOnNode({
+      spec: {
+        ...standInRunSpec({ node, storage: { authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'c'.repeat(32) } }, container: 'object-persist-hostkey', remoteDir, source: join(work, 'none.zip') }),
+      },
+      secret: SECRET,
       target: { ...node, knownHostsPath: known },
       stage: 'all',
-      force: false,
-      etlOptions: {},
-      container: 'object-persist-hostkey',
-      rclone: { name: 'chi_tacc', authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', credentialId: 'c'.repeat(32), credentialSecret: SECRET },
+      run: { force: false, breakLock: false },
+      mount: false,
       bundlePath: join(ROOT, 'package.json'),
-      remoteDir,
-      rcloneConfigPath: rcloneConf,
       sshWaitSeconds: 10,
       minFreeMb: 1,
       log: memoryLogger(),

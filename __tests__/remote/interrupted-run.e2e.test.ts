@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
-import { sshTarget, type NodeCoordinates } from '../../etl/remote/coordinates';
-import { ETL_BUSY_EXIT, ETL_FLOCK, etlCommand } from '../../etl/remote/plan';
+import type { StandInNode } from '../../scripts/stand-in-spec';
+import { ETL_BUSY_EXIT, ETL_FLOCK, etlCommand } from '../../etl/remote/node-commands';
 import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
 import { ensureNode } from '../support/node';
+import { standInRun } from '../support/run';
 
 // A run killed on this machine leaves its mkdir lock behind, and the runner takes such a lock over (its pid is
 // gone). The killed run's ETL process may still be running on the node, though: it holds an flock for its whole
@@ -16,7 +17,7 @@ import { ensureNode } from '../support/node';
 const ROOT = join(__dirname, '..', '..');
 const BUNDLE = join(ROOT, 'dist', 'etl.js');
 const SECRET = 'interrupted-run-secret-4f1c9a';
-let node: NodeCoordinates;
+let node: StandInNode;
 let dir: string;
 let zip: string;
 let holder: ChildProcess | undefined;
@@ -36,36 +37,24 @@ afterAll(() => {
 });
 
 function options(remoteDir: string): RunOnNodeOptions {
-  return {
-    target: sshTarget(node),
-    stage: 'extract',
-    force: false,
-    etlOptions: { source: zip },
-    container: 'object-persist-interrupted',
-    // extract alone never talks to the object store: a made-up credential is enough.
-    rclone: { name: 'chi_tacc', authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', credentialId: 'c1', credentialSecret: SECRET },
-    bundlePath: BUNDLE,
-    remoteDir,
-    rcloneConfigPath: join(remoteDir, 'rclone.conf'),
-    sshWaitSeconds: 20,
-    minFreeMb: 10,
-    log,
-  };
+  // extract alone never talks to the object store: a made-up credential is enough.
+  const env = { authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', userId: 'u1', appCredential: { id: 'c1', secret: SECRET } };
+  return { ...standInRun({ node, env, container: 'object-persist-interrupted', remoteDir, source: zip, bundlePath: BUNDLE, log }), stage: 'extract', mount: false, minFreeMb: 10 };
 }
 
 const flockHeld = (file: string) => spawnSync('flock', ['-n', file, 'true']).status !== 0;
 
 describe('an ETL process left on the node by an interrupted run', () => {
   it('runs every ETL under the flock, falling back to plain node where flock is missing', () => {
-    const cmd = etlCommand({ stage: 'all', remoteDir: '/srv/etl', rcloneConfigPath: '/srv/rc', force: false, options: {} });
+    const cmd = etlCommand({ stage: 'all', remoteDir: '/srv/etl' });
     expect(cmd).toContain(`exec flock -n -E ${ETL_BUSY_EXIT} ${ETL_FLOCK} node etl.js 'all'`);
     expect(cmd).toContain("else exec node etl.js 'all'");
   });
 
   it('makes the next run wait (exit 75, saying why) instead of interleaving, and releases the node lock', async () => {
     const o = options(join(dir, 'node-etl'));
-    mkdirSync(o.remoteDir, { recursive: true });
-    const flockFile = join(o.remoteDir, ETL_FLOCK);
+    mkdirSync(o.spec.layout.remoteDir, { recursive: true });
+    const flockFile = join(o.spec.layout.remoteDir, ETL_FLOCK);
     // The stand-in node is this machine: hold the flock as a surviving ETL process would.
     // One process (bash exec'ed into sleep) holds it, so stopping that pid releases it.
     holder = spawn('bash', ['-c', `exec 9>'${flockFile}' && flock 9 && exec sleep 60`], { stdio: 'ignore' });
@@ -77,7 +66,7 @@ describe('an ETL process left on the node by an interrupted run', () => {
     expect((err as EtlError).message).toMatch(/an ETL process of an earlier, interrupted run is still running on .*\.etl\.flock/);
     expect((err as EtlError).exitCode).toBe(75);
     expect(log.lines.some((l) => l.includes('==> extract'))).toBe(false);
-    expect(existsSync(join(o.remoteDir, '.lock'))).toBe(false);
+    expect(existsSync(join(o.spec.layout.remoteDir, '.lock'))).toBe(false);
   });
 
   it('runs normally once that process has ended', async () => {
@@ -88,6 +77,6 @@ describe('an ETL process left on the node by an interrupted run', () => {
     expect(result.exitCode).toBe(0);
     expect(log.lines.some((l) => l.includes('[node] <== extract: done'))).toBe(true);
     // The flock is released with the ETL process.
-    expect(flockHeld(join(o.remoteDir, ETL_FLOCK))).toBe(false);
+    expect(flockHeld(join(o.spec.layout.remoteDir, ETL_FLOCK))).toBe(false);
   });
 });

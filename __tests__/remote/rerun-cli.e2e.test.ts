@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateMovieLensZip } from '../../testing/movielens-fixture';
-import type { NodeCoordinates } from '../../etl/remote/coordinates';
+import type { RunSpec } from '../../etl/remote/run-spec';
+import { standInRunSpec, type StandInNode } from '../../scripts/stand-in-spec';
 import { ensureNode } from '../support/node';
 import { ensureOpenStack, type OpenStackEnv } from '../support/openstack';
 import { readerView } from '../support/versions';
@@ -16,7 +17,8 @@ const CLI = join(ROOT, 'etl', 'remote-cli.ts');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 let env: OpenStackEnv;
-let node: NodeCoordinates;
+let node: StandInNode;
+let deployed: RunSpec;
 let stateDir: string;
 let remoteDir: string;
 let zip: string;
@@ -27,18 +29,8 @@ function tfState(outputs: Record<string, { value: string; sensitive?: boolean }>
   return JSON.stringify({ version: 4, terraform_version: '1.11.4', serial: 3, lineage: 'test', outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { ...v, type: 'string' }])), resources: [] });
 }
 
-/** Flags that keep the stand-in run inside the test's temp dir (the stand-in's login user is this machine's). */
-const placement = () => [
-  '--port', String(node.port),
-  '--private-key', node.privateKeyPath,
-  '--known-hosts', node.knownHostsPath!,
-  '--remote-dir', remoteDir,
-  '--rclone-config', join(remoteDir, 'rclone.conf'),
-  '--mount-point', join(remoteDir, 'mnt'),
-  '--source', zip,
-  '--ssh-wait', '20',
-  '--min-free-mb', '50',
-];
+/** Flags for the stand-in: its known_hosts, the zip in place instead of the deployed URL, short waits. */
+const placement = () => ['--known-hosts', node.knownHostsPath, '--source', zip, '--ssh-wait', '20', '--min-free-mb', '50'];
 
 async function cli(args: string[], extraEnv: Record<string, string> = {}) {
   const r = await execa(TSX, [CLI, ...args], {
@@ -59,21 +51,15 @@ beforeAll(async () => {
   mkdirSync(stateDir);
   zip = join(dir, 'ml-rerun.zip');
   await generateMovieLensZip({ outPath: zip, rows: 20_000, seed: 5, name: 'ml-rerun', workDir: dir });
+  // As a deploy leaves them: the storage state with the created credential's secret, and the etl state whose
+  // run_spec output is the spec the deploy ran with (a URL; the tests rerun with the zip in place, --source).
   writeFileSync(
     join(stateDir, 'terraform.storage.tfstate'),
-    tfState({
-      container_name: { value: container },
-      auth_url: { value: env.authUrl },
-      region: { value: env.region },
-      user_id: { value: env.userId },
-      credential_id: { value: env.appCredential.id },
-      credential_secret: { value: env.appCredential.secret, sensitive: true },
-    }),
+    tfState({ credential_id: { value: env.appCredential.id }, credential_secret: { value: env.appCredential.secret, sensitive: true } }),
   );
-  writeFileSync(
-    join(stateDir, 'terraform.node.tfstate'),
-    tfState({ floating_ip: { value: node.host }, ssh_user: { value: node.user }, instance_id: { value: 'server-1' }, mount_point: { value: '/mnt/object' } }),
-  );
+  const spec = standInRunSpec({ node, storage: env, container, remoteDir, source: zip, serverId: 'server-1' });
+  deployed = { ...spec, dataset: { url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip', allowUnverified: false, seed: 42, ratios: [0.7, 0.15, 0.15] } };
+  writeFileSync(join(stateDir, 'terraform.etl.tfstate'), tfState({ run_spec: { value: JSON.stringify(deployed) } }));
 });
 
 afterAll(() => {
@@ -83,7 +69,7 @@ afterAll(() => {
 });
 
 describe('the rerun command (npm run etl:remote)', () => {
-  it('runs every stage on the node from the deployed stacks\' outputs, secret from the storage state', async () => {
+  it("runs every stage on the node with the etl stack's run spec, secret from the storage state", async () => {
     const r = await cli(['all', ...placement()]);
     expect(r.stderr).toContain('[node] ==> extract');
     expect(r.stderr).toContain('[node] <== load: done');
@@ -110,21 +96,7 @@ describe('the rerun command (npm run etl:remote)', () => {
 
   it("the etl stack's provisioner path (--from-env, PERSIST_ETL_FORCE=1) reruns every stage", async () => {
     const before = (await readerView(env, container)).manifest!;
-    const r = await cli(['all', '--from-env', '--known-hosts', node.knownHostsPath!, '--source', zip, '--ssh-wait', '20', '--min-free-mb', '50', '--no-mount'], {
-      PERSIST_ETL_HOST: node.host,
-      PERSIST_ETL_PORT: String(node.port),
-      PERSIST_ETL_USER: node.user,
-      PERSIST_ETL_PRIVATE_KEY: node.privateKeyPath,
-      PERSIST_ETL_NODE_ID: 'server-1',
-      PERSIST_ETL_CONTAINER: container,
-      PERSIST_ETL_AUTH_URL: env.authUrl,
-      PERSIST_ETL_REGION: env.region,
-      PERSIST_ETL_USER_ID: env.userId,
-      PERSIST_ETL_CREDENTIAL_ID: env.appCredential.id,
-      PERSIST_ETL_RCLONE_CONFIG: join(remoteDir, 'rclone.conf'),
-      PERSIST_ETL_REMOTE_DIR: remoteDir,
-      PERSIST_ETL_FORCE: '1',
-    });
+    const r = await cli(['all', '--from-env', ...placement(), '--no-mount'], { PERSIST_ETL_SPEC: JSON.stringify(deployed), PERSIST_ETL_FORCE: '1' });
     expect(r.exitCode).toBe(0);
     for (const stage of ['extract', 'transform', 'load']) expect(r.stderr).toContain(`<== ${stage}: done`);
     // Same inputs, same seed: the republished dataset is the same one.
@@ -136,21 +108,24 @@ describe('the rerun command (npm run etl:remote)', () => {
   it('says to deploy first when the stacks are not deployed', async () => {
     const r = await cli(['all', '--state-dir', mkdtempSync(join(tmpdir(), 'empty-'))]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/the 'node' stack is not deployed .*\n.*npx cdktf deploy node/);
+    expect(r.stderr).toMatch(/the 'etl' stack is not deployed .*\n.*npx cdktf deploy etl/);
   });
 
   it('says where the secret comes from when the credential was brought and the variable is unset', async () => {
-    const byo = join(mkdtempSync(join(tmpdir(), 'byo-')), 'outputs.json');
-    writeFileSync(
-      byo,
-      JSON.stringify({
-        storage: { container_name: { value: container }, auth_url: { value: env.authUrl }, region: { value: env.region }, credential_id: { value: env.appCredential.id } },
-        node: { floating_ip: { value: node.host }, ssh_user: { value: node.user } },
-      }),
-    );
-    const r = await cli(['all', '--outputs', byo, ...placement()]);
+    const byo = mkdtempSync(join(tmpdir(), 'byo-'));
+    writeFileSync(join(byo, 'spec.json'), JSON.stringify(deployed));
+    const r = await cli(['all', '--spec', join(byo, 'spec.json'), '--state-dir', byo, ...placement()]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('PERSIST_APP_CREDENTIAL_SECRET is not set');
+  });
+
+  it('refuses a spec with a line break in a value before contacting the node, naming the field', async () => {
+    const bad = mkdtempSync(join(tmpdir(), 'bad-spec-'));
+    writeFileSync(join(bad, 'spec.json'), JSON.stringify({ ...deployed, storage: { ...deployed.storage, region: 'CHI@TACC\nauth = http://evil' } }));
+    const r = await cli(['all', '--spec', join(bad, 'spec.json'), ...placement()]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('storage.region contains a line break or another control character');
+    expect(r.stderr).not.toContain('connecting to');
   });
 
   it('rejects an unknown stage', async () => {

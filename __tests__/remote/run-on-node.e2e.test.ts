@@ -5,19 +5,22 @@ import { join } from 'node:path';
 import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
-import { sshTarget, type NodeCoordinates } from '../../etl/remote/coordinates';
+import type { StandInNode } from '../../scripts/stand-in-spec';
 import { runOnNode, type RunOnNodeOptions } from '../../etl/remote/run-on-node';
 import { ssh } from '../../etl/remote/ssh';
 import { ensureNode } from '../support/node';
+import { standInRun, standInTarget } from '../support/run';
 import { nodeView } from '../../etl/remote/node-view';
 import { createAppCredential, ensureOpenStack, listContainer, revokeAppCredential, type OpenStackEnv } from '../support/openstack';
 import { currentObject, readerView } from '../support/versions';
 
 // The ETL stage of a deploy, driven through the same runner, against an sshd "node" and a real Keystone + Swift.
 const ROOT = join(__dirname, '..', '..');
+// Each test may make the first publish of its tag (a whole ETL through ssh): minutes on a loaded machine.
+jest.setTimeout(600_000);
 const BUNDLE = join(ROOT, 'dist', 'etl.js');
 let env: OpenStackEnv;
-let node: NodeCoordinates;
+let node: StandInNode;
 let zipDir: string;
 const log = memoryLogger();
 const errors: string[] = [];
@@ -31,24 +34,14 @@ beforeAll(async () => {
 });
 
 function options(tag: string, extra: Partial<RunOnNodeOptions> = {}): RunOnNodeOptions {
-  const remoteDir = join(tmpdir(), `node-${tag}`);
-  return {
-    target: sshTarget(node),
-    stage: 'all',
-    force: false,
-    etlOptions: { source: join(zipDir, 'ml-e2e.zip') },
-    container: `object-persist-e2e-${tag}-${process.pid}`,
-    rclone: { name: 'chi_tacc', authUrl: env.authUrl, region: env.region, userId: env.userId, credentialId: env.appCredential.id, credentialSecret: env.appCredential.secret },
-    bundlePath: BUNDLE,
-    remoteDir,
-    rcloneConfigPath: join(remoteDir, 'rclone.conf'),
-    mount: { mountPoint: join(remoteDir, 'mnt'), service: 'rclone-object-mount.service' },
-    sshWaitSeconds: 20,
-    minFreeMb: 50,
-    log,
-    ...extra,
-  };
+  const container = `object-persist-e2e-${tag}-${process.pid}`;
+  return { ...standInRun({ node, env, container, remoteDir: join(tmpdir(), `node-${tag}`), source: join(zipDir, 'ml-e2e.zip'), bundlePath: BUNDLE, log }), ...extra };
 }
+
+const rcloneConf = (o: RunOnNodeOptions) => o.spec.layout.rcloneConfigPath;
+const containerOf = (o: RunOnNodeOptions) => o.spec.storage.container;
+const mountPoint = (o: RunOnNodeOptions) => o.spec.layout.mountPoint;
+const remoteDirOf = (o: RunOnNodeOptions) => o.spec.layout.remoteDir;
 
 async function run(o: RunOnNodeOptions) {
   try {
@@ -75,7 +68,7 @@ function published(tag: string): ReturnType<typeof runOnNode> {
 
 /** Runs `body` with a node lock of `owner` in place; the lock is removed afterwards whatever happens. */
 async function withLock<T>(opts: RunOnNodeOptions, owner: string, body: () => Promise<T>): Promise<T> {
-  const lockDir = join(opts.remoteDir, '.lock');
+  const lockDir = join(remoteDirOf(opts), '.lock');
   await ssh(opts.target, `mkdir -p ${lockDir} && echo '${owner}' > ${lockDir}/owner`);
   try {
     return await body();
@@ -88,7 +81,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   const o = () => options('main');
 
   afterAll(() => {
-    for (const tag of firstRuns.keys()) unmount(nodeView(options(tag).mount!.mountPoint).store);
+    for (const tag of firstRuns.keys()) unmount(nodeView(mountPoint(options(tag))).store);
   });
 
   it('delivers the config (0600), ships the bundle, runs every stage, loads Swift and mounts it read-only', async () => {
@@ -97,10 +90,10 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     expect(result.bundleShipped).toBe(true);
     expect(result.mountListing).toEqual(expect.arrayContaining(['training', 'validation', 'evaluation', 'maps', 'manifest.json']));
 
-    const mode = execFileSync('stat', ['-c', '%a', opts.rcloneConfigPath]).toString().trim();
+    const mode = execFileSync('stat', ['-c', '%a', rcloneConf(opts)]).toString().trim();
     expect(mode).toBe('600');
 
-    const view = await readerView(env, opts.container);
+    const view = await readerView(env, containerOf(opts));
     expect(view.problems).toEqual([]);
     expect(result.version).toBe(view.pointer?.current);
     const keys = [...view.current.keys()].sort();
@@ -112,11 +105,11 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     expect(keys.filter((k) => k.startsWith('raw/')).every((k) => k.startsWith('raw/ml-e2e/'))).toBe(true);
     const s = view.manifest!.transform.splits;
     expect(s.training + s.validation + s.evaluation).toBe(60_000);
-    const train = String(await currentObject(env, opts.container, 'training/movielens_e2e_train.txt'));
+    const train = String(await currentObject(env, containerOf(opts), 'training/movielens_e2e_train.txt'));
     expect(train.split('\n').filter(Boolean)).toHaveLength(s.training);
     // What the node's view shows is what Swift holds: the current version, through the read-only mount.
-    expect(readFileSync(join(opts.mount!.mountPoint, 'training', 'movielens_e2e_train.txt'), 'utf8')).toBe(train);
-    expect(realpathSync(opts.mount!.mountPoint)).toBe(join(nodeView(opts.mount!.mountPoint).store, 'datasets', result.version!));
+    expect(readFileSync(join(mountPoint(opts), 'training', 'movielens_e2e_train.txt'), 'utf8')).toBe(train);
+    expect(realpathSync(mountPoint(opts))).toBe(join(nodeView(mountPoint(opts)).store, 'datasets', result.version!));
     expect(log.lines.some((l) => l.includes('[node] ==> transform'))).toBe(true);
   });
 
@@ -133,16 +126,16 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   it('a new version switches the view by one rename: a file opened before keeps reading the old version, a new open reads the new one', async () => {
     const opts = options('switch');
     await published('switch');
-    const file = join(opts.mount!.mountPoint, 'training', 'movielens_e2e_train.txt');
+    const file = join(mountPoint(opts), 'training', 'movielens_e2e_train.txt');
     const oldText = readFileSync(file, 'utf8');
-    const oldVersion = realpathSync(opts.mount!.mountPoint);
+    const oldVersion = realpathSync(mountPoint(opts));
     const fd = openSync(file, 'r');
     try {
-      const result = await run({ ...opts, etlOptions: { ...opts.etlOptions, seed: '7' } });
-      expect(realpathSync(opts.mount!.mountPoint)).toBe(join(nodeView(opts.mount!.mountPoint).store, 'datasets', result.version!));
-      expect(realpathSync(opts.mount!.mountPoint)).not.toBe(oldVersion);
+      const result = await run({ ...opts, spec: { ...opts.spec, dataset: { ...opts.spec.dataset, seed: 7 } } });
+      expect(realpathSync(mountPoint(opts))).toBe(join(nodeView(mountPoint(opts)).store, 'datasets', result.version!));
+      expect(realpathSync(mountPoint(opts))).not.toBe(oldVersion);
       const newText = readFileSync(file, 'utf8');
-      expect(newText).toBe(String(await currentObject(env, opts.container, 'training/movielens_e2e_train.txt')));
+      expect(newText).toBe(String(await currentObject(env, containerOf(opts), 'training/movielens_e2e_train.txt')));
       expect(newText).not.toBe(oldText);
       // The reader that opened the old version mid-epoch reads it to the end, unchanged.
       const buf = Buffer.alloc(Buffer.byteLength(oldText) + 1);
@@ -150,7 +143,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
       for (let r; (r = readSync(fd, buf, n, buf.length - n, n)) > 0; ) n += r;
       expect(buf.subarray(0, n).toString('utf8')).toBe(oldText);
       // The link the runner switches, and the tutorial's path pointing at it.
-      expect(readlinkSync(opts.mount!.mountPoint)).toBe(nodeView(opts.mount!.mountPoint).currentLink);
+      expect(readlinkSync(mountPoint(opts))).toBe(nodeView(mountPoint(opts)).currentLink);
     } finally {
       closeSync(fd);
     }
@@ -159,7 +152,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   it('reruns one stage alone when asked, with --force', async () => {
     await published('force');
     const before = log.lines.length;
-    await run({ ...options('force'), stage: 'transform', force: true });
+    await run({ ...options('force'), stage: 'transform', run: { force: true, breakLock: false } });
     const lines = log.lines.slice(before);
     expect(lines.some((l) => l.includes('<== transform: done'))).toBe(true);
     expect(lines.some((l) => l.includes('==> extract') || l.includes('==> load'))).toBe(false);
@@ -168,34 +161,34 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   it('an expired or revoked credential fails the load, says so, and leaves the published dataset intact', async () => {
     const opts = o();
     await published('main');
-    const before = await listContainer(env, opts.container);
+    const before = await listContainer(env, containerOf(opts));
     const cred = await createAppCredential(env, `e2e-revoked-${process.pid}`);
     await revokeAppCredential(env, cred);
-    const rclone = { ...opts.rclone, credentialId: cred.id, credentialSecret: cred.secret };
-    const err = await run({ ...opts, stage: 'load', force: true, rclone, mount: undefined }).catch((e: Error) => e);
+    const spec = { ...opts.spec, storage: { ...opts.spec.storage, credentialId: cred.id } };
+    const err = await run({ ...opts, spec, secret: cred.secret, stage: 'load', run: { force: true, breakLock: false }, mount: false }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(EtlError);
     expect(String((err as EtlError).message)).toMatch(/refused the application credential/);
     expect(String((err as EtlError).hint)).toMatch(/Readers still see the version the container pointed at before/);
-    expect(await listContainer(env, opts.container)).toEqual(before);
+    expect(await listContainer(env, containerOf(opts))).toEqual(before);
     expect(log.lines.concat(errors).join('\n')).not.toContain(cred.secret);
   });
 
   it('refuses a second run while another holds the node, and --break-lock clears a stale lock', async () => {
     const opts = o();
     await published('main');
-    const lockDir = join(opts.remoteDir, '.lock');
+    const lockDir = join(remoteDirOf(opts), '.lock');
     await withLock(opts, 'pid 999 on other-host since 2026-01-01', async () => {
       await expect(run(opts)).rejects.toThrow(/another ETL run holds the lock .*pid 999 on other-host/);
-      const again = await run({ ...opts, breakLock: true, mount: undefined });
+      const again = await run({ ...opts, run: { force: false, breakLock: true }, mount: false });
       expect(again.exitCode).toBe(0);
       expect(existsSync(lockDir)).toBe(false);
     });
   });
 
   it('takes over a lock left by a killed run of this machine (its process is gone), with a warning', async () => {
-    const opts = { ...o(), mount: undefined };
+    const opts = { ...o(), mount: false };
     await published('main');
-    const lockDir = join(opts.remoteDir, '.lock');
+    const lockDir = join(remoteDirOf(opts), '.lock');
     const dead = spawnSync('true').pid!; // a pid that has exited
     await withLock(opts, `pid ${dead} on ${hostname()} since 2026-01-01T00:00:00.000Z`, async () => {
       const before = log.lines.length;
@@ -206,7 +199,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   });
 
   it('two runs started at once: exactly one gets the node', async () => {
-    const opts = { ...o(), mount: undefined };
+    const opts = { ...o(), mount: false };
     await published('main'); // so both runs are quick skips, and the race is only over the lock
     const results = await Promise.allSettled([run(opts), run(opts)]);
     const refused = results.filter((r) => r.status === 'rejected');
@@ -216,7 +209,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
 
   it('an unreachable node fails within the wait, naming floating IP, security group and key', async () => {
     const started = Date.now();
-    const target = { ...sshTarget(node), port: 1, connectTimeoutSeconds: 2 };
+    const target = { ...standInTarget(node), port: 1, connectTimeoutSeconds: 2 };
     const err = await run({ ...options('unreachable'), target, sshWaitSeconds: 3 }).catch((e: unknown) => e);
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(err).toBeInstanceOf(EtlError);
@@ -227,7 +220,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   it('a wrong key is named as such', async () => {
     const keyDir = mkdtempSync(join(tmpdir(), 'key-'));
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keyDir, 'k')]);
-    const target = { ...sshTarget(node), privateKeyPath: join(keyDir, 'k') };
+    const target = { ...standInTarget(node), privateKeyPath: join(keyDir, 'k') };
     await expect(run({ ...options('badkey'), target })).rejects.toThrow(/refused the SSH key/);
   });
 

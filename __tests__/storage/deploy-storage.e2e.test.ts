@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { outputsFromState, storageFromOutputs, type StorageCoordinates } from '../../etl/remote/coordinates';
-import { renderRcloneConf } from '../../etl/remote/plan';
+import { createdCredential, outputsFromState } from '../../etl/remote/stack-state';
+import { renderRcloneConf } from '../../etl/remote/rclone-conf';
 import { TEST_PUBLIC_KEY_PATH, TEST_RESERVATION } from '../infra/helpers';
 import { appCredentialToken, createAppCredential, ensureOpenStack, revokeAppCredential, userToken, type AppCredential, type OpenStackEnv } from '../support/openstack';
 import { describeTerraform, terraform } from '../support/terraform';
@@ -54,9 +54,19 @@ async function credentialWorks(env: OpenStackEnv, cred: AppCredential): Promise<
   );
 }
 
-/** What the runner reads (etl/remote/coordinates.ts), from the project's state, as `npm run etl:remote` does. */
+interface StorageCoordinates {
+  authUrl: string;
+  region: string;
+  userId: string;
+  credentialId: string;
+  credentialSecret?: string;
+}
+
+/** What the runner reads (etl/remote/stack-state.ts), from the project's state, as `npm run etl:remote` does. */
 function runnerCoordinates(p: TestProject): StorageCoordinates {
-  return storageFromOutputs(outputsFromState(p.dir, 'storage'));
+  const o = outputsFromState(p.dir, 'storage');
+  const text = (name: string) => String(o[name]?.value ?? '');
+  return { authUrl: text('auth_url'), region: text('region'), userId: text('user_id'), credentialId: text('credential_id'), credentialSecret: createdCredential(p.dir)?.secret };
 }
 
 function userConfig(env: OpenStackEnv, teamId: string, expiresAt: string): Record<string, unknown> {
@@ -183,7 +193,7 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
     // provisioner swapped for `true` (the runner itself is exercised by __tests__/remote/deploy-etl.e2e.test.ts).
     const etlDir = join(p.dir, 'cdktf.out', 'stacks', 'etl');
     const etlJson = JSON.parse(readFileSync(join(etlDir, 'cdk.tf.json'), 'utf8'));
-    const nodeOutputs = [...new Set<string>(JSON.stringify(etlJson).match(/cross-stack-reference-input-node\.outputs\.[^}"]+/g) ?? [])].map((m) => m.split('.outputs.')[1]!);
+    const nodeOutputs = [...new Set<string>(JSON.stringify(etlJson).match(/cross-stack-reference-input-node\.outputs\.[\w-]+/g) ?? [])].map((m) => m.split('.outputs.')[1]!);
     expect(nodeOutputs.length).toBeGreaterThan(0);
     const outputs = Object.fromEntries(nodeOutputs.map((n) => [n, { value: /address/.test(n) ? '192.5.87.10' : /id$/.test(n) ? 'server-1' : `${n}-value`, type: 'string' }]));
     writeFileSync(join(p.dir, 'terraform.node.tfstate'), JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: 1, lineage: 'stand-in-node', outputs, resources: [] }));

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { NodeCoordinates } from '../../etl/remote/coordinates';
+import type { StandInNode } from '../../scripts/stand-in-spec';
 import { STAND_INS_DIR, STARTED_MARKER } from './global-teardown';
 
 export const NODE_SCRIPT = join(__dirname, '..', '..', 'scripts', 'local-node.sh');
@@ -11,7 +11,7 @@ export const NODE_STATE = join(STAND_INS_DIR, 'node');
  * Starts the sshd stand-in once per test run (flock in the script) and says how to reach it. One started here
  * is stopped by the jest teardown (the marker), unless another run still holds a lease on it.
  */
-export function ensureNode(): NodeCoordinates {
+export function ensureNode(): StandInNode {
   let running = true;
   try {
     execFileSync('bash', [NODE_SCRIPT, 'status', NODE_STATE], { stdio: 'ignore' });
@@ -29,7 +29,7 @@ export function ensureNode(): NodeCoordinates {
     mkdirSync(join(NODE_STATE, '.leases'), { recursive: true });
     writeFileSync(join(NODE_STATE, '.leases', basename(run)), run);
   }
-  return JSON.parse(readFileSync(join(NODE_STATE, 'node.json'), 'utf8')) as NodeCoordinates;
+  return JSON.parse(readFileSync(join(NODE_STATE, 'node.json'), 'utf8')) as StandInNode;
 }
 
 /**
@@ -38,7 +38,7 @@ export function ensureNode(): NodeCoordinates {
  * the real ssh path. `fakes` maps a command name to a script body (null hides the real command). The entry is
  * removed by `remove()`.
  */
-export function faultyNode(dir: string, fakes: Record<string, string | null>): NodeCoordinates & { remove(): void } {
+export function faultyNode(dir: string, fakes: Record<string, string | null>): StandInNode & { remove(): void } {
   const base = ensureNode();
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mountCommand } from '../../etl/remote/plan';
+import { mountCommand } from '../../etl/remote/node-commands';
 
 /**
  * The runner's mount step on a systemd node (issue 14, items 1 and 2), fast: the real shell command, in a private

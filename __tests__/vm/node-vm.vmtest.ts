@@ -1,5 +1,6 @@
 import execa from 'execa';
 import { nodeView } from '../../etl/remote/node-view';
+import { RUN_SPEC_FORMAT, type RunSpec } from '../../etl/remote/run-spec';
 import { currentObject, readerView } from '../support/versions';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MOUNT_PATH_UNIT, MOUNT_SERVICE, READY_MARKER } from '../../cloud-init/render';
 import { generateMovieLensZip } from '../../testing/movielens-fixture';
-import { mountCommand } from '../../etl/remote/plan';
+import { mountCommand } from '../../etl/remote/node-commands';
 import { synthesizedNode, type SynthesizedNode } from '../../scripts/local-vm/user-data';
 import { createAppCredential, ensureOpenStack, revokeAppCredential, type AppCredential, type OpenStackEnv } from '../support/openstack';
 import { bootId, bootVm, IMAGE_SCRIPT, LOOPBACK_SCRIPT, ROOT, sleep, stopVm, Timings, vmOk, vmRun, waitFor, waitForSsh, type Vm } from './vm-support';
@@ -51,18 +52,27 @@ async function etlRemote(args: string[], extraEnv: Record<string, string> = {}) 
   }
 }
 
-/** The coordinates a deploy would give the runner (node stack: the VM; storage stack: the local Swift). */
-function coordinateFiles(): { nodeJson: string; storageJson: string } {
-  const nodeJson = join(dir, 'node.json');
-  const storageJson = join(dir, 'storage.json');
-  writeFileSync(nodeJson, JSON.stringify({ host: vm.host, port: vm.port, user: 'cc', privateKeyPath: vm.privateKeyPath, knownHostsPath: join(dir, 'runner_known_hosts'), instanceId: vm.instanceId }));
-  writeFileSync(storageJson, JSON.stringify({ container: node.containerName, authUrl: env.authUrl, region: env.region, userId: env.userId, credentialId: env.appCredential.id }));
-  return { nodeJson, storageJson };
+/**
+ * The run spec the etl stack would give the runner (etl/remote/run-spec.ts): the node stack's layout, the VM
+ * as the node, the local Swift as the store, the dataset URL a deploy has (each run passes --source instead).
+ */
+function vmSpec(credentialId = env.appCredential.id): RunSpec {
+  return {
+    format: RUN_SPEC_FORMAT,
+    node: { host: vm.host, port: vm.port, user: 'cc', privateKeyPath: vm.privateKeyPath, serverId: vm.instanceId, consoleCloud: 'kvm_tacc' },
+    layout: node.layout,
+    storage: { container: node.containerName, authUrl: env.authUrl, region: env.region, userId: env.userId, credentialId },
+    dataset: { url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip', allowUnverified: false, seed: 42, ratios: [0.7, 0.15, 0.15] },
+  };
 }
 
-/** Where the synthesized node stack put things, as the etl stack passes them on. */
-const layout = () => ['--remote-dir', node.cloudInit.etlDir, '--rclone-config', node.cloudInit.rcloneConfigPath, '--mount-point', node.cloudInit.mountPoint];
-const common = () => ['--source', zipOnNode, '--min-free-mb', '500', '--ssh-wait', '120'];
+function specFile(credentialId?: string): string {
+  const file = join(dir, `spec-${credentialId ?? 'default'}.json`);
+  writeFileSync(file, JSON.stringify(vmSpec(credentialId)));
+  return file;
+}
+
+const common = () => ['--known-hosts', join(dir, 'runner_known_hosts'), '--source', zipOnNode, '--min-free-mb', '500', '--ssh-wait', '120'];
 
 const unitProp = async (unit: string, prop: string) => (await vmOk(vm, `systemctl show -p ${prop} --value ${unit}`)).trim();
 const store = () => nodeView(mp()).store;
@@ -190,9 +200,8 @@ describe('the runner, through its real entry point, against the VM', () => {
   }, 600_000);
 
   test('`npm run etl:remote -- all` connects as cc, delivers rclone.conf, ships the bundle, runs every stage into Swift, mounts', async () => {
-    const { nodeJson, storageJson } = coordinateFiles();
     const t = timings.now();
-    const r = await etlRemote(['all', '--node-json', nodeJson, '--storage-json', storageJson, ...layout(), ...common()]);
+    const r = await etlRemote(['all', '--spec', specFile(), ...common()]);
     timings.mark('ETL all (first run, 40k ratings)', t);
     expect(r.stderr).toContain(`connecting to cc@127.0.0.1:${vm.port}`);
     expect(r.stderr).toMatch(/shipping the ETL bundle/);
@@ -246,21 +255,7 @@ describe('the runner, through its real entry point, against the VM', () => {
   test('an unchanged rerun (the etl stack\'s --from-env path) skips every stage and leaves the mount alone', async () => {
     const before = await unitProp(SVC, 'InvocationID');
     const t = timings.now();
-    const r = await etlRemote(['all', '--from-env', '--known-hosts', join(dir, 'runner_known_hosts'), ...common()], {
-      PERSIST_ETL_HOST: vm.host,
-      PERSIST_ETL_PORT: String(vm.port),
-      PERSIST_ETL_USER: 'cc',
-      PERSIST_ETL_PRIVATE_KEY: vm.privateKeyPath,
-      PERSIST_ETL_NODE_ID: vm.instanceId,
-      PERSIST_ETL_CONTAINER: node.containerName,
-      PERSIST_ETL_AUTH_URL: env.authUrl,
-      PERSIST_ETL_REGION: env.region,
-      PERSIST_ETL_USER_ID: env.userId,
-      PERSIST_ETL_CREDENTIAL_ID: env.appCredential.id,
-      PERSIST_ETL_RCLONE_CONFIG: node.cloudInit.rcloneConfigPath,
-      PERSIST_ETL_REMOTE_DIR: node.cloudInit.etlDir,
-      PERSIST_ETL_MOUNT_POINT: node.cloudInit.mountPoint,
-    });
+    const r = await etlRemote(['all', '--from-env', ...common()], { PERSIST_ETL_SPEC: JSON.stringify(vmSpec()) });
     timings.mark('ETL all (unchanged rerun)', t);
     expect(r.exitCode).toBe(0);
     for (const stage of ['extract', 'transform', 'load']) expect(r.stderr).toContain(`<== ${stage}: skipped`);
@@ -274,9 +269,7 @@ describe('the runner, through its real entry point, against the VM', () => {
     const rotated = await createAppCredential(env, `vm-rotated-${process.pid}`);
     extraCredentials.push(rotated);
     const before = await unitProp(SVC, 'InvocationID');
-    const storageJson = join(dir, 'storage-rotated.json');
-    writeFileSync(storageJson, JSON.stringify({ container: node.containerName, authUrl: env.authUrl, region: env.region, userId: env.userId, credentialId: rotated.id }));
-    const r = await etlRemote(['load', '--node-json', join(dir, 'node.json'), '--storage-json', storageJson, ...layout(), ...common()], { PERSIST_APP_CREDENTIAL_SECRET: rotated.secret });
+    const r = await etlRemote(['load', '--spec', specFile(rotated.id), ...common()], { PERSIST_APP_CREDENTIAL_SECRET: rotated.secret });
     transcripts.push(r.stderr.replaceAll(rotated.secret, ''));
     expect(r.stderr).not.toContain(rotated.secret);
     expect(r.exitCode).toBe(0);
@@ -328,7 +321,7 @@ describe('the runner, through its real entry point, against the VM', () => {
     expect(m.stderr).toMatch(/Auth|401|Unauthori[sz]ed/i);
 
     // A rerun with the good credential writes the good config and restarts the mount: it comes back.
-    const r = await etlRemote(['load', '--node-json', join(dir, 'node.json'), '--storage-json', join(dir, 'storage.json'), ...layout(), ...common()]);
+    const r = await etlRemote(['load', '--spec', specFile(), ...common()]);
     expect(r.stderr).toContain('<== load: skipped');
     expect(r.exitCode).toBe(0);
     expect(await mounted()).toMatch(/^fuse\.rclone ro,/);
@@ -358,7 +351,7 @@ describe('the runner, through its real entry point, against the VM', () => {
   test('after the reboot, an unchanged rerun skips every stage and does not restart the mount', async () => {
     const before = await unitProp(SVC, 'InvocationID');
     const t = timings.now();
-    const r = await etlRemote(['all', '--node-json', join(dir, 'node.json'), '--storage-json', join(dir, 'storage.json'), ...layout(), ...common()]);
+    const r = await etlRemote(['all', '--spec', specFile(), ...common()]);
     timings.mark('ETL all (unchanged rerun after reboot)', t);
     expect(r.exitCode).toBe(0);
     for (const stage of ['extract', 'transform', 'load']) expect(r.stderr).toContain(`<== ${stage}: skipped`);

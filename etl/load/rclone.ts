@@ -2,7 +2,7 @@ import execa from 'execa';
 import { EtlError } from '../errors';
 import type { Logger } from '../log';
 import { classifyRcloneFailure } from './rclone-errors';
-import { redact } from './redact';
+import { redact } from '../redact';
 
 export interface RcloneTarget {
   binary: string;

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { POINTER_OBJECT, VERSIONS_PREFIX, VERSION_MANIFEST } from '../load/versions';
-import { sh, shPath } from './plan';
+import { sh, shPath } from './node-commands';
 
 /**
  * How the node shows the container's current version at the tutorial's path, without ever remounting:

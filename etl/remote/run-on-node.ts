@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { EtlError } from '../errors';
+import { DISK_FULL_EXIT, EtlError } from '../errors';
 import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
 import type { StageName } from '../stage';
@@ -18,37 +18,36 @@ import {
   mountCommand,
   parsePreflight,
   preflightCommand,
-  renderRcloneConf,
   shPath,
   shipFileCommand,
   unlockCommand,
   unlockIfOwnerCommand,
   writeSecretFileCommand,
-  type RcloneRemote,
-} from './plan';
+} from './node-commands';
 import { knownHostsHas } from './host-keys';
+import { nodeJob, type RunChoices } from './node-job';
 import { nodeView, viewSwitchCommand } from './node-view';
+import { renderRcloneConf } from './rclone-conf';
+import type { RunSpec } from './run-spec';
 import { ssh, type SshResult, type SshTarget } from './ssh';
 
 export interface RunOnNodeOptions {
+  /** Everything the run needs to know about the deployment (etl/remote/run-spec.ts). */
+  spec: RunSpec;
+  /** The application credential's secret; it reaches the node only inside rclone.conf, through stdin. */
+  secret: string;
+  /** How to reach the node: the spec's node, with this machine's key path and known_hosts. */
   target: SshTarget;
   stage: StageName | 'all';
-  force: boolean;
-  /** Stage options passed through to the ETL (container, url/source, seed, ratios, ...). */
-  etlOptions: Record<string, string | boolean | undefined>;
-  container: string;
-  rclone: RcloneRemote;
+  run: RunChoices;
   bundlePath: string;
-  /** On the node: where the bundle, the work dir and the lock live. */
-  remoteDir: string;
-  rcloneConfigPath: string;
-  mount?: { mountPoint: string; service: string };
+  /** Mount the container and point the mount point at the published version at the end of `all`/`load`. */
+  mount: boolean;
   /** How long to wait for ssh to answer (a new server boots for a minute or two). */
   sshWaitSeconds: number;
   /** How long to wait for cloud-init to finish once the node answers (default 1800 s). */
   cloudInitWaitSeconds?: number;
   minFreeMb: number;
-  breakLock?: boolean;
   log: Logger;
 }
 
@@ -154,14 +153,16 @@ async function takeLock(o: RunOnNodeOptions, lockDir: string, owner: string, whe
  */
 export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
   const where = `${o.target.user}@${o.target.host}:${o.target.port}`;
-  const secrets = [o.rclone.credentialSecret];
+  const { layout, storage } = o.spec;
+  const remoteDir = layout.remoteDir;
+  const secrets = [o.secret];
   const log = o.log;
   log.info(`connecting to ${where}`);
   await waitForSsh(o, where);
   await waitForCloudInit(o, where);
 
-  const lockDir = `${o.remoteDir}/.lock`;
-  if (o.breakLock) await ssh(o.target, unlockCommand(lockDir));
+  const lockDir = `${remoteDir}/.lock`;
+  if (o.run.breakLock) await ssh(o.target, unlockCommand(lockDir));
   const owner = lockOwner(process.pid, hostname(), new Date());
   let lock = await takeLock(o, lockDir, owner, where);
   if (!lock.stdout.includes('ACQUIRED')) {
@@ -184,12 +185,13 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
   }
   try {
     // Secrets only through stdin into a 0600 file: never in argv, user_data or logs.
-    const conf = await ssh(o.target, writeSecretFileCommand(o.rcloneConfigPath), { input: renderRcloneConf(o.rclone), secrets });
+    const rclone = { name: layout.remoteName, authUrl: storage.authUrl, region: storage.region, userId: storage.userId, credentialId: storage.credentialId, credentialSecret: o.secret };
+    const conf = await ssh(o.target, writeSecretFileCommand(layout.rcloneConfigPath), { input: renderRcloneConf(rclone), secrets });
     if (conf.exitCode !== 0) throw new EtlError(`could not write the rclone config on ${where}: ${conf.stderr.trim()}`);
 
     const bundle = readFileSync(o.bundlePath);
     const sha = createHash('sha256').update(bundle).digest('hex');
-    const bundleRemote = `${o.remoteDir}/etl.js`;
+    const bundleRemote = `${remoteDir}/etl.js`;
     const have = await ssh(o.target, `sha256sum ${shPath(bundleRemote)} 2>/dev/null | cut -d' ' -f1`);
     const bundleShipped = have.stdout.trim() !== sha;
     if (bundleShipped) {
@@ -198,15 +200,16 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
       if (shipped.exitCode !== 0) throw new EtlError(`could not copy the ETL bundle to ${where}: ${shipped.stderr.trim()}`);
     }
 
-    const pre = await ssh(o.target, preflightCommand(o.remoteDir, o.minFreeMb));
+    const pre = await ssh(o.target, preflightCommand(remoteDir, o.minFreeMb));
     checkPreflight(parsePreflight(pre.stdout), o.minFreeMb, where);
 
     log.info(`running 'etl ${o.stage}' on ${where}`);
     const tail: string[] = [];
     const run = await ssh(
       o.target,
-      etlCommand({ stage: o.stage, remoteDir: o.remoteDir, rcloneConfigPath: o.rcloneConfigPath, force: o.force, options: { ...o.etlOptions, container: o.container, remote: o.rclone.name } }),
+      etlCommand({ stage: o.stage, remoteDir }),
       {
+        input: JSON.stringify(nodeJob(o.spec, o.run)),
         onLine: (line) => {
           log.info(`  [node] ${line}`);
           tail.push(line);
@@ -217,7 +220,7 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
     );
     if (run.exitCode === ETL_BUSY_EXIT) {
       throw new EtlError(
-        `an ETL process of an earlier, interrupted run is still running on ${where} (it holds ${o.remoteDir}/${ETL_FLOCK})`,
+        `an ETL process of an earlier, interrupted run is still running on ${where} (it holds ${remoteDir}/${ETL_FLOCK})`,
         `Wait for it to end (see: ps -ef | grep etl.js on the node), or stop it there, then rerun.`,
         75,
       );
@@ -229,37 +232,39 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
           ? `the node ran out of disk space during 'etl ${o.stage}'`
           : `'etl ${o.stage}' failed on ${where} (exit ${run.exitCode}); its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}`,
         full
-          ? 'Free space on the node or use a larger flavor; the published dataset in the container is untouched.'
+          ? 'Free space on the node (df -h; old work directories under the ETL directory) or use a flavor with a larger disk, then rerun: finished stages are skipped. Readers still see the version the container pointed at before.'
           : 'Readers still see the version the container pointed at before (current.json is written only once a new version is whole). Fix the cause and rerun: finished stages are skipped.',
-        run.exitCode === 75 ? 75 : 1,
+        // The node's own status where it means something to a caller: 75 (busy, retry later), 74 (disk full).
+        run.exitCode === 75 ? 75 : full ? DISK_FULL_EXIT : 1,
       );
     }
 
     let mountListing: string[] | undefined;
     let version: string | undefined;
     if (o.mount && (o.stage === 'all' || o.stage === 'load')) {
-      const view = nodeView(o.mount.mountPoint);
-      const m = await ssh(o.target, mountCommand({ remote: o.rclone.name, container: o.container, store: view.store, rcloneConfigPath: o.rcloneConfigPath, service: o.mount.service }), { secrets });
+      const view = nodeView(layout.mountPoint);
+      const service = layout.mountService;
+      const m = await ssh(o.target, mountCommand({ remote: layout.remoteName, container: storage.container, store: view.store, rcloneConfigPath: layout.rcloneConfigPath, service }), { secrets });
       if (m.exitCode !== 0) {
         // On systemd the mount command prints the unit's last journal lines (rclone's own error) to stderr.
         const said = m.stderr.trim().split('\n').filter((l) => l.trim() && !/^mount: unchanged/.test(l)).slice(-12);
         throw new EtlError(
           `the data is in the container, but the read-only mount at ${view.store} did not come up${said.length ? `; the node said:\n${said.map((l) => `  ${l}`).join('\n')}` : ''}`,
-          `Fix the cause shown (an expired credential: redeploy storage with a later credential.expiresAt), then rerun; on the node: systemctl status ${o.mount.service}, journalctl -u ${o.mount.service}.`,
+          `Fix the cause shown (an expired credential: redeploy storage with a later credential.expiresAt), then rerun; on the node: systemctl status ${service}, journalctl -u ${service}.`,
         );
       }
       // Readers switch to the published version by one rename on the node; nothing is remounted.
-      const s = await ssh(o.target, viewSwitchCommand(view, { remote: o.rclone.name, container: o.container, rcloneConfigPath: o.rcloneConfigPath }), { secrets });
+      const s = await ssh(o.target, viewSwitchCommand(view, { remote: layout.remoteName, container: storage.container, rcloneConfigPath: layout.rcloneConfigPath }), { secrets });
       const lines = s.stdout.split('\n').filter(Boolean);
       version = /^VERSION ([0-9a-f]{16})$/.exec(lines[0] ?? '')?.[1];
       mountListing = lines.slice(1);
       if (s.exitCode !== 0 || !version || !mountListing.includes('training')) {
         throw new EtlError(
-          `the data is in the container, but ${o.mount.mountPoint} could not be pointed at it: ${s.stderr.trim().split('\n').pop() ?? `exit ${s.exitCode}`}`,
-          `On the node: ls ${view.store} (the mount of the container) and ls -l ${o.mount.mountPoint}; then rerun: npm run etl:remote -- load.`,
+          `the data is in the container, but ${layout.mountPoint} could not be pointed at it: ${s.stderr.trim().split('\n').pop() ?? `exit ${s.exitCode}`}`,
+          `On the node: ls ${view.store} (the mount of the container) and ls -l ${layout.mountPoint}; then rerun: npm run etl:remote -- load.`,
         );
       }
-      log.info(`${o.mount.mountPoint} shows version ${version} of ${o.container} (read-only): ${mountListing.join(' ')}`);
+      log.info(`${layout.mountPoint} shows version ${version} of ${storage.container} (read-only): ${mountListing.join(' ')}`);
     }
     return { exitCode: 0, mountListing, version, bundleShipped };
   } finally {

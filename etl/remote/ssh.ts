@@ -1,6 +1,7 @@
 import execa from 'execa';
+import { createInterface } from 'node:readline';
 import { EtlError } from '../errors';
-import { redact } from '../load/redact';
+import { redact } from '../redact';
 
 export interface SshTarget {
   host: string;
@@ -49,13 +50,37 @@ export interface SshResult {
 }
 
 /**
+ * ssh's own failure to set up a connection to an sshd that is there but slow (a node busy with cloud-init's
+ * installs, a loaded host): the command never ran, so running it again is safe. "Connection refused" (no sshd
+ * yet) is not one: waitForSsh handles a node that is still booting.
+ */
+export function isTransientSshFailure(exitCode: number, stderr: string): boolean {
+  return exitCode === 255 && /Connection timed out during banner exchange|kex_exchange_identification|Connection reset by peer|Connection closed by \S+ port \d+\s*$/m.test(stderr);
+}
+
+/**
  * Runs one command on the node. `input` goes to its stdin (how secrets and the bundle travel); `onLine`
- * receives output lines as they arrive, with `secrets` redacted.
+ * receives output lines as they arrive, with `secrets` redacted. A connection that failed before the command
+ * ran (isTransientSshFailure) is tried again, up to `retries` times.
  */
 export async function ssh(
   t: SshTarget,
   command: string,
-  options: { input?: string | Buffer; onLine?: (line: string) => void; secrets?: string[] } = {},
+  options: { input?: string | Buffer; onLine?: (line: string) => void; secrets?: string[]; retries?: number } = {},
+): Promise<SshResult> {
+  const retries = options.retries ?? 2;
+  for (let attempt = 0; ; attempt++) {
+    let sawOutput = false;
+    const r = await sshOnce(t, command, { ...options, onLine: options.onLine && ((l) => ((sawOutput = true), options.onLine!(l))) });
+    if (attempt >= retries || sawOutput || !isTransientSshFailure(r.exitCode, r.stderr)) return r;
+    await new Promise((res) => setTimeout(res, 2000 * (attempt + 1)));
+  }
+}
+
+async function sshOnce(
+  t: SshTarget,
+  command: string,
+  options: { input?: string | Buffer; onLine?: (line: string) => void; secrets?: string[] },
 ): Promise<SshResult> {
   const child = execa('ssh', [...sshArgs(t), command], {
     env: childEnv(),
@@ -65,18 +90,15 @@ export async function ssh(
     stripFinalNewline: false,
     all: Boolean(options.onLine),
   });
+  let closed: Promise<unknown> | undefined;
   if (options.onLine) {
-    let partial = '';
-    child.all?.on('data', (chunk: Buffer) => {
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      for (const l of lines) options.onLine!(redact(l.replace(/\r$/, ''), options.secrets ?? []));
-    });
-    child.all?.on('end', () => {
-      if (partial) options.onLine!(redact(partial, options.secrets ?? []));
-    });
+    const lines = createInterface({ input: child.all!, crlfDelay: Infinity });
+    lines.on('line', (l) => options.onLine!(redact(l, options.secrets ?? [])));
+    // The last line (one without a newline) comes with the stream's end: the caller reads the tail after this.
+    closed = new Promise((res) => lines.once('close', res));
   }
   const r = await child;
+  await closed;
   if ((r as { code?: string }).code === 'ENOENT') throw new EtlError('ssh was not found', 'Install the OpenSSH client (apt-get install openssh-client).');
   return {
     exitCode: r.exitCode ?? 255,

@@ -2,54 +2,9 @@ import { EtlError } from '../errors';
 import type { StageName } from '../stage';
 
 /**
- * Pure pieces of a run on the node: the text of the rclone config, the shell commands sent over ssh, and the
- * reading of what the node answers. Everything secret travels in stdin, never in these command lines.
+ * The shell commands the runner sends to the node over ssh, and the reading of what the node answers: pure
+ * functions. Everything secret travels in stdin, never in these command lines.
  */
-
-export interface RcloneRemote {
-  name: string; // chi_tacc
-  authUrl: string;
-  region: string;
-  userId?: string;
-  credentialId: string;
-  credentialSecret: string;
-}
-
-/**
- * The rclone config a Chameleon user writes by hand in the tutorial, for one remote. A value with a line break
- * would add a line of its own (`auth = <another Keystone>` wins over ours): the config check refuses such values
- * already, and this refuses them again whatever path they came by (a state file, an outputs file, the env).
- */
-export function renderRcloneConf(r: RcloneRemote): string {
-  const fields: Array<[string, string | undefined]> = [
-    ['remote name', r.name],
-    ['user id', r.userId],
-    ['application credential id', r.credentialId],
-    ['application credential secret', r.credentialSecret],
-    ['Keystone URL (auth)', r.authUrl],
-    ['region', r.region],
-  ];
-  for (const [what, value] of fields) {
-    // The value itself is not shown: one of them is the secret.
-    if (value !== undefined && /[\p{Cc}\u2028\u2029]/u.test(value)) {
-      throw new EtlError(
-        `the ${what} for rclone.conf contains a line break or another control character; it would inject lines into rclone.conf, so nothing was written`,
-        'Check where it comes from: chi.authUrl / chi.region in persist.config.yaml, the storage stack\'s outputs (terraform.storage.tfstate or --outputs), or PERSIST_APP_CREDENTIAL_*; remove the line break and rerun.',
-      );
-    }
-  }
-  if (/[\[\]]/.test(r.name)) throw new EtlError(`the rclone remote name ${JSON.stringify(r.name)} contains "[" or "]"`, 'Use a plain name such as chi_tacc.');
-  const lines = [
-    `[${r.name}]`,
-    'type = swift',
-    ...(r.userId ? [`user_id = ${r.userId}`] : []),
-    `application_credential_id = ${r.credentialId}`,
-    `application_credential_secret = ${r.credentialSecret}`,
-    `auth = ${r.authUrl}`,
-    `region = ${r.region}`,
-  ];
-  return `${lines.join('\n')}\n`;
-}
 
 /** Single-quote for a POSIX shell. */
 export function sh(value: string): string {
@@ -148,26 +103,13 @@ export function checkPreflight(p: Preflight, minFreeMb: number, where: string): 
   }
 }
 
-export interface EtlInvocation {
-  stage: StageName | 'all';
-  remoteDir: string;
-  rcloneConfigPath: string;
-  force: boolean;
-  /** Stage options, e.g. { container: 'object-persist-x', seed: '42' }; values never secret. */
-  options: Record<string, string | boolean | undefined>;
-}
-
-export function etlCommand(i: EtlInvocation): string {
-  const args = [i.stage, '--work-dir', `${i.remoteDir}/work`, '--rclone-config', i.rcloneConfigPath];
-  if (i.force) args.push('--force');
-  for (const [k, v] of Object.entries(i.options)) {
-    if (v === undefined || v === false) continue;
-    const flag = `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    args.push(flag);
-    if (v !== true) args.push(v);
-  }
+/**
+ * Runs the ETL bundle on the node with the job on its stdin (`--job -`, etl/job.ts): the options travel as one
+ * JSON value, never rebuilt as flags.
+ */
+export function etlCommand(i: { stage: StageName | 'all'; remoteDir: string }): string {
   // Plain `node`, no tty: progress lines arrive one per line and stream back as they are printed.
-  const etl = `node etl.js ${args.map((a) => (a.startsWith('~/') ? shPath(a) : sh(a))).join(' ')}`;
+  const etl = `node etl.js ${sh(i.stage)} --job -`;
   // The ETL process holds an flock for as long as it (and the rclone processes it starts) lives. The runner's
   // mkdir lock is taken over when the run that made it was killed, but the killed run's ETL may still be
   // running on the node (no tty: nothing hangs it up at once); it must finish before another one starts.

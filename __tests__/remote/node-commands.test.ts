@@ -1,6 +1,10 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
-import { checkPreflight, cloudInitState, isStaleLocalOwner, lockOwner, unlockIfOwnerCommand, etlCommand, parsePreflight, renderRcloneConf, sh, writeSecretFileCommand } from '../../etl/remote/plan';
-import { coordinatesFromEnv, resolveSecret, storageFromOutputs } from '../../etl/remote/coordinates';
+import { checkPreflight, cloudInitState, isStaleLocalOwner, lockOwner, unlockIfOwnerCommand, etlCommand, parsePreflight, sh, writeSecretFileCommand } from '../../etl/remote/node-commands';
+import { renderRcloneConf } from '../../etl/remote/rclone-conf';
+import { createdCredential, resolveSecret } from '../../etl/remote/stack-state';
 
 describe('what the runner sends to the node', () => {
   it('renders the rclone config a Chameleon user would write', () => {
@@ -16,11 +20,10 @@ describe('what the runner sends to the node', () => {
     expect(cmd).toContain('"$HOME"/');
   });
 
-  it('quotes every argument of the ETL command, so option values cannot inject shell', () => {
-    const cmd = etlCommand({ stage: 'all', remoteDir: '/srv/etl', rcloneConfigPath: '/srv/rc', force: true, options: { container: "x'; rm -rf /; echo '", seed: '42', prune: false } });
-    expect(cmd).toContain(sh("x'; rm -rf /; echo '"));
-    expect(cmd).toContain("'--force'");
-    expect(cmd).not.toContain('--prune');
+  it('runs the ETL with its job on stdin: no option value is in the command line (known answer)', () => {
+    expect(etlCommand({ stage: 'load', remoteDir: "/srv/it's" })).toBe(
+      `cd '/srv/it'\\''s' && if command -v flock >/dev/null; then exec flock -n -E 76 .etl.flock node etl.js 'load' --job -; else exec node etl.js 'load' --job -; fi`,
+    );
     expect(sh("a'b")).toBe(`'a'\\''b'`);
   });
 
@@ -58,36 +61,29 @@ describe('what the runner sends to the node', () => {
   });
 });
 
-describe('where the runner finds the node and the container', () => {
-  const outputs = {
-    container_name: { value: 'object-persist-p1' },
-    auth_url: { value: 'https://chi.tacc.chameleoncloud.org:5000/v3' },
-    region: { value: 'CHI@TACC' },
-    user_id: { value: 'u1' },
-    credential_id: { value: 'c1' },
-    credential_secret: { value: 's1', sensitive: true },
+describe("the credential's secret", () => {
+  const state = (outputs: Record<string, unknown>, resources: unknown[] = []) => {
+    const dir = mkdtempSync(join(tmpdir(), 'secret-'));
+    writeFileSync(join(dir, 'terraform.storage.tfstate'), JSON.stringify({ version: 4, outputs, resources }));
+    return dir;
   };
+  const credential = (id: string, secret: string) => ({ mode: 'managed', type: 'openstack_identity_application_credential_v3', name: 'rclone', instances: [{ attributes: { id, secret } }] });
 
-  it('reads the storage stack outputs, secret included when the stack made the credential', () => {
-    expect(storageFromOutputs(outputs)).toEqual({ container: 'object-persist-p1', authUrl: outputs.auth_url.value, region: 'CHI@TACC', userId: 'u1', credentialId: 'c1', credentialSecret: 's1' });
+  it("is the created credential's, read from its resource in the storage state (it is no output)", () => {
+    const dir = state({ credential_id: { value: 'c1' } }, [credential('c1', 's1')]);
+    expect(createdCredential(dir)).toEqual({ id: 'c1', secret: 's1' });
+    expect(resolveSecret('c1', createdCredential(dir), { PERSIST_APP_CREDENTIAL_SECRET: 'other' })).toBe('s1');
   });
 
-  it('says to deploy first when an output is missing', () => {
-    const { container_name: _c, ...rest } = outputs;
-    expect(() => storageFromOutputs(rest)).toThrow(/no output 'container_name'.*/);
+  it('is PERSIST_APP_CREDENTIAL_SECRET for a brought credential, or for a spec naming another credential', () => {
+    expect(resolveSecret('c2', { id: 'c1', secret: 's1' }, { PERSIST_APP_CREDENTIAL_SECRET: 'byo' })).toBe('byo');
+    expect(resolveSecret('c1', undefined, { PERSIST_APP_CREDENTIAL_SECRET: 'byo' })).toBe('byo');
+    expect(createdCredential(mkdtempSync(join(tmpdir(), 'none-')))).toBeUndefined();
+    expect(createdCredential(state({ credential_id: { value: 'c1' } }))).toBeUndefined();
   });
 
-  it('takes a brought credential secret from PERSIST_APP_CREDENTIAL_SECRET, and says so when there is none', () => {
-    const { credential_secret: _s, ...noSecret } = outputs;
-    const storage = storageFromOutputs(noSecret);
-    expect(resolveSecret(storage, { PERSIST_APP_CREDENTIAL_SECRET: 'byo' })).toBe('byo');
-    expect(() => resolveSecret(storage, {})).toThrow(EtlError);
-  });
-
-  it('reads what the etl stack passes, and names a missing variable', () => {
-    const env = { PERSIST_ETL_HOST: '1.2.3.4', PERSIST_ETL_USER: 'cc', PERSIST_ETL_PRIVATE_KEY: '~/.ssh/k', PERSIST_ETL_CONTAINER: 'c', PERSIST_ETL_AUTH_URL: 'a', PERSIST_ETL_REGION: 'r', PERSIST_ETL_CREDENTIAL_ID: 'id' };
-    expect(coordinatesFromEnv(env).node).toEqual({ host: '1.2.3.4', port: 22, user: 'cc', privateKeyPath: '~/.ssh/k' });
-    const { PERSIST_ETL_HOST: _h, ...missing } = env;
-    expect(() => coordinatesFromEnv(missing)).toThrow(/PERSIST_ETL_HOST is not set/);
+  it('is missing: the error says what to export', () => {
+    expect(() => resolveSecret('c2', { id: 'c1', secret: 's1' }, {})).toThrow(EtlError);
+    expect(() => resolveSecret('c1', undefined, {})).toThrow(/no secret for the application credential c1.*/);
   });
 });
