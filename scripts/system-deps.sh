@@ -5,6 +5,7 @@
 #   keystone, swift*, uwsgi*, ...   a real OpenStack Keystone + Swift on 127.0.0.1 standing in for CHI@TACC
 #   rclone, fuse3                   the load stage's uploader, and the read-only FUSE mount of the container
 #   openssh-server, openssh-client  an sshd on 127.0.0.1 standing in for the KVM@TACC node
+# With arguments, installs those packages instead (scripts/local-cloud/deps.sh: the local KVM@TACC's).
 set -euo pipefail
 
 PACKAGES=(
@@ -14,6 +15,7 @@ PACKAGES=(
   rclone fuse3
   openssh-server openssh-client
 )
+[ $# -eq 0 ] || PACKAGES=("$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
