@@ -460,8 +460,10 @@ cmd_up() {
   wait_api neutron-server "http://127.0.0.1:$NEUTRON_PORT/"
   wait_api nova-api "http://127.0.0.1:$NOVA_PORT/"
   for n in conductor scheduler compute; do wait_service "nova-$n"; done
+  local t1=$SECONDS
   (. "$S/admin-openrc" && "$PY" "$HERE/local-cloud/resources.py" "$S" persist-project >>"$S/logs/resources.log" 2>&1) ||
     die "creating the image/networks failed; see $S/logs/resources.log"
+  timing resources $((SECONDS - t1))
   timing total $((SECONDS - t0))
   log "up in $((SECONDS - t0))s: region $REGION in Keystone $KEYSTONE_URL; nova :$NOVA_PORT neutron :$NEUTRON_PORT glance :$GLANCE_PORT placement :$PLACEMENT_PORT; admin settings in $S/admin-openrc"
 }
@@ -473,18 +475,21 @@ cmd_down() {
   log "stopped ($S)"
 }
 
-tree_rss() { # pid -> MiB resident in it and all its descendants (uwsgi workers, beam.smp under rabbitmq's script)
-  ps -e -o pid=,ppid=,rss= | awk -v root="$1" '
-    { parent[$1] = $2; rss[$1] = $3 }
-    END { for (p in rss) { q = p; while (q != "" && q != 0 && q != root) q = parent[q]; if (q == root) t += rss[p] }
-          printf "%d", t / 1024 }'
+tree_mem() { # pid -> "RSS MiB, PSS MiB" of it and all its descendants (forked workers share pages: PSS splits them)
+  local p rss=0 pss=0 r q
+  for p in $(ps -e -o pid=,ppid= | awk -v root="$1" '
+      { parent[$1] = $2 } END { for (p in parent) { q = p; while (q != "" && q != 0 && q != root) q = parent[q]; if (q == root) print p } }'); do
+    read -r r q < <(awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} END {print r+0, p+0}' "/proc/$p/smaps_rollup" 2>/dev/null || echo "0 0")
+    rss=$((rss + r)); pss=$((pss + q))
+  done
+  echo "rss $((rss / 1024)) MiB, pss $((pss / 1024)) MiB"
 }
 
 cmd_status() {
   local n any=1
   for n in "${DAEMONS[@]}"; do
     if pid_alive "$S/pids/$n.pid"; then
-      echo "$n: running (pid $(cat "$S/pids/$n.pid"), rss $(tree_rss "$(cat "$S/pids/$n.pid")") MiB with its children)"
+      echo "$n: running (pid $(cat "$S/pids/$n.pid"), $(tree_mem "$(cat "$S/pids/$n.pid")") with its children)"
     else echo "$n: stopped"; any=0; fi
   done
   [ -f "$S/ports.env" ] && tr '\n' ' ' <"$S/ports.env" && echo
