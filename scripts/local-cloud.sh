@@ -129,11 +129,14 @@ vm_memory_high_watermark.absolute = 512MiB
 disk_free_limit.absolute = 200MB
 EOF
   )
-  rabbit_env
   # epmd is started here, by PID, on its own port: erl would otherwise fork one that nobody stops.
-  start_daemon epmd epmd -port "$EPMD_PORT" -address 127.0.0.1
-  start_daemon rabbitmq /usr/lib/rabbitmq/bin/rabbitmq-server
-  local deadline=$((SECONDS + 120))
+  (rabbit_env && start_daemon epmd epmd -port "$EPMD_PORT" -address 127.0.0.1 &&
+    start_daemon rabbitmq /usr/lib/rabbitmq/bin/rabbitmq-server)
+  START_T0[rabbitmq]=$t0
+}
+
+wait_rabbitmq() { # RabbitMQ's boot takes ~50 s on this loaded machine: Glance, Placement and Neutron start meanwhile
+  local t0=${START_T0[rabbitmq]:-$SECONDS} deadline=$((SECONDS + 180))
   until ! port_free "$RABBIT_PORT"; do
     [ $SECONDS -lt $deadline ] || die "RabbitMQ did not listen on $RABBIT_PORT; see $S/logs/rabbitmq.log"
     pid_alive "$S/pids/rabbitmq.pid" || die "RabbitMQ exited; see $S/logs/rabbitmq.log"
@@ -453,7 +456,8 @@ cmd_up() {
   start_rabbitmq
   start_glance
   start_placement
-  start_neutron
+  start_neutron # it retries its RabbitMQ connection until the broker listens
+  wait_rabbitmq
   wait_api glance-api "http://127.0.0.1:$GLANCE_PORT/versions"
   wait_api placement-api "http://127.0.0.1:$PLACEMENT_PORT/"
   start_nova
