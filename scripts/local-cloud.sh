@@ -25,9 +25,10 @@ log() { echo "local-cloud: $*" >&2; }
 # shellcheck source=harness-lib.sh
 . "$HERE/harness-lib.sh" # port_free, pick_port, wait_http, start_daemon, stop_daemon, secret_file, pid_alive
 
-DAEMONS=(epmd rabbitmq mariadb glance-api placement-api nova-api nova-conductor nova-scheduler nova-compute neutron-server)
+AGENTS=(neutron-linuxbridge-agent neutron-dhcp-agent neutron-l3-agent neutron-metadata-agent)
+DAEMONS=(epmd rabbitmq mariadb glance-api placement-api nova-api nova-conductor nova-scheduler nova-compute neutron-server "${AGENTS[@]}")
 # Stop order: consumers before what they consume.
-STOP_ORDER=(nova-compute nova-scheduler nova-conductor nova-api neutron-server placement-api glance-api rabbitmq epmd mariadb)
+STOP_ORDER=(neutron-metadata-agent neutron-l3-agent neutron-dhcp-agent neutron-linuxbridge-agent nova-compute nova-scheduler nova-conductor nova-api neutron-server placement-api glance-api rabbitmq epmd mariadb)
 DBS=(glance placement nova_api nova nova_cell0 neutron)
 
 service() { # name, config files... -- command...: start it, restarting it first if its config changed
@@ -329,6 +330,8 @@ write_neutron_conf() {
   cp /etc/neutron/api-paste.ini "$S/etc/neutron/api-paste.ini"
   (umask 077; cat >"$S/etc/neutron/neutron.conf" <<EOF
 [DEFAULT]
+# The agents' host must be nova-compute's: a port binds to the host its server runs on.
+host = cc-kvm-$TAG
 core_plugin = ml2
 service_plugins = router
 bind_host = 127.0.0.1
@@ -370,6 +373,76 @@ vni_ranges = 1:1000
 enable_security_group = true
 firewall_driver = iptables
 EOF
+  cat >"$S/etc/neutron/plugins/ml2/linuxbridge_agent.ini" <<EOF
+[linux_bridge]
+# physnet1 (sharednet1) has no uplink, only our bridge; public's uplink is a veth whose peer is the gateway in netns $EXT_NS.
+physical_interface_mappings = public:$PUB_IF
+bridge_mappings = physnet1:$SN_IF
+[vxlan]
+enable_vxlan = false
+[securitygroup]
+enable_security_group = true
+firewall_driver = iptables
+EOF
+  cat >"$S/etc/neutron/dhcp_agent.ini" <<EOF
+[DEFAULT]
+interface_driver = linuxbridge
+enable_isolated_metadata = true
+force_metadata = true
+EOF
+  cat >"$S/etc/neutron/l3_agent.ini" <<EOF
+[DEFAULT]
+interface_driver = linuxbridge
+EOF
+  (umask 077; cat >"$S/etc/neutron/metadata_agent.ini" <<EOF
+[DEFAULT]
+nova_metadata_host = 127.0.0.1
+nova_metadata_port = $METADATA_PORT
+metadata_proxy_shared_secret = $(cat "$S/metadata-secret")
+metadata_workers = 1
+EOF
+  )
+}
+
+# The wiring the agents plug into. Names carry this state dir's tag; nothing gets an address in the root
+# namespace, so it has no route to the floating range (203.0.113.0/24) or to sharednet1 (10.56.0.0/22).
+net_up() {
+  ip netns list | grep -qw "$EXT_NS" || ip netns add "$EXT_NS"
+  ip -n "$EXT_NS" link set lo up
+  if ! ip link show "$PUB_IF" >/dev/null 2>&1; then
+    ip link add "$PUB_IF" type veth peer name "$GW_IF" netns "$EXT_NS"
+  fi
+  ip -n "$EXT_NS" addr replace 203.0.113.1/24 dev "$GW_IF"
+  ip -n "$EXT_NS" link set "$GW_IF" up
+  # No dummy driver in this kernel: sharednet1 gets a bridge of ours, which the agent uses as the network's bridge.
+  ip link show "$SN_IF" >/dev/null 2>&1 || ip link add "$SN_IF" type bridge
+  local i
+  for i in "$PUB_IF" "$SN_IF"; do
+    sysctl -qw "net.ipv6.conf.$i.disable_ipv6=1" # not even a link-local route in the root namespace
+    ip link set "$i" up
+  done
+}
+
+net_down() { # what this state dir's networks and router made (ids in cloud.json), then our own devices
+  local ids="" id
+  [ -f "$S/cloud.json" ] && ids=$("$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['sharednet1'], d['public'], d['routerId'])" "$S/cloud.json")
+  for id in $ids; do
+    ip netns del "qdhcp-$id" 2>/dev/null || true
+    ip netns del "qrouter-$id" 2>/dev/null || true
+    ip link del "brq${id:0:11}" 2>/dev/null || true
+  done
+  ip link del "$PUB_IF" 2>/dev/null || true
+  ip link del "$SN_IF" 2>/dev/null || true
+  ip netns del "$EXT_NS" 2>/dev/null || true
+}
+
+start_agents() {
+  local conf="$S/etc/neutron/neutron.conf" lb="$S/etc/neutron/plugins/ml2/linuxbridge_agent.ini" a
+  net_up
+  service neutron-linuxbridge-agent "$conf" "$lb" -- neutron-linuxbridge-agent --config-file "$conf" --config-file "$lb"
+  for a in dhcp l3 metadata; do
+    service "neutron-$a-agent" "$conf" "$S/etc/neutron/${a}_agent.ini" -- "neutron-$a-agent" --config-file "$conf" --config-file "$S/etc/neutron/${a}_agent.ini"
+  done
 }
 
 start_neutron() {
@@ -462,8 +535,10 @@ cmd_up() {
   wait_api placement-api "http://127.0.0.1:$PLACEMENT_PORT/"
   start_nova
   wait_api neutron-server "http://127.0.0.1:$NEUTRON_PORT/"
+  start_agents
   wait_api nova-api "http://127.0.0.1:$NOVA_PORT/"
   for n in conductor scheduler compute; do wait_service "nova-$n"; done
+  for n in "${AGENTS[@]}"; do wait_service "$n"; done
   local t1=$SECONDS
   (. "$S/admin-openrc" && "$PY" "$HERE/local-cloud/resources.py" "$S" persist-project >>"$S/logs/resources.log" 2>&1) ||
     die "creating the image/networks failed; see $S/logs/resources.log"
@@ -476,6 +551,7 @@ cmd_down() {
   [ -d "$S/pids" ] || return 0
   local n
   for n in "${STOP_ORDER[@]}"; do stop_daemon "$n"; done
+  net_down
   log "stopped ($S)"
 }
 
@@ -512,6 +588,7 @@ main() {
   S=$(cd "$2" && pwd)
   KS=$(cd "${KEYSTONE_STATE:-$HERE/../.stand-ins/openstack}" 2>/dev/null && pwd) || KS=${KEYSTONE_STATE:-.stand-ins/openstack}
   TAG=$(printf %s "$S" | md5sum | cut -c1-6) # names this state dir's netns, bridges, rabbit node
+  EXT_NS="cc-$TAG-ext" PUB_IF="cc${TAG}pub" GW_IF="cc${TAG}gw" SN_IF="cc${TAG}sn"
   exec 9>"$S.lock"
   flock 9
   case $cmd in
