@@ -27,8 +27,6 @@ log() { echo "local-cloud: $*" >&2; }
 
 AGENTS=(neutron-linuxbridge-agent neutron-dhcp-agent neutron-l3-agent neutron-metadata-agent)
 DAEMONS=(epmd rabbitmq mariadb glance-api placement-api nova-api nova-conductor nova-scheduler nova-compute neutron-server "${AGENTS[@]}")
-# Stop order: consumers before what they consume.
-STOP_ORDER=(neutron-metadata-agent neutron-l3-agent neutron-dhcp-agent neutron-linuxbridge-agent nova-compute nova-scheduler nova-conductor nova-api neutron-server placement-api glance-api rabbitmq epmd mariadb)
 DBS=(glance placement nova_api nova nova_cell0 neutron)
 
 service() { # name, config files... -- command...: start it, restarting it first if its config changed
@@ -424,7 +422,13 @@ net_up() {
 }
 
 net_down() { # what this state dir's networks and router made (ids in cloud.json), then our own devices
-  local ids="" id
+  local ids="" id f
+  # dnsmasq and haproxy (metadata proxies) are daemons the DHCP and L3 agents forked; they outlive the agents and
+  # keep the namespaces (and the taps' peers) alive. Their pid files are in STATE_DIR/neutron.
+  for f in "$S"/neutron/dhcp/*/pid "$S"/neutron/external/pids/*.pid*; do
+    [ -f "$f" ] && pid_alive "$f" && kill -TERM "$(cat "$f")" 2>/dev/null || true
+  done
+  sleep 0.5
   [ -f "$S/cloud.json" ] && ids=$("$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['sharednet1'], d['public'], d['routerId'])" "$S/cloud.json")
   for id in $ids; do
     ip netns del "qdhcp-$id" 2>/dev/null || true
@@ -434,6 +438,22 @@ net_down() { # what this state dir's networks and router made (ids in cloud.json
   ip link del "$PUB_IF" 2>/dev/null || true
   ip link del "$SN_IF" 2>/dev/null || true
   ip netns del "$EXT_NS" 2>/dev/null || true
+  # The linuxbridge agent's iptables firewall leaves its base chains in the root namespace (raw, filter). They are
+  # named after the agent's binary, not after this state dir, so remove them only when no linuxbridge agent runs.
+  if ! pgrep -f neutron-linuxbridge-agent >/dev/null; then
+    local t rule chain
+    for t in raw filter mangle nat; do
+      iptables -t "$t" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j neutron-' | while read -r rule; do
+        eval "iptables -t $t ${rule/-A /-D }" 2>/dev/null || true
+      done
+      for chain in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^neutron-/ {print $2}'); do
+        iptables -t "$t" -F "$chain" 2>/dev/null || true
+      done
+      for chain in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^neutron-/ {print $2}'); do
+        iptables -t "$t" -X "$chain" 2>/dev/null || true
+      done
+    done
+  fi
 }
 
 start_agents() {
@@ -550,7 +570,14 @@ cmd_up() {
 cmd_down() {
   [ -d "$S/pids" ] || return 0
   local n
-  for n in "${STOP_ORDER[@]}"; do stop_daemon "$n"; done
+  # In three waves, each in parallel (a TERM may take the daemon up to 5 s): agents and Nova, then the APIs, then
+  # the broker and the database they used.
+  local wave
+  for wave in "${AGENTS[*]} nova-compute nova-scheduler nova-conductor nova-api" \
+    "neutron-server placement-api glance-api" "rabbitmq epmd mariadb"; do
+    for n in $wave; do stop_daemon "$n" & done
+    wait
+  done
   net_down
   log "stopped ($S)"
 }
