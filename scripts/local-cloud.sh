@@ -7,6 +7,8 @@
 #   local-cloud.sh down   STATE_DIR      stop every daemon this state dir started, by PID; remove its netns/bridges
 #   local-cloud.sh status STATE_DIR      which daemons run, and where
 #
+# CLOUD_VIRT=libvirt (default: nova-compute drives a libvirtd of this state dir, qemu in TCG) or fake (Nova's
+# fake driver: servers go ACTIVE with no VM). Changing it restarts nova-compute.
 # KEYSTONE_STATE (default .stand-ins/openstack) is the Keystone + Swift state dir; it must be up.
 # Everything else lives in STATE_DIR: configs (etc/), MariaDB's datadir and socket (no TCP), RabbitMQ's mnesia,
 # Glance's images, Nova/Neutron state, logs/, pids/, ports.env, secrets (mode 0600) and cloud.json. Nothing under
@@ -26,7 +28,7 @@ log() { echo "local-cloud: $*" >&2; }
 . "$HERE/harness-lib.sh" # port_free, pick_port, wait_http, start_daemon, stop_daemon, secret_file, pid_alive
 
 AGENTS=(neutron-linuxbridge-agent neutron-dhcp-agent neutron-l3-agent neutron-metadata-agent)
-DAEMONS=(epmd rabbitmq mariadb glance-api placement-api nova-api nova-conductor nova-scheduler nova-compute neutron-server "${AGENTS[@]}")
+DAEMONS=(epmd rabbitmq mariadb libvirtd glance-api placement-api nova-api nova-conductor nova-scheduler nova-compute neutron-server "${AGENTS[@]}")
 DBS=(glance placement nova_api nova nova_cell0 neutron)
 
 service() { # name, config files... -- command...: start it, restarting it first if its config changed
@@ -259,7 +261,7 @@ osapi_compute_workers = 1
 metadata_listen = 127.0.0.1
 metadata_listen_port = $METADATA_PORT
 metadata_workers = 1
-compute_driver = ${NOVA_COMPUTE_DRIVER:-fake.FakeDriver}
+compute_driver = $([ "$VIRT" = libvirt ] && echo libvirt.LibvirtDriver || echo fake.FakeDriver)
 [api]
 auth_strategy = keystone
 [api_database]
@@ -279,7 +281,10 @@ lock_path = $S/nova/locks
 [glance]
 region_name = $REGION
 [libvirt]
+# TCG: /dev/kvm answers its ioctls here but runs no guest (docs/local-cloud.md).
 virt_type = qemu
+cpu_mode = none
+connection_uri = qemu+unix:///system?socket=$S/libvirt/run/libvirt-sock
 [vnc]
 enabled = false
 [neutron]
@@ -301,6 +306,43 @@ EOF
   )
 }
 
+# libvirtd, as root, uses /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt. It
+# runs here in a private mount namespace with those five bind-mounted from STATE_DIR/libvirt, so the host's are
+# untouched; nova-compute reaches it through the socket's path in STATE_DIR. No systemd here: started by PID.
+start_libvirtd() {
+  local L="$S/libvirt" d
+  if [ ! -d "$L/etc" ]; then
+    mkdir -p "$L"
+    cp -a /etc/libvirt "$L/etc" # the package's files, copied once
+    rm -f "$L"/etc/qemu/networks/autostart/* # never start libvirt's NAT network (virbr0)
+    cat >>"$L/etc/qemu.conf" <<EOF
+# local-cloud.sh: no virtlogd (qemu's output goes to a file), qemu as root (the state dir is mode 0700)
+stdio_handler = "file"
+user = "root"
+group = "root"
+EOF
+  fi
+  for d in run lib log cache; do mkdir -p "$L/$d"; done
+  cat >"$L/start.sh" <<EOF
+set -e
+mount --make-rprivate /
+for m in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
+  mkdir -p "\${m#*:}"; mount --bind "$L/\${m%%:*}" "\${m#*:}"
+done
+exec libvirtd
+EOF
+  # unshare without --fork execs: the PID recorded is libvirtd's.
+  START_T0[libvirtd]=$SECONDS
+  start_daemon libvirtd unshare --mount bash "$L/start.sh"
+  local deadline=$((SECONDS + 60))
+  until [ -S "$L/run/libvirt-sock" ] && virsh -c "qemu+unix:///system?socket=$L/run/libvirt-sock" version >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "libvirtd did not answer; see $S/logs/libvirtd.log"
+    pid_alive "$S/pids/libvirtd.pid" || die "libvirtd exited; see $S/logs/libvirtd.log"
+    sleep 0.3
+  done
+  timing libvirtd $((SECONDS - START_T0[libvirtd]))
+}
+
 nova_manage() { nova-manage --config-file "$S/etc/nova/nova.conf" "$@" >>"$S/logs/nova-manage.log" 2>&1; }
 
 start_nova() {
@@ -315,6 +357,7 @@ start_nova() {
     touch "$S/nova/.db-done"
   fi
   timing nova-db $((SECONDS - t0))
+  [ "$VIRT" = libvirt ] && start_libvirtd
   t0=$SECONDS
   local n
   for n in api conductor scheduler compute; do
@@ -438,6 +481,12 @@ net_down() { # what this state dir's networks and router made (ids in cloud.json
   ip link del "$PUB_IF" 2>/dev/null || true
   ip link del "$SN_IF" 2>/dev/null || true
   ip netns del "$EXT_NS" 2>/dev/null || true
+  # libvirtd makes a "machine" cgroup in each v1 hierarchy; remove the empty ones when no libvirtd runs.
+  if ! pgrep -x libvirtd >/dev/null; then
+    for f in /sys/fs/cgroup/*/machine; do
+      [ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
+  fi
   # The linuxbridge agent's iptables firewall leaves its base chains in the root namespace (raw, filter). They are
   # named after the agent's binary, not after this state dir, so remove them only when no linuxbridge agent runs.
   if ! pgrep -f neutron-linuxbridge-agent >/dev/null; then
@@ -574,7 +623,7 @@ cmd_down() {
   # the broker and the database they used.
   local wave
   for wave in "${AGENTS[*]} nova-compute nova-scheduler nova-conductor nova-api" \
-    "neutron-server placement-api glance-api" "rabbitmq epmd mariadb"; do
+    "neutron-server placement-api glance-api libvirtd" "rabbitmq epmd mariadb"; do
     for n in $wave; do stop_daemon "$n" & done
     wait
   done
@@ -615,6 +664,7 @@ main() {
   S=$(cd "$2" && pwd)
   KS=$(cd "${KEYSTONE_STATE:-$HERE/../.stand-ins/openstack}" 2>/dev/null && pwd) || KS=${KEYSTONE_STATE:-.stand-ins/openstack}
   TAG=$(printf %s "$S" | md5sum | cut -c1-6) # names this state dir's netns, bridges, rabbit node
+  VIRT=${CLOUD_VIRT:-libvirt} # libvirt: libvirtd + qemu (TCG); fake: Nova's fake driver (no VM at all)
   EXT_NS="cc-$TAG-ext" PUB_IF="cc${TAG}pub" GW_IF="cc${TAG}gw" SN_IF="cc${TAG}sn"
   exec 9>"$S.lock"
   flock 9
