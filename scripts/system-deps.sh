@@ -8,9 +8,10 @@
 # `npm run setup` runs it (the README's and .ci/run's explicit step). With --check it installs nothing: it
 # lists what is missing and exits 1 (`npm test` and `npm run test:e2e` check first, so a missing package
 # fails at once with the fix instead of as a suite's odd error).
+# With package names as arguments, installs those packages instead (scripts/local-cloud/deps.sh: the local KVM@TACC's).
 set -euo pipefail
 check_only=
-[ "${1:-}" = --check ] && check_only=1
+if [ "${1:-}" = --check ]; then check_only=1; shift; fi
 
 PACKAGES=(
   cloud-init
@@ -19,6 +20,8 @@ PACKAGES=(
   rclone fuse3
   openssh-server openssh-client
 )
+[ $# -eq 0 ] || PACKAGES=("$@")
+[ $# -eq 0 ] || PACKAGES=("$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
