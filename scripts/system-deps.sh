@@ -21,7 +21,6 @@ PACKAGES=(
   openssh-server openssh-client
 )
 [ $# -eq 0 ] || PACKAGES=("$@")
-[ $# -eq 0 ] || PACKAGES=("$@")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
