@@ -34,7 +34,7 @@ describe('the etl stack as a consumer of storage and node', () => {
     for (const stack of [storage, node, etl]) expect(checkStack(stack, schema)).toEqual([]);
   });
 
-  test('the cross-stack outputs are the container name, the user id, the credential id, the server id and its address', () => {
+  test('the cross-stack outputs are the user id, the credential id, the server id and its address (the container name is the config\'s)', () => {
     const { storage, node } = app();
     const crossStack = (json: Record<string, any>) =>
       Object.entries<any>(json.output)
@@ -44,7 +44,6 @@ describe('the etl stack as a consumer of storage and node', () => {
     expect(crossStack(storage)).toEqual([
       '${data.openstack_identity_auth_scope_v3.current.user_id}',
       '${openstack_identity_application_credential_v3.rclone.id}',
-      '${openstack_objectstorage_container_v1.container.name}',
     ]);
     expect(crossStack(node)).toEqual(['${openstack_compute_instance_v2.node.id}', '${openstack_networking_floatingip_v2.node_floating_ip.address}']);
     // terraform_remote_state copies every output into the etl state: the secret is none of them.
