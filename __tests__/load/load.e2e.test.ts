@@ -5,6 +5,7 @@ import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { acquireContainerLock, LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
 import { rcloneEnvFromEtlEnv } from '../../etl/load/credentials';
+import { startRcSession } from '../../etl/load/rclone-rc';
 import { parsePointer } from '../../etl/load/versions';
 import { loadStage, type LoadOptions } from '../../etl/load/stage';
 import {
@@ -329,9 +330,14 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       await putContainer(env, container);
       await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('persist-team-node', process.pid), { 'X-Delete-After': '8' });
       // Straight at the lock (a whole load may take longer than the lease on a busy machine).
-      const target = { binary: 'rclone', remote: 'chi_tacc', env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env, secrets: [env.appCredential.secret] };
-      const lockOptions = { log, recordPath: join(work, 'manifests', 'load-lock.json') };
-      await expect(acquireContainerLock(target, `chi_tacc:${container}`, container, lockOptions)).rejects.toMatchObject({ exitCode: 75 });
+      const base = { binary: 'rclone', remote: 'chi_tacc', env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env, secrets: [env.appCredential.secret] };
+      const rc = await startRcSession(base, log);
+      try {
+        const lockOptions = { log, recordPath: join(work, 'manifests', 'load-lock.json') };
+        await expect(acquireContainerLock({ ...base, rc }, `chi_tacc:${container}`, container, lockOptions)).rejects.toMatchObject({ exitCode: 75 });
+      } finally {
+        await rc.close();
+      }
       for (let i = 0; i < 60 && (await hasObject(env, container, LOAD_LOCK_OBJECT)); i++) await new Promise((r) => setTimeout(r, 500));
       expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
       expect((await load(work, options(container))).status).toBe('done');
