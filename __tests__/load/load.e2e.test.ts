@@ -184,11 +184,12 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     await load(v1, options(container));
     const before = await readerView(env, container);
 
-    // v2: 3 x ~27 MB splits, uploaded one at a time at 16 MB/s (rclone reads any flag from RCLONE_<FLAG>):
-    // several seconds, so stopping the proxy always lands in the middle.
+    // v2: 3 x ~27 MB splits, uploaded one at a time at 4 MB/s (rclone reads any flag from RCLONE_<FLAG>):
+    // ~20 s, so stopping the proxy always lands in the middle (the load itself, one login, takes a few seconds
+    // more than its upload; this test's own GETs and HEADs are slow on a busy machine).
     const v2 = await fakeWorkDir('v2', 20_000_000);
     const slow = options(container, { transfers: '1', checkers: '1' });
-    const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl, RCLONE_BWLIMIT: '16M', RCLONE_RETRIES: '1', RCLONE_LOW_LEVEL_RETRIES: '2' });
+    const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl, RCLONE_BWLIMIT: '4M', RCLONE_RETRIES: '1', RCLONE_LOW_LEVEL_RETRIES: '2' });
     const outcome = run.then(
       () => 'finished',
       (e: Error) => e,
@@ -207,8 +208,20 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       if ((await Promise.all(v2Names.map((n) => hasObject(env, container, n)))).some(Boolean)) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    titles.push(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }));
-    expect(titles[titles.length - 1]).toMatch(/rclone copy/);
+    const ps = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
+    titles.push(ps);
+    // The upload runs in this load's one rclone rcd: a child of this process, on loopback only, and its secrets
+    // (the rc password, the credential) are in its environment, never in what `ps` shows any user.
+    const rcd = ps
+      .split('\n')
+      .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+      .find((m) => m && Number(m[2]) === process.pid && /\brclone rcd\b/.test(m[3]));
+    expect(rcd?.[3]).toMatch(/^rclone rcd --rc-addr 127\.0\.0\.1:0 /);
+    const environ = readFileSync(`/proc/${rcd![1]}/environ`, 'utf8').split('\0');
+    const rcPass = environ.find((e) => e.startsWith('RCLONE_RC_PASS='))!.slice('RCLONE_RC_PASS='.length);
+    expect(rcPass).toMatch(/^[0-9a-f]{48}$/);
+    expect(environ).toContain(`RCLONE_CONFIG_CHI_TACC_APPLICATION_CREDENTIAL_SECRET=${env.appCredential.secret}`);
+    expect(ps.includes(rcPass)).toBe(false);
     openstackCommand('stop-proxy');
     let result: string | Error;
     try {
