@@ -50,7 +50,7 @@ export interface RcSession {
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
 
 /** Starts `rclone rcd` and logs in once (so a bad credential fails here, worded as rclone words it). */
-export async function startRcSession(target: RcloneTarget, log: Logger, o: { trace?: (what: string) => void } = {}): Promise<RcSession> {
+export async function startRcSession(target: RcloneTarget, log: Logger, o: { trace?: (what: string) => void; loginProbe?: string } = {}): Promise<RcSession> {
   const user = randomBytes(8).toString('hex');
   const pass = randomBytes(24).toString('hex');
   const secrets = [...target.secrets, pass];
@@ -145,7 +145,9 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
 
   // The one login. Its failure is a failure to create the file system, as rclone's own commands say.
   try {
-    await call('operations/fsinfo', { fs }, 'log in to the object store');
+    // rclone's swift backend logs in at its first request, not when it creates the file system: a HEAD of an
+    // object the caller names (the pointer; one an access-ruled credential may HEAD), which may not exist.
+    await call('operations/stat', { fs, remote: inRoot(o.loginProbe ?? fs) }, 'log in to the object store');
   } catch (e) {
     await close();
     if (e instanceof RcloneError) throw classifyRcloneFailure(`Failed to create file system for "${fs}": ${e.output}`, 'log in to the object store', target.remote);
