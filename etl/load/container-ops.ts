@@ -1,3 +1,4 @@
+import { EtlError } from '../errors';
 import type { Logger } from '../log';
 import type { RcloneStats, RcloneTarget } from './rclone';
 import type { RcSession } from './rclone-rc';
@@ -16,10 +17,12 @@ export function rcOf(target: RcloneTarget): RcSession {
 }
 
 /** The container's state: does it exist, and what does its pointer say? */
-export async function readPointer(target: RcloneTarget, root: string, _log?: Logger): Promise<{ containerExists: boolean; pointer?: Pointer }> {
+export async function readPointer(target: RcloneTarget, root: string, o: { knownMissing?: boolean } = {}): Promise<{ containerExists: boolean; pointer?: Pointer }> {
   const rc = rcOf(target);
   let text: string;
   try {
+    // knownMissing: a HEAD a moment ago found no pointer (the login's); a GET would say the same.
+    if (o.knownMissing) throw new RcloneError(new EtlError('no pointer'), 'object not found');
     text = await rc.cat(`${root}/${POINTER_OBJECT}`, 'read the dataset pointer');
   } catch (e) {
     if (!(e instanceof RcloneError && e.notFound)) throw e;
@@ -36,7 +39,7 @@ export async function readPointer(target: RcloneTarget, root: string, _log?: Log
 }
 
 /** Every object under `prefix`, with size and MD5 (Swift's ETag), from one listing: no object is read. */
-export async function listPrefix(target: RcloneTarget, prefix: string, _common?: string[], _log?: Logger): Promise<ListedObject[]> {
+export async function listPrefix(target: RcloneTarget, prefix: string): Promise<ListedObject[]> {
   try {
     return await rcOf(target).list(prefix, 'list the dataset version');
   } catch (e) {
@@ -46,7 +49,7 @@ export async function listPrefix(target: RcloneTarget, prefix: string, _common?:
 }
 
 /** Writes a small JSON object in one PUT (Swift replaces an object atomically). */
-export async function putJson(target: RcloneTarget, dest: string, value: unknown, what: string, _log?: Logger): Promise<void> {
+export async function putJson(target: RcloneTarget, dest: string, value: unknown, what: string): Promise<void> {
   await rcOf(target).put(dest, `${JSON.stringify(value, null, 2)}\n`, what);
 }
 

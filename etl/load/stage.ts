@@ -176,7 +176,8 @@ async function publishVersion(a: {
     ...over,
   });
 
-  const first = await readPointerOrExplain(target, root, container);
+  // The login HEADed the pointer: when there was none, only whether the container exists is left to ask.
+  const first = await readPointerOrExplain(target, root, container, { knownMissing: !rcOf(target).probeExisted });
 
   // The skip path proves the current version whole from one listing (sizes, MD5s against its manifest): a
   // version damaged behind the tool's back is repaired by a plain rerun, no --force needed.
@@ -360,9 +361,9 @@ async function retire(target: RcloneTarget, root: string, pointerObject: string,
   return keys;
 }
 
-async function readPointerOrExplain(target: RcloneTarget, root: string, container: string) {
+async function readPointerOrExplain(target: RcloneTarget, root: string, container: string, o: { knownMissing?: boolean } = {}) {
   try {
-    return await readPointer(target, root);
+    return await readPointer(target, root, o);
   } catch (e) {
     if (e instanceof EtlError) throw e;
     throw new EtlError(
