@@ -52,7 +52,7 @@ export interface RcSession {
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
 
 /** Starts `rclone rcd` and logs in once (so a bad credential fails here, worded as rclone words it). */
-export async function startRcSession(target: RcloneTarget, log: Logger, o: { trace?: (what: string) => void; loginProbe?: string } = {}): Promise<RcSession> {
+export async function startRcSession(target: RcloneTarget, log: Logger, o: { trace?: (what: string) => void; loginProbe?: string; fastList?: boolean } = {}): Promise<RcSession> {
   const user = randomBytes(8).toString('hex');
   const pass = randomBytes(24).toString('hex');
   const secrets = [...target.secrets, pass];
@@ -217,7 +217,8 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
       const at = inRoot(path);
       const r = await call<{ list: { Path: string; Size: number; IsDir?: boolean; Hashes?: { md5?: string } }[] }>(
         'operations/list',
-        { fs, remote: at, opt: { recurse: true, showHash: true, noModTime: true, noMimeType: true, filesOnly: true, hashTypes: ['md5'] } },
+        // UseListR: rclone's --fast-list (one recursive listing request, not one per directory).
+        { fs, remote: at, opt: { recurse: true, showHash: true, noModTime: true, noMimeType: true, filesOnly: true, hashTypes: ['md5'] }, _config: { UseListR: o.fastList !== false } },
         what,
       );
       const prefix = `${at}/`;

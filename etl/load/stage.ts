@@ -110,7 +110,7 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const configText = o.rcloneConfig && existsSync(o.rcloneConfig) ? readFileSync(o.rcloneConfig, 'utf8') : '';
   const base: RcloneTarget = { binary: o.rclone, remote: o.remote, configPath: o.rcloneConfig, env: fromEnv.env, secrets: [...fromEnv.secrets, ...secretsInRcloneConfig(configText)] };
   // rclone starts and logs in while the files' content identities are checked (a hash only for a changed file).
-  const session = startRcSession(base, log, { trace, loginProbe: `${o.remote}:${container}/${POINTER_OBJECT}` });
+  const session = startRcSession(base, log, { trace, loginProbe: `${o.remote}:${container}/${POINTER_OBJECT}`, fastList: o.fastList });
   session.catch(() => undefined);
   let lin;
   try {
