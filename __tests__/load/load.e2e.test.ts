@@ -203,19 +203,25 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       v2Key = text ? parsePointer(String(text))?.pending[0]?.key : undefined;
       if (!v2Key) await new Promise((r) => setTimeout(r, 25));
     }
+    const rcdIn = (text: string) =>
+      text
+        .split('\n')
+        .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+        .find((m) => m && Number(m[2]) === process.pid && /\brclone rcd\b/.test(m[3]));
+    let psSeen: string | undefined;
     const v2Names = ['evaluation/movielens_t_eval.txt', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'].map((n) => `datasets/${v2Key}/${n}`);
     for (let i = 0; i < 1200; i++) {
+      const snapshot = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
+      if (!psSeen && rcdIn(snapshot)) psSeen = snapshot;
       if ((await Promise.all(v2Names.map((n) => hasObject(env, container, n)))).some(Boolean)) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    const ps = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
-    titles.push(ps);
     // The upload runs in this load's one rclone rcd: a child of this process, on loopback only, and its secrets
-    // (the rc password, the credential) are in its environment, never in what `ps` shows any user.
-    const rcd = ps
-      .split('\n')
-      .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
-      .find((m) => m && Number(m[2]) === process.pid && /\brclone rcd\b/.test(m[3]));
+    // (the rc password, the credential) are in its environment, never in what `ps` shows any user. (Looked for
+    // from the moment the upload was recorded: on a busy machine this test's own HEADs can outlast the upload.)
+    const ps = psSeen ?? execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
+    titles.push(ps);
+    const rcd = rcdIn(ps);
     expect(rcd?.[3]).toMatch(/^rclone rcd --rc-addr 127\.0\.0\.1:0 /);
     const environ = readFileSync(`/proc/${rcd![1]}/environ`, 'utf8').split('\0');
     const rcPass = environ.find((e) => e.startsWith('RCLONE_RC_PASS='))!.slice('RCLONE_RC_PASS='.length);
@@ -341,10 +347,11 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       const container = newContainer();
       const work = await fakeWorkDir('lease');
       await putContainer(env, container);
-      await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('persist-team-node', process.pid), { 'X-Delete-After': '8' });
       // Straight at the lock (a whole load may take longer than the lease on a busy machine).
       const base = { binary: 'rclone', remote: 'chi_tacc', env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env, secrets: [env.appCredential.secret] };
+      // Logged in before the lock is put: a login slower than the 8 s lease would find it gone.
       const rc = await startRcSession(base, log);
+      await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('persist-team-node', process.pid), { 'X-Delete-After': '8' });
       try {
         const lockOptions = { log, recordPath: join(work, 'manifests', 'load-lock.json') };
         await expect(acquireContainerLock({ ...base, rc }, `chi_tacc:${container}`, container, lockOptions)).rejects.toMatchObject({ exitCode: 75 });
