@@ -61,7 +61,9 @@ async function main() {
   const work = mkdtempSync(join(tmpdir(), 'bench-'));
   if (o.loadOnly) {
     try {
-      process.stdout.write(`${(await benchLoad(bundle, input, work)).join('\n')}\n`);
+      const lines = await benchLoad(bundle, input, work);
+      const after = loadavg().map((x) => x.toFixed(2)).join(' ');
+      process.stdout.write(`${new Date().toISOString()}; load average before: ${loadBefore}, after: ${after}\n${lines.join('\n')}\n`);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

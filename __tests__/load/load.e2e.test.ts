@@ -5,6 +5,7 @@ import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
 import { acquireContainerLock, LOAD_LOCK_OBJECT } from '../../etl/load/container-lock';
 import { rcloneEnvFromEtlEnv } from '../../etl/load/credentials';
+import { startRcSession } from '../../etl/load/rclone-rc';
 import { parsePointer } from '../../etl/load/versions';
 import { loadStage, type LoadOptions } from '../../etl/load/stage';
 import {
@@ -183,11 +184,12 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     await load(v1, options(container));
     const before = await readerView(env, container);
 
-    // v2: 3 x ~27 MB splits, uploaded one at a time at 16 MB/s (rclone reads any flag from RCLONE_<FLAG>):
-    // several seconds, so stopping the proxy always lands in the middle.
+    // v2: 3 x ~27 MB splits, uploaded one at a time at 4 MB/s (rclone reads any flag from RCLONE_<FLAG>):
+    // ~20 s, so stopping the proxy always lands in the middle (the load itself, one login, takes a few seconds
+    // more than its upload; this test's own GETs and HEADs are slow on a busy machine).
     const v2 = await fakeWorkDir('v2', 20_000_000);
     const slow = options(container, { transfers: '1', checkers: '1' });
-    const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl, RCLONE_BWLIMIT: '16M', RCLONE_RETRIES: '1', RCLONE_LOW_LEVEL_RETRIES: '2' });
+    const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl, RCLONE_BWLIMIT: '4M', RCLONE_RETRIES: '1', RCLONE_LOW_LEVEL_RETRIES: '2' });
     const outcome = run.then(
       () => 'finished',
       (e: Error) => e,
@@ -201,13 +203,31 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       v2Key = text ? parsePointer(String(text))?.pending[0]?.key : undefined;
       if (!v2Key) await new Promise((r) => setTimeout(r, 25));
     }
+    const rcdIn = (text: string) =>
+      text
+        .split('\n')
+        .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+        .find((m) => m && Number(m[2]) === process.pid && /\brclone rcd\b/.test(m[3]));
+    let psSeen: string | undefined;
     const v2Names = ['evaluation/movielens_t_eval.txt', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'].map((n) => `datasets/${v2Key}/${n}`);
     for (let i = 0; i < 1200; i++) {
+      const snapshot = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
+      if (!psSeen && rcdIn(snapshot)) psSeen = snapshot;
       if ((await Promise.all(v2Names.map((n) => hasObject(env, container, n)))).some(Boolean)) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    titles.push(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }));
-    expect(titles[titles.length - 1]).toMatch(/rclone copy/);
+    // The upload runs in this load's one rclone rcd: a child of this process, on loopback only, and its secrets
+    // (the rc password, the credential) are in its environment, never in what `ps` shows any user. (Looked for
+    // from the moment the upload was recorded: on a busy machine this test's own HEADs can outlast the upload.)
+    const ps = psSeen ?? execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
+    titles.push(ps);
+    const rcd = rcdIn(ps);
+    expect(rcd?.[3]).toMatch(/^rclone rcd --rc-addr 127\.0\.0\.1:0 /);
+    const environ = readFileSync(`/proc/${rcd![1]}/environ`, 'utf8').split('\0');
+    const rcPass = environ.find((e) => e.startsWith('RCLONE_RC_PASS='))!.slice('RCLONE_RC_PASS='.length);
+    expect(rcPass).toMatch(/^[0-9a-f]{48}$/);
+    expect(environ).toContain(`RCLONE_CONFIG_CHI_TACC_APPLICATION_CREDENTIAL_SECRET=${env.appCredential.secret}`);
+    expect(ps.includes(rcPass)).toBe(false);
     openstackCommand('stop-proxy');
     let result: string | Error;
     try {
@@ -327,11 +347,17 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       const container = newContainer();
       const work = await fakeWorkDir('lease');
       await putContainer(env, container);
-      await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('persist-team-node', process.pid), { 'X-Delete-After': '8' });
       // Straight at the lock (a whole load may take longer than the lease on a busy machine).
-      const target = { binary: 'rclone', remote: 'chi_tacc', env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env, secrets: [env.appCredential.secret] };
-      const lockOptions = { log, recordPath: join(work, 'manifests', 'load-lock.json') };
-      await expect(acquireContainerLock(target, `chi_tacc:${container}`, container, lockOptions)).rejects.toMatchObject({ exitCode: 75 });
+      const base = { binary: 'rclone', remote: 'chi_tacc', env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env, secrets: [env.appCredential.secret] };
+      // Logged in before the lock is put: a login slower than the 8 s lease would find it gone.
+      const rc = await startRcSession(base, log);
+      await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('persist-team-node', process.pid), { 'X-Delete-After': '8' });
+      try {
+        const lockOptions = { log, recordPath: join(work, 'manifests', 'load-lock.json') };
+        await expect(acquireContainerLock({ ...base, rc }, `chi_tacc:${container}`, container, lockOptions)).rejects.toMatchObject({ exitCode: 75 });
+      } finally {
+        await rc.close();
+      }
       for (let i = 0; i < 60 && (await hasObject(env, container, LOAD_LOCK_OBJECT)); i++) await new Promise((r) => setTimeout(r, 500));
       expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
       expect((await load(work, options(container))).status).toBe('done');

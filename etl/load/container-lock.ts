@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EtlError } from '../errors';
 import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
 import { writeJsonAtomic } from '../manifest';
-import { rclone, type RcloneTarget } from './rclone';
+import { rcOf } from './container-ops';
+import type { RcloneTarget } from './rclone';
 import { RcloneError } from './rclone-errors';
 
 /**
@@ -79,8 +80,83 @@ export interface LockOptions {
   recordPath: string;
   leaseSeconds?: number;
   settleMs?: number;
+  /**
+   * Reads to do while the lock settles (after it was created, before it is read back): they run under the lock
+   * if it turns out ours, and their result is dropped if it does not. Nothing may be written in them.
+   */
+  whileSettling?: () => Promise<unknown>;
   /** For tests: what the lock says about who holds it. */
   host?: string;
+}
+
+/** The lock object's text, or undefined when there is none (Swift answers 404 once its lease ran out). */
+async function readLock(target: RcloneTarget, object: string): Promise<LockBody | undefined> {
+  try {
+    const text = await rcOf(target).cat(object, 'read the load lock');
+    return text.trim() ? (parseLockBody(text) ?? { token: '?', host: '?', pid: 0, since: '?', leaseSeconds: 0 }) : undefined;
+  } catch (e) {
+    if (e instanceof RcloneError && e.notFound) return undefined;
+    throw e;
+  }
+}
+
+async function removeLock(target: RcloneTarget, object: string): Promise<void> {
+  await rcOf(target)
+    .deleteFile(object, 'remove the load lock')
+    .catch((e: unknown) => {
+      if (!(e instanceof RcloneError && e.notFound)) throw e;
+    });
+}
+
+function readRecord(recordPath: string): LocalRecord | 'unreadable' | undefined {
+  let text: string;
+  try {
+    text = readFileSync(recordPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const r = JSON.parse(text) as LocalRecord;
+    return r && typeof r.token === 'string' && typeof r.pid === 'number' ? r : 'unreadable';
+  } catch {
+    return 'unreadable';
+  }
+}
+
+/**
+ * The one rule for "a lock that a killed load of this work dir left": the work dir's record names its token,
+ * this container, and a pid that is neither alive nor ours (ours: a new process that happens to get the killed
+ * one's pid has taken no lock yet, but might in another namespace share it with a live load). Then the lock is
+ * removed at once instead of after its lease, and the record with it. A record that no longer matches the
+ * container's lock (gone, or another's) is dropped; one of a live load is left alone.
+ *
+ * Used by the skip path (a skip clears it) and by acquireContainerLock (a load takes it over). `holder`: the lock
+ * as just read, when the caller has it. Returns true when it removed the lock.
+ */
+export async function clearOwnKilledLock(
+  target: RcloneTarget,
+  root: string,
+  container: string,
+  o: { recordPath: string; log: Logger; holder?: LockBody | null; takingOver?: boolean },
+): Promise<boolean> {
+  const rec = readRecord(o.recordPath);
+  if (rec === undefined) return false;
+  if (rec === 'unreadable') {
+    rmSync(o.recordPath, { force: true });
+    return false;
+  }
+  if (rec.container !== container) return false;
+  if (rec.pid === process.pid || processAlive(rec.pid)) return false;
+  const object = `${root}/${LOAD_LOCK_OBJECT}`;
+  const holder = o.holder === undefined ? await readLock(target, object).catch(() => undefined) : (o.holder ?? undefined);
+  if (holder?.token !== rec.token) {
+    rmSync(o.recordPath, { force: true });
+    return false;
+  }
+  o.log.warn(`${o.takingOver ? 'taking over' : 'removing'} the load lock on ${container} left by a killed load of this work dir (${describeHolder(holder)})`);
+  await removeLock(target, object);
+  rmSync(o.recordPath, { force: true });
+  return true;
 }
 
 export async function acquireContainerLock(target: RcloneTarget, root: string, container: string, o: LockOptions): Promise<ContainerLock> {
@@ -89,24 +165,14 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
   const object = `${root}/${LOAD_LOCK_OBJECT}`;
   const body: LockBody = { token: randomBytes(16).toString('hex'), host: o.host ?? hostname(), pid: process.pid, since: new Date().toISOString(), leaseSeconds: lease };
   const text = `${JSON.stringify(body)}\n`;
-  const flags = ['--header-upload', `X-Delete-After: ${lease}`, '--retries', '1', '--low-level-retries', '1'];
+  const rc = rcOf(target);
+  const expiry = { 'X-Delete-After': String(lease) };
 
-  const read = async (): Promise<LockBody | undefined> => {
-    try {
-      const { stdout } = await rclone(target, ['cat', object, '--retries', '1'], 'read the load lock', o.log, { stdout: true, quiet: true });
-      return stdout.trim() ? (parseLockBody(stdout) ?? { token: '?', host: '?', pid: 0, since: '?', leaseSeconds: 0 }) : undefined;
-    } catch (e) {
-      if (e instanceof RcloneError && e.notFound) return undefined;
-      throw e;
-    }
-  };
-  const remove = () =>
-    rclone(target, ['deletefile', object, '--retries', '1'], 'remove the load lock', o.log, { quiet: true }).catch((e: unknown) => {
-      if (!(e instanceof RcloneError && e.notFound)) throw e;
-    });
+  const read = () => readLock(target, object);
+  const remove = () => removeLock(target, object);
   const create = async (): Promise<boolean> => {
     try {
-      await rclone(target, ['rcat', object, '--header-upload', 'If-None-Match: *', ...flags], 'take the load lock', o.log, { input: text, quiet: true });
+      await rc.put(object, text, 'take the load lock', { headers: { 'If-None-Match': '*', ...expiry }, lowLevelRetries: 1 });
       return true;
     } catch (e) {
       if (isPreconditionFailed(e)) return false;
@@ -131,9 +197,7 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
   let sent = performance.now();
   if (!(await create())) {
     const holder = await read();
-    if (holder && isOurKilledRun(holder, o.recordPath, container)) {
-      o.log.warn(`taking over the load lock on ${container} left by a killed load of this work dir (${describeHolder(holder)})`);
-      await remove();
+    if (holder && (await clearOwnKilledLock(target, root, container, { recordPath: o.recordPath, log: o.log, holder, takingOver: true }))) {
       sent = performance.now();
       if (!(await create())) throw refuse(await read());
     } else if (holder || ((sent = performance.now()), !(await create()))) {
@@ -142,9 +206,22 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
   }
   let confirmed = sent;
   await writeJsonAtomic(o.recordPath, { token: body.token, pid: process.pid, container } satisfies LocalRecord);
+  // Reads the caller needs anyway run while the lock settles: the wait costs nothing then.
+  const meanwhile = o.whileSettling?.();
+  meanwhile?.catch(() => undefined);
   await new Promise((r) => setTimeout(r, o.settleMs ?? 500));
   const now = await read();
   if (now?.token !== body.token) throw refuse(now);
+  try {
+    await meanwhile;
+  } catch (e) {
+    // Ours, and nothing was written under it: removed at once, not left to its lease.
+    await remove().then(
+      () => rmSync(o.recordPath, { force: true }),
+      () => undefined,
+    );
+    throw e;
+  }
 
   // While less than half the lease has passed since the last confirmed write, the lock cannot have expired, so no
   // other load can hold it and a plain overwrite renews it safely (no read first: one rclone process per renewal).
@@ -160,7 +237,7 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
       return;
     }
     renewing = true;
-    rclone(target, ['rcat', object, ...flags], 'renew the load lock', o.log, { input: text, quiet: true })
+    rc.put(object, text, 'renew the load lock', { headers: expiry, lowLevelRetries: 1 })
       .then(() => {
         confirmed = started;
       })
@@ -207,14 +284,4 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
       }
     },
   };
-}
-
-function isOurKilledRun(holder: LockBody, recordPath: string, container: string): boolean {
-  let rec: LocalRecord;
-  try {
-    rec = JSON.parse(readFileSync(recordPath, 'utf8')) as LocalRecord;
-  } catch {
-    return false;
-  }
-  return rec.token === holder.token && rec.container === container && rec.pid !== process.pid && !processAlive(rec.pid);
 }

@@ -1,8 +1,10 @@
 import execa from 'execa';
+import { createInterface } from 'node:readline';
 import { EtlError } from '../errors';
 import type { Logger } from '../log';
 import { classifyRcloneFailure } from './rclone-errors';
 import { redact } from '../redact';
+import type { RcSession } from './rclone-rc';
 
 export interface RcloneTarget {
   binary: string;
@@ -13,6 +15,8 @@ export interface RcloneTarget {
   env: Record<string, string>;
   /** Values that must never reach a log line. */
   secrets: string[];
+  /** The load's one `rclone rcd` (rclone-rc.ts): container-ops and the container lock go through it. */
+  rc?: RcSession;
 }
 
 /** Transfer statistics from rclone's JSON log (`--use-json-log`), the last one rclone printed. */
@@ -82,13 +86,11 @@ export async function rclone(
   });
   let stats = EMPTY_STATS;
   const stderrLines: string[] = [];
-  let partial = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    const text = partial + chunk.toString('utf8');
-    const lines = text.split('\n');
-    partial = lines.pop() ?? '';
-    for (const raw of lines) handleLine(raw);
-  });
+  // readline splits on \n and \r\n, keeps multi-byte characters split across chunks whole, and gives the last
+  // line without a newline on close.
+  const lines = child.stderr ? createInterface({ input: child.stderr, crlfDelay: Infinity }) : undefined;
+  const stderrDone = lines ? new Promise<void>((r) => lines.once('close', () => r())) : Promise.resolve();
+  lines?.on('line', (raw: string) => handleLine(raw));
   const handleLine = (raw: string) => {
     const line = redact(raw, target.secrets);
     const parsed = parseRcloneLogLine(line);
@@ -109,7 +111,7 @@ export async function rclone(
   } catch (e) {
     throw new EtlError(`could not run rclone: ${(e as Error).message}`, 'Install rclone (apt-get install rclone) or pass --rclone <path>.');
   }
-  if (partial) handleLine(partial);
+  await Promise.race([stderrDone, new Promise((r) => setTimeout(r, 1000).unref())]);
   if ((result as { code?: string }).code === 'ENOENT' || (result.exitCode === undefined && result.failed)) {
     throw new EtlError(
       `rclone was not found ('${target.binary}')`,
@@ -117,7 +119,7 @@ export async function rclone(
     );
   }
   if (result.exitCode !== 0) {
-    throw classifyRcloneFailure(stderrLines.join('\n'), what, target.remote);
+    throw classifyRcloneFailure(stderrLines.join('\n'), what, target.remote, result.exitCode);
   }
   return { stats, stdout: options.stdout ? redact(String(result.stdout ?? ''), target.secrets) : '' };
 }

@@ -1,18 +1,19 @@
+import { DEFAULT_RCLONE_REMOTE } from '../rclone-remote';
 import { Option, type Command } from 'commander';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { EtlError } from '../errors';
 import { workLayout } from '../work-dir';
-import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
 import { TOOL, hashInputs, readManifest, writeJsonAtomic, writeManifest, type StageManifest } from '../manifest';
 import type { Stage, StageContext, StageResult } from '../stage';
-import { acquireContainerLock, DEFAULT_LEASE_SECONDS, LOAD_LOCK_OBJECT, parseLockBody } from './container-lock';
-import { copyServerSide, deleteObjects, listPrefix, putJson, readPointer, upload } from './container-ops';
+import { acquireContainerLock, clearOwnKilledLock, DEFAULT_LEASE_SECONDS } from './container-lock';
+import { copyServerSide, deleteObjects, listPrefix, putJson, rcOf, readPointer, upload } from './container-ops';
 import { rcloneEnvFromEtlEnv, secretsInRcloneConfig } from './credentials';
 import { lineage, type ExtractRecord, type LocalObject, type TransformRecord } from './lineage';
-import { humanBytes, rclone, type RcloneStats, type RcloneTarget } from './rclone';
+import { humanBytes, type RcloneStats, type RcloneTarget } from './rclone';
 import { RcloneError } from './rclone-errors';
+import { startRcSession } from './rclone-rc';
 import {
   DEFAULT_KEEP,
   EMPTY_POINTER,
@@ -25,6 +26,7 @@ import {
   versionProblems,
   withPending,
   type ExpectedObject,
+  type ListedObject,
   type Pointer,
 } from './versions';
 
@@ -92,27 +94,67 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const keep = Number(o.keep ?? DEFAULT_KEEP);
   if (!Number.isInteger(keep) || keep < 1 || keep > 100) throw new EtlError(`--keep '${o.keep}' is not a whole number from 1 to 100`);
   const lease = Number(o.lockLease ?? DEFAULT_LEASE_SECONDS);
+  const transfers = Math.max(1, Number(o.transfers) || 32);
+  const checkers = Math.max(1, Number(o.checkers) || 16);
   const layout = workLayout(ctx.workDir);
   const extract = await readManifest<ExtractRecord>(layout.manifests, 'extract');
   const transform = await readManifest<TransformRecord>(layout.manifests, 'transform');
   if (!transform || !existsSync(layout.output)) {
     throw new EtlError(`nothing to load: no transform output in ${layout.output}`, 'Run the transform stage first (or `all`).');
   }
-  const lin = await lineage(layout.output, extract?.result, transform.result);
+  const startedAt = new Date();
+  // ETL_LOAD_TRACE=1: one line per step with its start time (the bench's phase timings, the chaos test's phases).
+  const t0 = performance.now();
+  const trace = process.env.ETL_LOAD_TRACE ? (what: string) => log.info(`load trace: +${Math.round(performance.now() - t0)} ms ${what}`) : undefined;
+
+  const fromEnv = rcloneEnvFromEtlEnv(o.remote, process.env);
+  const configText = o.rcloneConfig && existsSync(o.rcloneConfig) ? readFileSync(o.rcloneConfig, 'utf8') : '';
+  const base: RcloneTarget = { binary: o.rclone, remote: o.remote, configPath: o.rcloneConfig, env: fromEnv.env, secrets: [...fromEnv.secrets, ...secretsInRcloneConfig(configText)] };
+  // rclone starts and logs in while the files' content identities are checked (a hash only for a changed file).
+  const session = startRcSession(base, log, { trace, loginProbe: `${o.remote}:${container}/${POINTER_OBJECT}`, fastList: o.fastList });
+  session.catch(() => undefined);
+  let lin;
+  try {
+    trace?.('lineage (content identities)');
+    lin = await lineage(layout.output, extract?.result, transform.result);
+  } catch (e) {
+    await session.then((s) => s.close(), () => undefined);
+    throw e;
+  }
+  const rc = await session;
+  try {
+    return await publishVersion({ ctx, o, container, keep, lease, transfers, checkers, layout, extract, transform, lin, startedAt, target: { ...base, rc }, log });
+  } finally {
+    trace?.('stop rclone');
+    await rc.close();
+  }
+}
+
+async function publishVersion(a: {
+  ctx: StageContext;
+  o: LoadOptions;
+  container: string;
+  keep: number;
+  lease: number;
+  transfers: number;
+  checkers: number;
+  layout: ReturnType<typeof workLayout>;
+  extract: StageManifest<ExtractRecord> | undefined;
+  transform: StageManifest<TransformRecord>;
+  lin: Awaited<ReturnType<typeof lineage>>;
+  startedAt: Date;
+  target: RcloneTarget;
+  log: Logger;
+}): Promise<StageResult> {
+  const { ctx, o, container, keep, lease, transfers, checkers, layout, extract, transform, lin, startedAt, target, log } = a;
   const key = lin.key;
   const files = lin.objects;
   const datasetBytes = files.reduce((a, f) => a + f.bytes, 0);
   const inputsKey = hashInputs({ key, container, remote: o.remote });
-  const startedAt = new Date();
-
-  const fromEnv = rcloneEnvFromEtlEnv(o.remote, process.env);
-  const configText = o.rcloneConfig && existsSync(o.rcloneConfig) ? readFileSync(o.rcloneConfig, 'utf8') : '';
-  const target: RcloneTarget = { binary: o.rclone, remote: o.remote, configPath: o.rcloneConfig, env: fromEnv.env, secrets: [...fromEnv.secrets, ...secretsInRcloneConfig(configText)] };
   const root = `${o.remote}:${container}`;
   const prefix = versionPrefix(key);
   const vroot = `${root}/${prefix}`;
   const pointerObject = `${root}/${POINTER_OBJECT}`;
-  const common = ['--transfers', o.transfers, '--checkers', o.checkers, ...(o.fastList ? ['--fast-list'] : [])];
   const lockRecord = join(layout.manifests, 'load-lock.json');
   const publishedCopy = join(layout.manifests, 'published.json');
   const record = async (result: LoadResult) => {
@@ -135,15 +177,18 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     ...over,
   });
 
-  const first = await readPointerOrExplain(target, root, container, log);
+  // The login HEADed the pointer: when there was none, only whether the container exists is left to ask.
+  const first = await readPointerOrExplain(target, root, container, { knownMissing: !rcOf(target).probeExisted });
 
   // The skip path proves the current version whole from one listing (sizes, MD5s against its manifest): a
   // version damaged behind the tool's back is repaired by a plain rerun, no --force needed.
+  let checked: { pointer: Pointer; manifest: VersionManifest | undefined; listing: ListedObject[] } | undefined;
   if (!ctx.force && first.pointer?.current === key) {
-    const manifest = await versionManifest(target, root, key, publishedCopy, log);
-    const problems = manifest ? versionProblems(manifest.objects, await listPrefix(target, vroot, common, log)) : ['its manifest.json is missing or unreadable'];
+    const [manifest, listing] = await Promise.all([versionManifest(target, root, key, publishedCopy), listPrefix(target, vroot)]);
+    checked = { pointer: first.pointer, manifest, listing };
+    const problems = manifest ? versionProblems(manifest.objects, listing) : ['its manifest.json is missing or unreadable'];
     if (problems.length === 0 && manifest) {
-      await clearOwnStaleLock(target, root, lockRecord, container, log);
+      await clearOwnKilledLock(target, root, container, { recordPath: lockRecord, log });
       const leftovers = first.pointer.pending.length + first.pointer.retiring.length;
       if (leftovers === 0) {
         await record(summaryOf({}));
@@ -159,22 +204,42 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     if (o.createContainer === false) {
       throw new EtlError(`container '${container}' does not exist`, `Create it (openstack container create ${container}, or rclone mkdir ${root}), or drop --no-create-container.`);
     }
-    await rclone(target, ['mkdir', root, '--retries', '1', '--low-level-retries', '2'], `create container ${container}`, log);
+    await rcOf(target).mkdir(root, `create container ${container}`);
     log.info(`container ${container} did not exist: created it`);
   }
 
-  const lock = await acquireContainerLock(target, root, container, { breakLock: o.breakLock, log, recordPath: lockRecord, leaseSeconds: lease });
-  const view = join(layout.root, '.load-view');
-  try {
+  // What the load must know under the lock, read while the lock settles (reads only; dropped if the lock is not ours).
+  const names = [...files.map((f) => f.name), VERSION_MANIFEST];
+  const readState = async () => {
     // Read again under the lock, even right after creating the container: another load may have published
     // meanwhile, and its versions must stay recorded.
-    const p0: Pointer = (await readPointerOrExplain(target, root, container, log)).pointer ?? EMPTY_POINTER;
-    const names = [...files.map((f) => f.name), VERSION_MANIFEST];
+    const p0: Pointer = (await readPointerOrExplain(target, root, container)).pointer ?? EMPTY_POINTER;
     const published = p0.versions.find((v) => v.key === key);
+    // The skip path's reads stand when the pointer did not change meanwhile: a published version's manifest
+    // never changes, and its listing is read again after anything is written to it.
+    const reuse = checked && JSON.stringify(checked.pointer) === JSON.stringify(p0) ? checked : undefined;
+    const [had, listing, cur] = await Promise.all([
+      published ? (reuse ? reuse.manifest : versionManifest(target, root, key, publishedCopy)) : undefined,
+      published ? (reuse ? reuse.listing : listPrefix(target, vroot)) : undefined,
+      p0.current && p0.current !== key ? versionManifest(target, root, p0.current, undefined) : undefined,
+    ]);
+    return { p0, published, had, listing, cur };
+  };
+  let state: Awaited<ReturnType<typeof readState>> | undefined;
+  const lock = await acquireContainerLock(target, root, container, {
+    breakLock: o.breakLock,
+    log,
+    recordPath: lockRecord,
+    leaseSeconds: lease,
+    whileSettling: async () => {
+      state = await readState();
+    },
+  });
+  try {
+    const { p0, published, had, listing: hadListing, cur } = state!;
     // A version published before (a rerun, or back to an earlier seed) is used as it is when a listing proves it
     // whole; only a damaged one is written to, and only to restore what its manifest says.
-    const had = published ? await versionManifest(target, root, key, publishedCopy, log) : undefined;
-    const intact = had ? versionProblems(had.objects, await listPrefix(target, vroot, common, log)).length === 0 : false;
+    const intact = had && hadListing ? versionProblems(had.objects, hadListing).length === 0 : false;
     let p = p0;
     let stats: RcloneStats = { bytes: 0, transfers: 0, checks: 0, errors: 0, elapsedTime: 0 };
     let uploadSeconds = 0;
@@ -184,42 +249,50 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
       p = withPending(p0, key, names, new Date().toISOString());
       if (p !== p0) {
         lock.assertHeld();
-        await putJson(target, pointerObject, p, 'record the upload in the dataset pointer', log);
+        await putJson(target, pointerObject, p, 'record the upload in the dataset pointer');
       }
 
       // 2. Objects whose content the current version already holds are copied server-side (the raw files and the
-      //    id maps of a new seed): the 877 MB raw file is uploaded once per source zip, not once per seed.
-      if (p.current && p.current !== key) {
-        const cur = await versionManifest(target, root, p.current, undefined, log);
-        const same = cur ? files.filter((f) => cur.objects.some((c) => c.name === f.name && c.sha256 === f.sha256 && c.bytes === f.bytes)) : [];
-        lock.assertHeld();
-        if (same.length && (await copyServerSide(target, `${root}/${versionPrefix(p.current)}`, vroot, same.map((f) => f.name), common, log))) {
-          for (const f of same) reused.set(f.name, cur!.objects.find((c) => c.name === f.name)!.md5);
-          log.info(`reused ${same.length} unchanged objects of version ${p.current} (server-side copy): ${same.map((f) => f.name).join(', ')}`);
-        }
-      }
-
-      // 3. Upload the rest into the version's own prefix; nothing of another version is touched. rclone checks
-      //    each upload's MD5 against Swift's ETag and skips what an interrupted run already sent.
-      const toSend = files.filter((f) => !reused.has(f.name));
-      log.info(`uploading dataset ${key} to ${container}/${prefix}/: ${toSend.length} files (${humanBytes(toSend.reduce((a, f) => a + f.bytes, 0))}), ${reused.size} reused`);
-      buildView(view, toSend);
+      //    id maps of a new seed): the 877 MB raw file is uploaded once per source zip, not once per seed. The
+      //    rest is uploaded at the same time: both go into the version's own prefix, nothing of another version
+      //    is touched, and the copy's fallback (an access-ruled credential cannot COPY) uploads what it refused.
+      const same = cur ? files.filter((f) => cur.objects.some((c) => c.name === f.name && c.sha256 === f.sha256 && c.bytes === f.bytes)) : [];
+      const sameNames = new Set(same.map((f) => f.name));
+      const rest = files.filter((f) => !sameNames.has(f.name));
+      log.info(`uploading dataset ${key} to ${container}/${prefix}/: ${rest.length} files (${humanBytes(rest.reduce((a, f) => a + f.bytes, 0))}), ${same.length} copied server-side`);
       const uploadStart = Date.now();
       lock.assertHeld();
-      stats = await upload(target, view, vroot, toSend.map((f) => f.name), [...common, '--copy-links'], 'upload dataset version', log);
+      // 3. rclone checks each upload's MD5 against Swift's ETag and skips what an interrupted run already sent.
+      const copying = same.length
+        ? copyServerSide(target, `${root}/${versionPrefix(p.current!)}`, vroot, same.map((f) => f.name), checkers, log).then(async (ok) => {
+            if (ok) {
+              for (const f of same) reused.set(f.name, cur!.objects.find((c) => c.name === f.name)!.md5);
+              log.info(`reused ${same.length} unchanged objects of version ${p.current} (server-side copy): ${same.map((f) => f.name).join(', ')}`);
+              return undefined;
+            }
+            lock.assertHeld();
+            return upload(target, same, vroot, transfers, 'upload dataset version (instead of the refused copy)');
+          })
+        : Promise.resolve(undefined);
+      // Both end before anything else happens (the lock is released only after every write has ended).
+      const [up, cp] = await Promise.allSettled([upload(target, rest, vroot, transfers, 'upload dataset version'), copying]);
+      if (up.status === 'rejected') throw up.reason;
+      if (cp.status === 'rejected') throw cp.reason;
+      const [sent, fallback] = [up.value, cp.value];
+      stats = fallback ? { ...sent, bytes: sent.bytes + fallback.bytes, transfers: sent.transfers + fallback.transfers } : sent;
       uploadSeconds = (Date.now() - uploadStart) / 1000;
 
       // 4. Verify the version from one listing: every name, its size and MD5 (against the MD5s its manifest or
       //    the reused objects' version were verified with).
       const known = new Map(had?.objects.map((o) => [o.name, o.md5]) ?? reused);
       const expected: ExpectedObject[] = files.map((f) => ({ name: f.name, bytes: f.bytes, md5: known.get(f.name) }));
-      let listing = await listPrefix(target, vroot, common, log);
+      let listing = await listPrefix(target, vroot);
       let problems = versionProblems(expected, listing);
       // Swift may list an object a moment after its PUT returned (the container update runs behind on a busy
       // store): objects that are only missing are looked for again before the version is called incomplete.
       for (let i = 0; problems.length && problems.every((p) => p.endsWith(': missing')) && i < 5; i++) {
         await new Promise((r) => setTimeout(r, 2000));
-        listing = await listPrefix(target, vroot, common, log);
+        listing = await listPrefix(target, vroot);
         problems = versionProblems(expected, listing);
       }
       if (problems.length) {
@@ -242,7 +315,7 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
         };
         await writeJsonAtomic(publishedCopy, manifest);
         lock.assertHeld();
-        await putJson(target, `${vroot}/${VERSION_MANIFEST}`, manifest, 'write the version manifest', log);
+        await putJson(target, `${vroot}/${VERSION_MANIFEST}`, manifest, 'write the version manifest');
       } else {
         log.info(`repaired version ${key}: its objects match its manifest again`);
       }
@@ -254,12 +327,12 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     if (p.current !== key || p.pending.length || p.retiring.length || published === undefined) {
       lock.assertHeld();
       p = publish(p, published ?? { key, publishedAt: new Date().toISOString(), objects: names }, keep);
-      await putJson(target, pointerObject, p, 'publish the version (write the dataset pointer)', log);
+      await putJson(target, pointerObject, p, 'publish the version (write the dataset pointer)');
       log.info(`published version ${key}: ${container}/${POINTER_OBJECT} now names ${prefix}/`);
     }
 
     // 6. Only now: delete versions beyond --keep and abandoned uploads, by the names the pointer recorded.
-    const retiredKeys = await retire(target, root, pointerObject, p, lock.assertHeld, common, log);
+    const retiredKeys = await retire(target, root, pointerObject, p, lock.assertHeld, checkers, log);
 
     const uploadedBytes = stats.bytes;
     const result = summaryOf({ uploadedBytes, uploadedObjects: stats.transfers, reusedObjects: reused.size, retired: retiredKeys, uploadSeconds, mbPerSecond: uploadedBytes / 1e6 / Math.max(uploadSeconds, 1e-3) });
@@ -271,7 +344,6 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     log.info(`summary: ${summary}`);
     return { stage: 'load', status: 'done', message: `dataset ${key}: ${summary}`, details: result };
   } finally {
-    rmSync(view, { recursive: true, force: true });
     // The record of our token stays while the lock may still be there (the store unreachable at the end), so the
     // next load from this work dir knows the lock as its own and takes it over.
     if (await lock.release()) rmSync(lockRecord, { force: true });
@@ -279,30 +351,20 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
 }
 
 /** Deletes what the pointer lists as retiring, then records that it is gone. */
-async function retire(target: RcloneTarget, root: string, pointerObject: string, p: Pointer, assertHeld: () => void, common: string[], l: Logger): Promise<string[]> {
+async function retire(target: RcloneTarget, root: string, pointerObject: string, p: Pointer, assertHeld: () => void, parallel: number, l: Logger): Promise<string[]> {
   if (p.retiring.length === 0) return [];
   const keys = p.retiring.map((r) => r.key);
   l.info(`deleting ${keys.length} version(s) beyond the retention count or abandoned: ${keys.join(', ')}`);
   assertHeld();
-  await deleteObjects(target, root, p.retiring.flatMap(objectNames), common, 'delete old versions', l);
+  await deleteObjects(target, root, p.retiring.flatMap(objectNames), parallel, 'delete old versions');
   assertHeld();
-  await putJson(target, pointerObject, retired(p), 'record the deletion in the dataset pointer', l);
+  await putJson(target, pointerObject, retired(p), 'record the deletion in the dataset pointer');
   return keys;
 }
 
-/** A directory of links in the version's layout, so one rclone process uploads outputs and raw files. */
-function buildView(view: string, files: LocalObject[]): void {
-  rmSync(view, { recursive: true, force: true });
-  for (const f of files) {
-    const at = join(view, f.name);
-    mkdirSync(dirname(at), { recursive: true });
-    symlinkSync(relative(dirname(at), f.local), at);
-  }
-}
-
-async function readPointerOrExplain(target: RcloneTarget, root: string, container: string, log: Logger) {
+async function readPointerOrExplain(target: RcloneTarget, root: string, container: string, o: { knownMissing?: boolean } = {}) {
   try {
-    return await readPointer(target, root, log);
+    return await readPointer(target, root, o);
   } catch (e) {
     if (e instanceof EtlError) throw e;
     throw new EtlError(
@@ -313,7 +375,7 @@ async function readPointerOrExplain(target: RcloneTarget, root: string, containe
 }
 
 /** The manifest of a version: this work dir's copy when it is the same version, else the container's. */
-async function versionManifest(target: RcloneTarget, root: string, key: string, localCopy: string | undefined, log: Logger): Promise<VersionManifest | undefined> {
+async function versionManifest(target: RcloneTarget, root: string, key: string, localCopy: string | undefined): Promise<VersionManifest | undefined> {
   if (localCopy && existsSync(localCopy)) {
     try {
       const m = JSON.parse(readFileSync(localCopy, 'utf8')) as VersionManifest;
@@ -323,33 +385,13 @@ async function versionManifest(target: RcloneTarget, root: string, key: string, 
     }
   }
   try {
-    const { stdout } = await rclone(target, ['cat', `${root}/${versionPrefix(key)}/${VERSION_MANIFEST}`, '--retries', '1'], 'read the version manifest', log, { stdout: true, quiet: true });
-    const m = JSON.parse(stdout) as VersionManifest;
+    const m = JSON.parse(await rcOf(target).cat(`${root}/${versionPrefix(key)}/${VERSION_MANIFEST}`, 'read the version manifest')) as VersionManifest;
     return m.datasetKey === key && Array.isArray(m.objects) ? m : undefined;
   } catch (e) {
     if (e instanceof RcloneError && e.notFound) return undefined;
     if (e instanceof SyntaxError) return undefined;
     throw e;
   }
-}
-
-/** A lock left by a killed load of this work dir is removed by the next run, even one that skips. */
-async function clearOwnStaleLock(target: RcloneTarget, root: string, lockRecord: string, container: string, log: Logger): Promise<void> {
-  if (!existsSync(lockRecord)) return;
-  let rec: { token: string; pid: number };
-  try {
-    rec = JSON.parse(readFileSync(lockRecord, 'utf8')) as { token: string; pid: number };
-  } catch {
-    rmSync(lockRecord, { force: true });
-    return;
-  }
-  if (processAlive(rec.pid) && rec.pid !== process.pid) return;
-  const { stdout } = await rclone(target, ['cat', `${root}/${LOAD_LOCK_OBJECT}`, '--retries', '1'], 'read the load lock', log, { stdout: true, quiet: true }).catch(() => ({ stdout: '' }));
-  if (parseLockBody(stdout)?.token === rec.token) {
-    log.warn(`removing the load lock on ${container} left by a killed load of this work dir`);
-    await rclone(target, ['deletefile', `${root}/${LOAD_LOCK_OBJECT}`, '--retries', '1'], 'remove the load lock', log, { quiet: true }).catch(() => undefined);
-  }
-  rmSync(lockRecord, { force: true });
 }
 
 function skipped(container: string, key: string, why: string, files: LocalObject[], bytes: number): StageResult {
@@ -367,7 +409,7 @@ export const loadStage: Stage<LoadOptions> = {
   addOptions: (cmd: Command) =>
     cmd
       .addOption(new Option('--container <name>', 'Swift container, object-persist-<teamId>').env('ETL_CONTAINER'))
-      .addOption(new Option('--remote <name>', 'rclone remote for the object store').env('ETL_RCLONE_REMOTE').default('chi_tacc'))
+      .addOption(new Option('--remote <name>', 'rclone remote for the object store').env('ETL_RCLONE_REMOTE').default(DEFAULT_RCLONE_REMOTE))
       .addOption(new Option('--rclone-config <path>', "rclone config file (default: rclone's own, or RCLONE_CONFIG)"))
       .addOption(new Option('--rclone <path>', 'rclone binary').default('rclone'))
       .addOption(new Option('--transfers <n>', 'parallel uploads').default('32'))
