@@ -70,21 +70,21 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
   const rows: { name: string; seconds: number; bytes: number; note: string }[] = [];
   try {
     process.stderr.write('load bench: running the contenders\n');
-    await wall('rclone', ['mkdir', `chi_tacc:${containers[0]}`], rcloneEnv);
+    await wall('rclone', ['mkdir', `${DEFAULT_RCLONE_REMOTE}:${containers[0]}`], rcloneEnv);
     rows.push({
       name: "tutorial's rclone copy, empty container",
-      seconds: await wall('rclone', ['copy', join(a, 'output'), `chi_tacc:${containers[0]}`, ...tutorialFlags], rcloneEnv),
+      seconds: await wall('rclone', ['copy', join(a, 'output'), `${DEFAULT_RCLONE_REMOTE}:${containers[0]}`, ...tutorialFlags], rcloneEnv),
       bytes,
       note: 'no verification, no manifest, overwrites in place',
     });
     rows.push({ name: 'ours, first load into an empty container', seconds: await wall(...load(a), etlEnv, 'first load'), bytes, note: 'lock, upload into datasets/<key>/, one listing verifies names, sizes, MD5s; manifest; pointer' });
     rows.push({ name: 'ours, nothing changed (plain rerun)', seconds: await wall(...load(a), etlEnv, 'nothing changed'), bytes: 0, note: 'the skip path: pointer, version manifest (local copy), one listing; no lock' });
-    const key = (JSON.parse((await execa('rclone', ['cat', `chi_tacc:${containers[1]}/current.json`], { env: rcloneEnv, extendEnv: true })).stdout) as { current: string }).current;
-    rows.push({ name: 'one listing of the version (rclone lsjson --hash)', seconds: await wall('rclone', ['lsjson', '-R', '--hash', '--files-only', `chi_tacc:${containers[1]}/datasets/${key}`], rcloneEnv), bytes: 0, note: 'what the skip path must cost at least' });
+    const key = (JSON.parse((await execa('rclone', ['cat', `${DEFAULT_RCLONE_REMOTE}:${containers[1]}/current.json`], { env: rcloneEnv, extendEnv: true })).stdout) as { current: string }).current;
+    rows.push({ name: 'one listing of the version (rclone lsjson --hash)', seconds: await wall('rclone', ['lsjson', '-R', '--hash', '--files-only', `${DEFAULT_RCLONE_REMOTE}:${containers[1]}/datasets/${key}`], rcloneEnv), bytes: 0, note: 'what the skip path must cost at least' });
     rows.push({ name: 'ours, same dataset again (--force)', seconds: await wall(...load(a, ['--force']), etlEnv), bytes: 0, note: 'under the lock: the version is whole, nothing sent or written' });
     rows.push({ name: 'ours, new seed: the 3 splits change', seconds: await wall(...load(b), etlEnv, 'new seed'), bytes: dirBytes(join(b, 'output', 'training')) + dirBytes(join(b, 'output', 'validation')) + dirBytes(join(b, 'output', 'evaluation')), note: 'maps copied server-side from the current version, 3 splits uploaded; previous version kept' });
   } finally {
-    for (const c of containers) await execa('rclone', ['purge', `chi_tacc:${c}`], { env: rcloneEnv, extendEnv: true, reject: false });
+    for (const c of containers) await execa('rclone', ['purge', `${DEFAULT_RCLONE_REMOTE}:${c}`], { env: rcloneEnv, extendEnv: true, reject: false });
   }
 
   const base = rows[0].seconds;
