@@ -58,7 +58,13 @@ export function defaultCloudInitOptions(user: string, containerName: string, etl
 
 /** Where a node set up by this cloud-config keeps things: the run spec's layout (etl/remote/run-spec.ts). */
 export function nodeLayoutOf(o: NodeCloudInitOptions): NodeLayout {
-  return { remoteName: o.remoteName, rcloneConfigPath: o.rcloneConfigPath, mountPoint: o.mountPoint, mountService: MOUNT_SERVICE, remoteDir: o.etlDir };
+  return {
+    remoteName: o.remoteName,
+    rcloneConfigPath: o.rcloneConfigPath,
+    mountPoint: o.mountPoint,
+    mountService: MOUNT_SERVICE,
+    remoteDir: o.etlDir,
+  };
 }
 
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;

@@ -37,7 +37,7 @@ function ipv6ToBigInt(a: string): bigint {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4) {
     const n = ipv4ToBigInt(v4[1]!);
-    text = text.slice(0, -v4[1]!.length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+    text = `${text.slice(0, -v4[1]!.length)}${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
   }
   const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
   const h = head ? head.split(':') : [];
@@ -48,5 +48,8 @@ function ipv6ToBigInt(a: string): bigint {
 function bigIntToIpv6(n: bigint): string {
   const groups: string[] = [];
   for (let i = 7; i >= 0; i--) groups.push(((n >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return groups.join(':').replace(/\b(?:0:){2,}0?/, ':').replace(/:{3,}/, '::');
+  return groups
+    .join(':')
+    .replace(/\b(?:0:){2,}0?/, ':')
+    .replace(/:{3,}/, '::');
 }

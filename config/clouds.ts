@@ -28,8 +28,10 @@ export function checkCloudsYaml(config: PersistConfig, file: string | undefined,
         `cdktf deploy needs entries "${config.chi.cloud}" and "${config.kvm.cloud}" (see docs/infra.md, Prerequisites)`,
     ];
   }
+  // biome-ignore lint/suspicious/noExplicitAny: a user's clouds.yaml, checked field by field below
   let clouds: Record<string, any> | undefined;
   try {
+    // biome-ignore lint/suspicious/noExplicitAny: as above
     clouds = (parse(text) as { clouds?: Record<string, any> } | null)?.clouds;
   } catch {
     return [`${file} is not valid YAML; the OpenStack provider will not be able to read it`];

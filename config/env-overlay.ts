@@ -1,4 +1,12 @@
-import { BYO_CREDENTIAL_ID_ENV, BYO_CREDENTIAL_SECRET_ENV, CONFIG_FILE_ENV, ENV_PREFIX, FIELDS, envNameFor, type FieldSpec } from './fields';
+import {
+  BYO_CREDENTIAL_ID_ENV,
+  BYO_CREDENTIAL_SECRET_ENV,
+  CONFIG_FILE_ENV,
+  ENV_PREFIX,
+  FIELDS,
+  envNameFor,
+  type FieldSpec,
+} from './fields';
 import { describe, shown, type ConfigIssue } from './issues';
 import { closest } from './suggest';
 

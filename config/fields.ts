@@ -101,8 +101,7 @@ export const FIELDS: readonly FieldSpec[] = [
   {
     path: 'ssh.publicKeyPath',
     kind: 'string',
-    meaning:
-      'Public key uploaded as a new keypair `persist-<teamId>`. Set this or `ssh.keypairName`, not both. `~` is expanded.',
+    meaning: 'Public key uploaded as a new keypair `persist-<teamId>`. Set this or `ssh.keypairName`, not both. `~` is expanded.',
     hint: 'set ssh.publicKeyPath to a .pub file (e.g. ~/.ssh/id_ed25519.pub), or ssh.keypairName to an existing KVM@TACC keypair',
   },
   {
@@ -114,8 +113,7 @@ export const FIELDS: readonly FieldSpec[] = [
   {
     path: 'ssh.privateKeyPath',
     kind: 'string',
-    meaning:
-      'Private key the ETL stage logs in with. Default: `ssh.publicKeyPath` without `.pub`; required with `ssh.keypairName`.',
+    meaning: 'Private key the ETL stage logs in with. Default: `ssh.publicKeyPath` without `.pub`; required with `ssh.keypairName`.',
     hint: 'set ssh.privateKeyPath to the private half of the node keypair, e.g. ~/.ssh/id_ed25519',
   },
   {

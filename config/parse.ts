@@ -87,10 +87,7 @@ function buildSchema(now: Date) {
       .default(dflt<string>(path));
   return z
     .object({
-      teamId: text().regex(
-        TEAM_ID,
-        'must be 1-48 lowercase letters, digits, "-" or "_", starting with a letter or digit',
-      ),
+      teamId: text().regex(TEAM_ID, 'must be 1-48 lowercase letters, digits, "-" or "_", starting with a letter or digit'),
       chi: section({
         cloud: token().default(dflt<string>('chi.cloud')),
         region: token().default(dflt<string>('chi.region')),
@@ -224,15 +221,12 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
 
   const v = result.data;
   const home = env.HOME;
-  const expand = (p: string | undefined) =>
-    p !== undefined && home && (p === '~' || p.startsWith('~/')) ? home + p.slice(1) : p;
+  const expand = (p: string | undefined) => (p !== undefined && home && (p === '~' || p.startsWith('~/')) ? home + p.slice(1) : p);
 
   // Cross-field rules.
   const ssh = v.ssh;
   if (ssh.publicKeyPath && ssh.keypairName) {
-    errors.push(
-      issue('ssh.publicKeyPath', 'and ssh.keypairName are both set; the node can use only one keypair', 'remove one of them'),
-    );
+    errors.push(issue('ssh.publicKeyPath', 'and ssh.keypairName are both set; the node can use only one keypair', 'remove one of them'));
   } else if (!ssh.publicKeyPath && !ssh.keypairName) {
     errors.push(issue('ssh.publicKeyPath', 'is required (or ssh.keypairName)'));
   }
@@ -245,10 +239,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   }
   if (!v.node.reservationId && v.kvm.region === 'KVM@TACC') {
     errors.push(
-      issue(
-        'node.reservationId',
-        'is required: KVM@TACC only starts servers on a reserved flavor (node.flavor cannot be used there)',
-      ),
+      issue('node.reservationId', 'is required: KVM@TACC only starts servers on a reserved flavor (node.flavor cannot be used there)'),
     );
   }
   // Over plain http anyone on the path can swap the zip and its .md5 alike; only a pinned SHA-256 vouches for it.
@@ -266,9 +257,7 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   }
   const sum = v.etl.trainRatio + v.etl.validationRatio + v.etl.evaluationRatio;
   if (Math.abs(sum - 1) > 1e-9) {
-    errors.push(
-      issue('etl.trainRatio', `+ etl.validationRatio + etl.evaluationRatio add up to ${round(sum)}, not 1`),
-    );
+    errors.push(issue('etl.trainRatio', `+ etl.validationRatio + etl.evaluationRatio add up to ${round(sum)}, not 1`));
   }
   if (v.chi.cloud === v.kvm.cloud) {
     warnings.push(
@@ -366,7 +355,10 @@ function fromZod(zi: z.ZodIssue, input: Record<string, unknown>): ConfigIssue[] 
 
 /** The field a misspelt key probably meant: compared by full path and by its last segment. */
 function suggestField(full: string): string | undefined {
-  const byPath = closest(full, FIELDS.map((f) => f.path));
+  const byPath = closest(
+    full,
+    FIELDS.map((f) => f.path),
+  );
   if (byPath) return byPath;
   const leaf = full.split('.').pop() as string;
   const leaves = FIELDS.map((f) => f.path.split('.').pop() as string);

@@ -78,7 +78,11 @@ export class ApplicationCredential extends Construct {
       this.source = 'existing';
       return;
     }
-    const rules: IdentityApplicationCredentialV3AccessRules[] = (props.accessRules ?? []).map((r) => ({ service: r.service, method: r.method, path: r.path }));
+    const rules: IdentityApplicationCredentialV3AccessRules[] = (props.accessRules ?? []).map((r) => ({
+      service: r.service,
+      method: r.method,
+      path: r.path,
+    }));
     this.resource = new IdentityApplicationCredentialV3(this, 'resource', {
       provider: props.provider,
       name: props.name,

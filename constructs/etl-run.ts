@@ -60,7 +60,12 @@ export class EtlRun extends Construct {
       // The credential id (never the secret) is part of the trigger: a new credential (a new
       // credential.expiresAt replaces it, and the old one is deleted) must reach the node's rclone.conf, or the
       // mount and every later load fail with 401.
-      triggersReplace: { inputs: this.trigger, container: spec.storage.container, node: spec.node.serverId ?? spec.node.host, credential: spec.storage.credentialId },
+      triggersReplace: {
+        inputs: this.trigger,
+        container: spec.storage.container,
+        node: spec.node.serverId ?? spec.node.host,
+        credential: spec.storage.credentialId,
+      },
       provisioners: [
         {
           type: 'local-exec',

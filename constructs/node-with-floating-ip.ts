@@ -68,9 +68,7 @@ export class NodeWithFloatingIp extends Construct {
       provider,
       name: props.name,
       imageName: props.image,
-      ...('reservationId' in props.flavor
-        ? { flavorId: props.flavor.reservationId }
-        : { flavorName: props.flavor.name }),
+      ...('reservationId' in props.flavor ? { flavorId: props.flavor.reservationId } : { flavorName: props.flavor.name }),
       keyPair: props.keyPair,
       userData: props.userData,
       network: [{ port: this.port.id }],
@@ -110,7 +108,8 @@ export function validateNodeProps(props: NodeWithFloatingIpProps): string[] {
   if (isResolved(props.userData)) {
     const size = Buffer.byteLength(props.userData, 'utf8');
     const encoded = Math.ceil(size / 3) * 4;
-    if (encoded > MAX_USER_DATA_BASE64) p.push(`userData is ${size} bytes (${encoded} base64-encoded); Nova takes at most ${MAX_USER_DATA_BASE64} encoded`);
+    if (encoded > MAX_USER_DATA_BASE64)
+      p.push(`userData is ${size} bytes (${encoded} base64-encoded); Nova takes at most ${MAX_USER_DATA_BASE64} encoded`);
   }
   return p;
 }

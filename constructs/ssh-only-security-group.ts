@@ -47,7 +47,9 @@ export class SshOnlySecurityGroup extends Construct {
       if (cidrProblem) problems.push(`allowedCidr: ${cidrProblem}`);
       const derived = ethertypeOf(props.allowedCidr);
       if (ethertype !== undefined && ethertype !== derived) {
-        problems.push(`ethertype ${ethertype} does not match allowedCidr ${props.allowedCidr} (an ${derived} network); leave ethertype out`);
+        problems.push(
+          `ethertype ${ethertype} does not match allowedCidr ${props.allowedCidr} (an ${derived} network); leave ethertype out`,
+        );
       }
       ethertype = derived;
     } else if (ethertype === undefined) {

@@ -22,9 +22,7 @@ interface CommonOptions {
 function addCommonOptions(cmd: Command): Command {
   return cmd
     .addOption(
-      new Option('--work-dir <dir>', 'ETL work directory (downloads, staging, output, manifests)')
-        .env('ETL_WORK_DIR')
-        .default('.work'),
+      new Option('--work-dir <dir>', 'ETL work directory (downloads, staging, output, manifests)').env('ETL_WORK_DIR').default('.work'),
     )
     .option('--force', 'rerun the stage even if its manifest says nothing changed', false)
     .option('--json', 'print a machine-readable summary on stdout', false)
@@ -50,7 +48,8 @@ async function runStages(stages: Stage[], options: CommonOptions & Record<string
     } catch (e) {
       // ENOSPC from any write of any stage (downloads, staging, outputs, manifests, rclone's lists) is one
       // "disk full" error with its own exit status, not an internal error with a stack trace.
-      if (isDiskFull(e) && !(isEtlError(e) && e.exitCode === DISK_FULL_EXIT)) throw diskFullError(`running the ${stage.name} stage`, ctx.workDir);
+      if (isDiskFull(e) && !(isEtlError(e) && e.exitCode === DISK_FULL_EXIT))
+        throw diskFullError(`running the ${stage.name} stage`, ctx.workDir);
       throw e;
     }
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
@@ -74,7 +73,7 @@ export function buildProgram(log: Logger = stderrLogger()): Command {
     const withCommon = addCommonOptions(cmd);
     withCommon.action((opts: CommonOptions & Record<string, unknown>) => runStages([stage], withJob(withCommon, opts), log));
   }
-  let all = program.command('all').description('run every stage in order: ' + STAGES.map((s) => s.name).join(' -> '));
+  let all = program.command('all').description(`run every stage in order: ${STAGES.map((s) => s.name).join(' -> ')}`);
   for (const stage of STAGES) all = stage.addOptions(all);
   const allWithCommon = addCommonOptions(all);
   allWithCommon.action((opts: CommonOptions & Record<string, unknown>) => runStages(STAGES, withJob(allWithCommon, opts), log));

@@ -30,9 +30,13 @@ export function sameFingerprint(a: Fingerprint | undefined, b: Fingerprint): boo
 }
 
 /** The identity of `path`, reusing `known` when its fingerprint still matches, else hashing the file. */
-export async function contentId(path: string, known?: { sha256?: string; fingerprint?: Fingerprint }): Promise<ContentId & { rehashed: boolean }> {
+export async function contentId(
+  path: string,
+  known?: { sha256?: string; fingerprint?: Fingerprint },
+): Promise<ContentId & { rehashed: boolean }> {
   const fingerprint = fingerprintOf(path);
-  if (known?.sha256 && sameFingerprint(known.fingerprint, fingerprint)) return { bytes: fingerprint.bytes, sha256: known.sha256, fingerprint, rehashed: false };
+  if (known?.sha256 && sameFingerprint(known.fingerprint, fingerprint))
+    return { bytes: fingerprint.bytes, sha256: known.sha256, fingerprint, rehashed: false };
   const sha256 = await sha256InWorker(path);
   // A file that changed while it was read has no single identity.
   if (!sameFingerprint(fingerprint, fingerprintOf(path))) throw new Error(`${path} changed while it was being checksummed`);

@@ -57,7 +57,11 @@ interface Cli {
 function deployedSpec(o: Cli): RunSpec {
   if (o.fromEnv) {
     const value = process.env.PERSIST_ETL_SPEC;
-    if (!value) throw new EtlError('PERSIST_ETL_SPEC is not set', 'This mode is for the etl stack, which sets it; run without --from-env to use the deployed etl stack\'s state.');
+    if (!value)
+      throw new EtlError(
+        'PERSIST_ETL_SPEC is not set',
+        "This mode is for the etl stack, which sets it; run without --from-env to use the deployed etl stack's state.",
+      );
     return parseRunSpec(value, 'PERSIST_ETL_SPEC');
   }
   if (o.spec) {
@@ -123,28 +127,37 @@ export function buildRemoteProgram(): Command {
     .option('--break-lock', "remove locks left by a run that was killed: the node's run lock and the container's load lock", false)
     .option('--from-env', 'take the run spec from PERSIST_ETL_SPEC (the etl stack does this)', false)
     .option('--spec <file>', "a run spec (etl/remote/run-spec.ts) instead of the deployed etl stack's")
-    .addOption(new Option('--state-dir <dir>', 'where the stacks\' terraform.<stack>.tfstate files are').env('PERSIST_STATE_DIR').default(ROOT))
-    .addOption(new Option('--port <n>', 'SSH port of the node (default: the spec\'s, 22)').env('PERSIST_ETL_PORT'))
+    .addOption(
+      new Option('--state-dir <dir>', "where the stacks' terraform.<stack>.tfstate files are").env('PERSIST_STATE_DIR').default(ROOT),
+    )
+    .addOption(new Option('--port <n>', "SSH port of the node (default: the spec's, 22)").env('PERSIST_ETL_PORT'))
     .option('--bundle <file>', 'ETL bundle to ship (built if missing)', join(ROOT, 'dist', 'etl.js'))
     .option('--ssh-wait <seconds>', 'how long to wait for the node to answer SSH', '600')
     .option('--min-free-mb <mb>', 'free disk the node needs for the ETL', '3000')
-    .option('--remote-dir <dir>', 'ETL directory on the node (default: the spec\'s, etl.remoteDir at deploy)')
-    .option('--mount-point <dir>', 'where readers find the current version on the node (default: the spec\'s, /mnt/object)')
-    .option('--rclone-config <path>', 'rclone config path on the node (default: the spec\'s, ~/.config/rclone/rclone.conf of the login user)')
-    .option('--private-key <path>', 'SSH private key (default: the spec\'s, ssh.privateKeyPath at deploy)')
+    .option('--remote-dir <dir>', "ETL directory on the node (default: the spec's, etl.remoteDir at deploy)")
+    .option('--mount-point <dir>', "where readers find the current version on the node (default: the spec's, /mnt/object)")
+    .option(
+      '--rclone-config <path>',
+      "rclone config path on the node (default: the spec's, ~/.config/rclone/rclone.conf of the login user)",
+    )
+    .option('--private-key <path>', "SSH private key (default: the spec's, ssh.privateKeyPath at deploy)")
     .option('--known-hosts <file>', 'known_hosts file for the node (default: one per server under ~/.cache/chameleon-persist)')
-    .option('--url <url>', 'dataset zip URL (default: the spec\'s, etl.datasetUrl at deploy)')
+    .option('--url <url>', "dataset zip URL (default: the spec's, etl.datasetUrl at deploy)")
     .option('--source <path>', 'dataset zip already on the node, an absolute path (no download)')
-    .option('--sha256 <hex>', 'expected SHA-256 of the dataset zip (default: the spec\'s, etl.datasetSha256 at deploy)')
-    .option('--seed <n>', 'split seed (default: the spec\'s, etl.seed at deploy)')
-    .option('--ratios <a,b,c>', 'split ratios (default: the spec\'s)')
+    .option('--sha256 <hex>', "expected SHA-256 of the dataset zip (default: the spec's, etl.datasetSha256 at deploy)")
+    .option('--seed <n>', "split seed (default: the spec's, etl.seed at deploy)")
+    .option('--ratios <a,b,c>', "split ratios (default: the spec's)")
     .option('--transfers <n>', 'parallel uploads of the load stage')
     .option('--checkers <n>', 'parallel checks of the load stage')
     .option('--keep <n>', 'published versions the load keeps in the container, the current one included (default 2)')
-    .option('--allow-unverified', 'accept a dataset checked by its size only when no checksum is given or published (default: the spec\'s, etl.allowUnverified)', false)
+    .option(
+      '--allow-unverified',
+      "accept a dataset checked by its size only when no checksum is given or published (default: the spec's, etl.allowUnverified)",
+      false,
+    )
     .option('--no-console-keys', "do not pin the node's host key from its console log before the first contact (trust on first use)")
     .option('--console-wait <seconds>', 'how long to wait for cloud-init to print the host keys to the console', '900')
-    .option('--kvm-cloud <name>', 'clouds.yaml entry the console log is read with (default: the spec\'s, kvm.cloud at deploy)')
+    .option('--kvm-cloud <name>', "clouds.yaml entry the console log is read with (default: the spec's, kvm.cloud at deploy)")
     .showHelpAfterError();
 }
 
@@ -181,7 +194,9 @@ export async function main(argv: string[]): Promise<number> {
         log,
       });
     } else if (!knownHostsPath || !node.serverId) {
-      log.info(`no server id for ${node.host}: its host key is accepted on first contact and remembered${knownHostsPath ? ` in ${knownHostsPath}` : ''}`);
+      log.info(
+        `no server id for ${node.host}: its host key is accepted on first contact and remembered${knownHostsPath ? ` in ${knownHostsPath}` : ''}`,
+      );
     }
 
     if (!existsSync(o.bundle)) {
@@ -193,7 +208,13 @@ export async function main(argv: string[]): Promise<number> {
       secret,
       target: { host: node.host, port: node.port, user: node.user, privateKeyPath: expandHome(node.privateKeyPath), knownHostsPath },
       stage,
-      run: { force, breakLock: o.breakLock, transfers: integer(o.transfers, '--transfers'), checkers: integer(o.checkers, '--checkers'), keep: integer(o.keep, '--keep') },
+      run: {
+        force,
+        breakLock: o.breakLock,
+        transfers: integer(o.transfers, '--transfers'),
+        checkers: integer(o.checkers, '--checkers'),
+        keep: integer(o.keep, '--keep'),
+      },
       bundlePath: o.bundle,
       mount: o.mount,
       sshWaitSeconds: Number(o.sshWait),

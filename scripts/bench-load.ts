@@ -37,7 +37,13 @@ async function wall(cmd: string, args: readonly string[], env: Record<string, st
   const r = await execa(cmd, args, { cwd: ROOT, env: traceAs ? { ...env, ETL_LOAD_TRACE: '1' } : env, extendEnv: true, reject: false });
   const seconds = (performance.now() - t0) / 1000;
   if (r.exitCode !== 0) throw new Error(`${cmd} ${args.slice(0, 3).join(' ')} … failed:\n${r.stderr.slice(-1500)}`);
-  if (traceAs) traces.push({ name: traceAs, steps: [...r.stderr.matchAll(/^load trace: (\+\d+ ms .+)$/gm)].map((m) => m[1]).concat(`+${Math.round(seconds * 1000)} ms process ended (wall)`) });
+  if (traceAs)
+    traces.push({
+      name: traceAs,
+      steps: [...r.stderr.matchAll(/^load trace: (\+\d+ ms .+)$/gm)]
+        .map((m) => m[1])
+        .concat(`+${Math.round(seconds * 1000)} ms process ended (wall)`),
+    });
   return seconds;
 }
 
@@ -65,7 +71,8 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
   const tag = `${process.pid}`;
   const containers = [`object-persist-bench-rclone-${tag}`, `object-persist-bench-ours-${tag}`];
   const tutorialFlags = ['--transfers', '32', '--checkers', '16', '--fast-list'];
-  const load = (workDir: string, extra: string[] = []) => ['node', [bundle, 'load', '--work-dir', workDir, '--container', containers[1], '--remote', DEFAULT_RCLONE_REMOTE, ...extra]] as const;
+  const load = (workDir: string, extra: string[] = []) =>
+    ['node', [bundle, 'load', '--work-dir', workDir, '--container', containers[1], '--remote', DEFAULT_RCLONE_REMOTE, ...extra]] as const;
 
   const rows: { name: string; seconds: number; bytes: number; note: string }[] = [];
   try {
@@ -77,14 +84,50 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
       bytes,
       note: 'no verification, no manifest, overwrites in place',
     });
-    rows.push({ name: 'ours, first load into an empty container', seconds: await wall(...load(a), etlEnv, 'first load'), bytes, note: 'lock, upload into datasets/<key>/, one listing verifies names, sizes, MD5s; manifest; pointer' });
-    rows.push({ name: 'ours, nothing changed (plain rerun)', seconds: await wall(...load(a), etlEnv, 'nothing changed'), bytes: 0, note: 'the skip path: pointer, version manifest (local copy), one listing; no lock' });
-    const key = (JSON.parse((await execa('rclone', ['cat', `${DEFAULT_RCLONE_REMOTE}:${containers[1]}/current.json`], { env: rcloneEnv, extendEnv: true })).stdout) as { current: string }).current;
-    rows.push({ name: 'one listing of the version (rclone lsjson --hash)', seconds: await wall('rclone', ['lsjson', '-R', '--hash', '--files-only', `${DEFAULT_RCLONE_REMOTE}:${containers[1]}/datasets/${key}`], rcloneEnv), bytes: 0, note: 'what the skip path must cost at least' });
-    rows.push({ name: 'ours, same dataset again (--force)', seconds: await wall(...load(a, ['--force']), etlEnv), bytes: 0, note: 'under the lock: the version is whole, nothing sent or written' });
-    rows.push({ name: 'ours, new seed: the 3 splits change', seconds: await wall(...load(b), etlEnv, 'new seed'), bytes: dirBytes(join(b, 'output', 'training')) + dirBytes(join(b, 'output', 'validation')) + dirBytes(join(b, 'output', 'evaluation')), note: 'maps copied server-side from the current version, 3 splits uploaded; previous version kept' });
+    rows.push({
+      name: 'ours, first load into an empty container',
+      seconds: await wall(...load(a), etlEnv, 'first load'),
+      bytes,
+      note: 'lock, upload into datasets/<key>/, one listing verifies names, sizes, MD5s; manifest; pointer',
+    });
+    rows.push({
+      name: 'ours, nothing changed (plain rerun)',
+      seconds: await wall(...load(a), etlEnv, 'nothing changed'),
+      bytes: 0,
+      note: 'the skip path: pointer, version manifest (local copy), one listing; no lock',
+    });
+    const key = (
+      JSON.parse(
+        (await execa('rclone', ['cat', `${DEFAULT_RCLONE_REMOTE}:${containers[1]}/current.json`], { env: rcloneEnv, extendEnv: true }))
+          .stdout,
+      ) as { current: string }
+    ).current;
+    rows.push({
+      name: 'one listing of the version (rclone lsjson --hash)',
+      seconds: await wall(
+        'rclone',
+        ['lsjson', '-R', '--hash', '--files-only', `${DEFAULT_RCLONE_REMOTE}:${containers[1]}/datasets/${key}`],
+        rcloneEnv,
+      ),
+      bytes: 0,
+      note: 'what the skip path must cost at least',
+    });
+    rows.push({
+      name: 'ours, same dataset again (--force)',
+      seconds: await wall(...load(a, ['--force']), etlEnv),
+      bytes: 0,
+      note: 'under the lock: the version is whole, nothing sent or written',
+    });
+    rows.push({
+      name: 'ours, new seed: the 3 splits change',
+      seconds: await wall(...load(b), etlEnv, 'new seed'),
+      bytes:
+        dirBytes(join(b, 'output', 'training')) + dirBytes(join(b, 'output', 'validation')) + dirBytes(join(b, 'output', 'evaluation')),
+      note: 'maps copied server-side from the current version, 3 splits uploaded; previous version kept',
+    });
   } finally {
-    for (const c of containers) await execa('rclone', ['purge', `${DEFAULT_RCLONE_REMOTE}:${c}`], { env: rcloneEnv, extendEnv: true, reject: false });
+    for (const c of containers)
+      await execa('rclone', ['purge', `${DEFAULT_RCLONE_REMOTE}:${c}`], { env: rcloneEnv, extendEnv: true, reject: false });
   }
 
   const base = rows[0].seconds;
@@ -99,7 +142,7 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
         `| ${r.name} | ${r.seconds.toFixed(2)} | ${(r.bytes / 1e6).toFixed(0)} | ${r.bytes ? (r.bytes / 1e6 / r.seconds).toFixed(0) : '-'} | ${(r.seconds / base).toFixed(2)}x | ${r.note} |`,
     ),
     '',
-    'steps of our loads (ETL_LOAD_TRACE: when each rc call began, from the stage\'s start; the process also starts node):',
+    "steps of our loads (ETL_LOAD_TRACE: when each rc call began, from the stage's start; the process also starts node):",
     ...traces.flatMap((t) => ['', `${t.name}:`, ...t.steps.map((x) => `    ${x}`)]),
   ];
 }

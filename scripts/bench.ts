@@ -46,12 +46,18 @@ async function main() {
     .option('--sample <n>', 'rows for the slow baselines, extrapolated', '2000000')
     .option('--pandas-sample <n>', 'rows for the pandas iterrows baseline', '1000000')
     .option('--repeat <n>', 'runs of ours (the best is kept)', '3')
-    .option('--load', 'also benchmark the load stage against the tutorial\'s rclone copy, on the local Swift (root; starts the stand-in)', false)
+    .option(
+      '--load',
+      "also benchmark the load stage against the tutorial's rclone copy, on the local Swift (root; starts the stand-in)",
+      false,
+    )
     .option('--load-only', 'only the load benchmark', false)
     .parse(process.argv)
     .opts<{ rows: string; sample: string; pandasSample: string; repeat: string; load: boolean; loadOnly: boolean }>();
   const rows = Number(o.rows);
-  const loadBefore = loadavg().map((x) => x.toFixed(2)).join(' ');
+  const loadBefore = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   mkdirSync(BENCH, { recursive: true });
   // Our own copy of the bundle: other runs in the checkout may rebuild dist/etl.js meanwhile.
   const bundle = join(BENCH, 'etl.js');
@@ -62,7 +68,9 @@ async function main() {
   if (o.loadOnly) {
     try {
       const lines = await benchLoad(bundle, input, work);
-      const after = loadavg().map((x) => x.toFixed(2)).join(' ');
+      const after = loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ');
       process.stdout.write(`${new Date().toISOString()}; load average before: ${loadBefore}, after: ${after}\n${lines.join('\n')}\n`);
     } finally {
       rmSync(work, { recursive: true, force: true });
@@ -70,10 +78,27 @@ async function main() {
     return;
   }
   const results: Row[] = [];
-  const transform = (file: string, engine: string, threads = 'auto') => [bundle, 'transform', '--input', file, '--work-dir', work, '--name', 'b', '--force', '--engine', engine, '--threads', threads];
+  const transform = (file: string, engine: string, threads = 'auto') => [
+    bundle,
+    'transform',
+    '--input',
+    file,
+    '--work-dir',
+    work,
+    '--name',
+    'b',
+    '--force',
+    '--engine',
+    engine,
+    '--threads',
+    threads,
+  ];
 
   // Floor: read the input once and write as many bytes as the outputs take.
-  const floor = await timed('sh', ['-c', `cat ${input} > /dev/null && head -c ${Math.round(statSync(input).size * 0.45)} /dev/zero > ${work}/floor && rm ${work}/floor`]);
+  const floor = await timed('sh', [
+    '-c',
+    `cat ${input} > /dev/null && head -c ${Math.round(statSync(input).size * 0.45)} /dev/zero > ${work}/floor && rm ${work}/floor`,
+  ]);
   results.push({ name: 'read input + write outputs (floor)', ...floor, rows, note: 'cat + head' });
 
   // Best of N: the machine is shared, and the best run is the one least disturbed by others. The median is noted.
@@ -81,7 +106,11 @@ async function main() {
     const runs: { seconds: number; rssMb: number }[] = [];
     for (let i = 0; i < Number(o.repeat); i++) runs.push(await timed('node', transform(input, 'fast', threads)));
     runs.sort((a, b) => a.seconds - b.seconds);
-    return { ...runs[0], rssMb: Math.max(...runs.map((r) => r.rssMb)), note: `best of ${runs.length} (median ${runs[runs.length >> 1].seconds.toFixed(2)} s); RSS: the max` };
+    return {
+      ...runs[0],
+      rssMb: Math.max(...runs.map((r) => r.rssMb)),
+      note: `best of ${runs.length} (median ${runs[runs.length >> 1].seconds.toFixed(2)} s); RSS: the max`,
+    };
   };
   const threads = String(defaultThreads());
   results.push({ name: `ours (byte scanner, ${threads} threads, node dist/etl.js)`, ...(await ours(threads)), rows });
@@ -90,18 +119,35 @@ async function main() {
   const sampleRows = Math.min(rows, Number(o.sample));
   const sample = dataset(sampleRows);
   const ref = await timed('node', transform(sample, 'reference'));
-  results.push({ name: 'csv-parse reference', seconds: (ref.seconds * rows) / sampleRows, rssMb: ref.rssMb, rows, note: sampleRows < rows ? `${sampleRows.toLocaleString('en-US')} rows, extrapolated` : '' });
+  results.push({
+    name: 'csv-parse reference',
+    seconds: (ref.seconds * rows) / sampleRows,
+    rssMb: ref.rssMb,
+    rows,
+    note: sampleRows < rows ? `${sampleRows.toLocaleString('en-US')} rows, extrapolated` : '',
+  });
 
   try {
     require.resolve('@duckdb/node-api');
     const out = mkdtempSync(join(tmpdir(), 'duck-'));
     const duck = await timed('node', ['scripts/bench-duckdb.mjs', input, out]);
-    results.push({ name: 'DuckDB (2 threads)', ...duck, rows, note: 'ranked distinct ids joined back, file order, seeded hash split, maps' });
+    results.push({
+      name: 'DuckDB (2 threads)',
+      ...duck,
+      rows,
+      note: 'ranked distinct ids joined back, file order, seeded hash split, maps',
+    });
     rmSync(out, { recursive: true, force: true });
   } catch (e) {
     // @duckdb/node-api (70 MB native) is not a project dependency: `npm run bench:deps` installs it for the bench.
     const missing = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND';
-    results.push({ name: 'DuckDB', seconds: NaN, rssMb: NaN, rows, note: `skipped: ${missing ? 'npm run bench:deps installs @duckdb/node-api' : (e as Error).message.split('\n')[0]}` });
+    results.push({
+      name: 'DuckDB',
+      seconds: NaN,
+      rssMb: NaN,
+      rows,
+      note: `skipped: ${missing ? 'npm run bench:deps installs @duckdb/node-api' : (e as Error).message.split('\n')[0]}`,
+    });
   }
 
   const pandas = await execa('/usr/bin/python3', ['-c', 'import pandas'], { reject: false });
@@ -109,9 +155,16 @@ async function main() {
     const pRows = Math.min(rows, Number(o.pandasSample));
     const out = mkdtempSync(join(tmpdir(), 'pandas-'));
     const p = await timed('/usr/bin/python3', ['scripts/bench-pandas.py', dataset(pRows), out]);
-    results.push({ name: "tutorial's pandas iterrows", seconds: (p.seconds * rows) / pRows, rssMb: p.rssMb, rows, note: `${pRows.toLocaleString('en-US')} rows, extrapolated` });
+    results.push({
+      name: "tutorial's pandas iterrows",
+      seconds: (p.seconds * rows) / pRows,
+      rssMb: p.rssMb,
+      rows,
+      note: `${pRows.toLocaleString('en-US')} rows, extrapolated`,
+    });
     rmSync(out, { recursive: true, force: true });
-  } else results.push({ name: "tutorial's pandas iterrows", seconds: NaN, rssMb: NaN, rows, note: 'skipped: apt-get install python3-pandas' });
+  } else
+    results.push({ name: "tutorial's pandas iterrows", seconds: NaN, rssMb: NaN, rows, note: 'skipped: apt-get install python3-pandas' });
 
   const oursSeconds = results[1].seconds;
   const lines = [

@@ -107,7 +107,11 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
     execa(cmd, [...args, '--known-hosts', node.knownHostsPath, '--no-console-keys', '--ssh-wait', '30', '--min-free-mb', '100'], {
       cwd: ROOT,
       stdio: 'inherit',
-      env: { PERSIST_ETL_SPEC: JSON.stringify(spec), PERSIST_APP_CREDENTIAL_SECRET: os.appCredential.secret, PERSIST_ETL_FORCE: o.force ? '1' : '' },
+      env: {
+        PERSIST_ETL_SPEC: JSON.stringify(spec),
+        PERSIST_APP_CREDENTIAL_SECRET: os.appCredential.secret,
+        PERSIST_ETL_FORCE: o.force ? '1' : '',
+      },
     }),
   );
 
@@ -121,8 +125,16 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
   });
   const ls = await execa('rclone', ['lsl', `${REMOTE}:${container}`], { env: { ...process.env, ...env } });
   log.info(ls.stdout);
-  const pointer = JSON.parse((await execa('rclone', ['cat', `${REMOTE}:${container}/current.json`], { env: { ...process.env, ...env } })).stdout) as { current: string };
-  const manifest = JSON.parse((await execa('rclone', ['cat', `${REMOTE}:${container}/datasets/${pointer.current}/manifest.json`], { env: { ...process.env, ...env } })).stdout);
+  const pointer = JSON.parse(
+    (await execa('rclone', ['cat', `${REMOTE}:${container}/current.json`], { env: { ...process.env, ...env } })).stdout,
+  ) as { current: string };
+  const manifest = JSON.parse(
+    (
+      await execa('rclone', ['cat', `${REMOTE}:${container}/datasets/${pointer.current}/manifest.json`], {
+        env: { ...process.env, ...env },
+      })
+    ).stdout,
+  );
   const t = manifest.transform;
   log.info(
     `current.json names version ${pointer.current}; its manifest.json: ${t.rows.toLocaleString('en-US')} ratings, ${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +

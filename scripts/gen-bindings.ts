@@ -48,6 +48,7 @@ const ROOT = resolve(__dirname, '..');
 const SHARED_SCHEMA = resolve(ROOT, '..', 'shared', 'openstack-provider', 'schema-3.4.0.json');
 const COMMITTED_SCHEMA = join(ROOT, '.gen', 'openstack-schema.json');
 
+// biome-ignore lint/suspicious/noExplicitAny: the provider's schema JSON, walked by key
 type Json = Record<string, any>;
 
 function pick(all: Json, names: readonly string[], what: string, source: string): Json {

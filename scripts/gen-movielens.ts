@@ -25,7 +25,13 @@ async function main(): Promise<void> {
   const started = performance.now();
   const stats = o.csv
     ? generateRatingsCsv({ path: o.out, rows, seed })
-    : await generateMovieLensZip({ rows, seed, outPath: o.out, name: o.name ?? basename(o.out).replace(/\.zip$/i, ''), compress: o.compress });
+    : await generateMovieLensZip({
+        rows,
+        seed,
+        outPath: o.out,
+        name: o.name ?? basename(o.out).replace(/\.zip$/i, ''),
+        compress: o.compress,
+      });
   const seconds = (performance.now() - started) / 1000;
   process.stderr.write(`wrote ${o.out} in ${seconds.toFixed(1)}s\n`);
   process.stdout.write(`${JSON.stringify({ ...stats, seconds: Number(seconds.toFixed(2)) })}\n`);

@@ -33,12 +33,29 @@ export function standInRunSpec(p: {
   seed?: number;
   serverId?: string;
 }): RunSpec {
-  const layout = nodeLayoutOf({ ...defaultCloudInitOptions(p.node.user, p.container, p.remoteDir), rcloneConfigPath: `${p.remoteDir}/rclone.conf`, mountPoint: p.mountPoint ?? `${p.remoteDir}/mnt` });
+  const layout = nodeLayoutOf({
+    ...defaultCloudInitOptions(p.node.user, p.container, p.remoteDir),
+    rcloneConfigPath: `${p.remoteDir}/rclone.conf`,
+    mountPoint: p.mountPoint ?? `${p.remoteDir}/mnt`,
+  });
   return {
     format: RUN_SPEC_FORMAT,
-    node: { host: p.node.host, port: p.node.port, user: p.node.user, privateKeyPath: p.node.privateKeyPath, consoleCloud: 'kvm_tacc', ...(p.serverId ? { serverId: p.serverId } : {}) },
+    node: {
+      host: p.node.host,
+      port: p.node.port,
+      user: p.node.user,
+      privateKeyPath: p.node.privateKeyPath,
+      consoleCloud: 'kvm_tacc',
+      ...(p.serverId ? { serverId: p.serverId } : {}),
+    },
     layout,
-    storage: { container: p.container, authUrl: p.storage.authUrl, region: p.storage.region, userId: p.storage.userId, credentialId: p.storage.appCredential.id },
+    storage: {
+      container: p.container,
+      authUrl: p.storage.authUrl,
+      region: p.storage.region,
+      userId: p.storage.userId,
+      credentialId: p.storage.appCredential.id,
+    },
     dataset: { source: p.source, allowUnverified: false, seed: p.seed ?? 42, ratios: [0.7, 0.15, 0.15] },
   };
 }

@@ -42,7 +42,10 @@ export abstract class StackWithPinnedAddresses extends TerraformStack {
 
   override allocateLogicalId(element: TerraformElement | Node): string {
     const node = TerraformElement.isTerraformElement(element) ? element.node : element;
-    const below = node.scopes.slice(node.scopes.indexOf(this) + 1).map((c) => c.node.id).join('/');
+    const below = node.scopes
+      .slice(node.scopes.indexOf(this) + 1)
+      .map((c) => c.node.id)
+      .join('/');
     const pinned = this.pinned.get(below);
     if (pinned === undefined) return super.allocateLogicalId(element);
     this.applied.add(below);

@@ -35,10 +35,23 @@ export class EtlStack extends StackWithPinnedAddresses {
       codeHash: codeHash ?? bundleSha256(PROJECT_ROOT),
       spec: {
         format: RUN_SPEC_FORMAT,
-        node: { host: node.floatingIp, port: 22, user: node.sshUser, privateKeyPath: node.sshPrivateKeyPath, serverId: node.instanceId, consoleCloud: config.kvm.cloud },
+        node: {
+          host: node.floatingIp,
+          port: 22,
+          user: node.sshUser,
+          privateKeyPath: node.sshPrivateKeyPath,
+          serverId: node.instanceId,
+          consoleCloud: config.kvm.cloud,
+        },
         layout: node.layout,
         // The name from the config, as the storage stack creates it; the credential id ties this stack to that one.
-        storage: { container: config.containerName, authUrl: storage.authUrl, region: storage.region, userId: storage.userId, credentialId: storage.credentialId },
+        storage: {
+          container: config.containerName,
+          authUrl: storage.authUrl,
+          region: storage.region,
+          userId: storage.userId,
+          credentialId: storage.credentialId,
+        },
         dataset: {
           url: etl.datasetUrl,
           ...(etl.datasetSha256 ? { sha256: etl.datasetSha256 } : {}),
@@ -48,8 +61,14 @@ export class EtlStack extends StackWithPinnedAddresses {
         },
       },
     });
-    new TerraformOutput(this, 'etl_trigger', { value: this.run.trigger, description: 'Hash of the ETL bundle, dataset and options of the last run' });
-    new TerraformOutput(this, 'run_spec', { value: this.run.specJson, description: 'What the last run ran with (etl/remote/run-spec.ts); `npm run etl:remote` reruns with it' });
+    new TerraformOutput(this, 'etl_trigger', {
+      value: this.run.trigger,
+      description: 'Hash of the ETL bundle, dataset and options of the last run',
+    });
+    new TerraformOutput(this, 'run_spec', {
+      value: this.run.specJson,
+      description: 'What the last run ran with (etl/remote/run-spec.ts); `npm run etl:remote` reruns with it',
+    });
     new TerraformOutput(this, 'data_location', {
       value: `swift://${config.chi.region}/${config.containerName}: current.json names the current version, datasets/<key>/ holds it (training/, validation/, evaluation/, maps/, raw/, manifest.json); on the node: ${node.layout.mountPoint}`,
       description: 'Where the data is',

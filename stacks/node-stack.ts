@@ -1,13 +1,7 @@
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { Annotations, TerraformOutput } from 'cdktf';
 import { ComputeKeypairV2 } from '../.gen/providers/openstack/compute-keypair-v2';
-import {
-  defaultCloudInitOptions,
-  MOUNT_SERVICE,
-  nodeLayoutOf,
-  renderCloudConfig,
-  type NodeCloudInitOptions,
-} from '../cloud-init/render';
+import { defaultCloudInitOptions, MOUNT_SERVICE, nodeLayoutOf, renderCloudConfig, type NodeCloudInitOptions } from '../cloud-init/render';
 import type { PersistConfig } from '../config';
 import type { NodeLayout } from '../etl/remote/run-spec';
 import { NodeWithFloatingIp } from '../constructs/node-with-floating-ip';

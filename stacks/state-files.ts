@@ -47,10 +47,11 @@ export function protectStateFiles(app: App, projectRoot: string = PROJECT_ROOT):
     for (const file of [state, `${state}.backup`]) {
       const was = makePrivate(file);
       if (was === undefined) continue;
-      const secret = id === 'storage'
-        ? " It holds the application credential's secret: if anyone else could read it, replace the credential" +
-          ' (set a later credential.expiresAt, then npx cdktf deploy storage etl).'
-        : '';
+      const secret =
+        id === 'storage'
+          ? " It holds the application credential's secret: if anyone else could read it, replace the credential" +
+            ' (set a later credential.expiresAt, then npx cdktf deploy storage etl).'
+          : '';
       warnings.push(
         `${file} was readable by group or others (mode 0${was.toString(8)}); it is now 0600.${secret} ` +
           `Fix any other copy the same way: chmod 600 <file>.`,

@@ -1,4 +1,4 @@
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { TerraformOutput } from 'cdktf';
 import { DataOpenstackIdentityAuthScopeV3 } from '../.gen/providers/openstack/data-openstack-identity-auth-scope-v3';
 import type { IdentityApplicationCredentialV3 } from '../.gen/providers/openstack/identity-application-credential-v3';
@@ -79,7 +79,11 @@ export class StorageStack extends StackWithPinnedAddresses {
     // Fixed addresses in the state (see addresses.ts): refactoring must never look like "delete this container
     // (or the credential), create another one".
     const { config } = props;
-    this.pinAddresses({ auth_scope: 'current', container: 'container', ...(config.credential.existing ? {} : { 'rclone/resource': 'rclone' }) });
+    this.pinAddresses({
+      auth_scope: 'current',
+      container: 'container',
+      ...(config.credential.existing ? {} : { 'rclone/resource': 'rclone' }),
+    });
     projectStateBackend(this);
     const provider = siteProvider(this, CHI_PROVIDER_ALIAS, config.chi.cloud, config.chi.region);
 

@@ -45,7 +45,26 @@ const RATING_WEIGHTS = [1, 3, 2, 7, 5, 20, 13, 27, 9, 13];
 
 /** Decimal digits of a non-negative integer below 2^31 written at buf[pos]; returns the position after them. */
 function putUint(buf: Buffer, pos: number, n: number): number {
-  const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+  const digits =
+    n < 10
+      ? 1
+      : n < 100
+        ? 2
+        : n < 1000
+          ? 3
+          : n < 10000
+            ? 4
+            : n < 100000
+              ? 5
+              : n < 1000000
+                ? 6
+                : n < 10000000
+                  ? 7
+                  : n < 100000000
+                    ? 8
+                    : n < 1000000000
+                      ? 9
+                      : 10;
   let p = pos + digits;
   do {
     const q = (n / 10) | 0;
@@ -167,7 +186,24 @@ function writeRatings(path: string, options: GenerateOptions): { stats: Generate
   return { stats: { rows: written, users: user, movies, bytes }, movieIds };
 }
 
-const GENRES = ['Action', 'Adventure', 'Animation', 'Children', 'Comedy', 'Crime', 'Documentary', 'Drama', 'Fantasy', 'Horror', 'Mystery', 'Romance', 'Sci-Fi', 'Thriller', 'War', 'Western'];
+const GENRES = [
+  'Action',
+  'Adventure',
+  'Animation',
+  'Children',
+  'Comedy',
+  'Crime',
+  'Documentary',
+  'Drama',
+  'Fantasy',
+  'Horror',
+  'Mystery',
+  'Romance',
+  'Sci-Fi',
+  'Thriller',
+  'War',
+  'Western',
+];
 
 /** A small `movies.csv` (movieId,title,genres) for the movies of the ratings, ascending ids, quoted titles. */
 function moviesCsv(movieIds: Int32Array, seed: number): Buffer {
@@ -213,7 +249,9 @@ export async function generateMovieLensZip(o: MovieLensZipOptions): Promise<Movi
   try {
     const zip = new ZipFile();
     zip.addBuffer(
-      Buffer.from(`Synthetic MovieLens-shaped ratings (chameleon-persist generator): ${stats.rows} ratings, ${stats.users} users, ${stats.movies} movies, seed ${seed}.\n`),
+      Buffer.from(
+        `Synthetic MovieLens-shaped ratings (chameleon-persist generator): ${stats.rows} ratings, ${stats.users} users, ${stats.movies} movies, seed ${seed}.\n`,
+      ),
       entries[0],
     );
     zip.addBuffer(moviesCsv(movieIds, seed), entries[1]);
@@ -225,7 +263,10 @@ export async function generateMovieLensZip(o: MovieLensZipOptions): Promise<Movi
       zip.outputStream.on('error', reject);
       let zipped = 0;
       zip.outputStream.on('data', (chunk: Buffer) => o.onProgress?.('zip', (zipped += chunk.length)));
-      zip.outputStream.pipe(ws).on('close', () => resolve()).on('error', reject);
+      zip.outputStream
+        .pipe(ws)
+        .on('close', () => resolve())
+        .on('error', reject);
     });
     renameSync(tmp, o.outPath);
   } finally {

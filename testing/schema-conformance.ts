@@ -322,12 +322,7 @@ function checkBlock(
   void kind;
 }
 
-function checkNestedBlocks(
-  value: unknown,
-  bt: SchemaBlockType,
-  path: string,
-  add: (path: string, message: string) => void,
-): void {
+function checkNestedBlocks(value: unknown, bt: SchemaBlockType, path: string, add: (path: string, message: string) => void): void {
   if (bt.nesting_mode === 'map') {
     if (!isObject(value)) return add(path, 'must be an object of labelled blocks');
     for (const [label, b] of Object.entries(value)) {
@@ -340,7 +335,10 @@ function checkNestedBlocks(
   if (Array.isArray(value)) items = value;
   else if (isObject(value)) items = [value];
   else {
-    return add(path, `"${path.split('.').pop()}" is a block, not an argument: it must be an object (or a list of objects), not ${describe(value)}`);
+    return add(
+      path,
+      `"${path.split('.').pop()}" is a block, not an argument: it must be an object (or a list of objects), not ${describe(value)}`,
+    );
   }
   const max = bt.nesting_mode === 'single' || bt.nesting_mode === 'group' ? 1 : bt.max_items;
   if (max !== undefined && max > 0 && items.length > max) {

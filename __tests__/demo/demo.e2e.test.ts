@@ -29,7 +29,10 @@ describe('npm run demo', () => {
   });
 
   afterAll(() => {
-    execFileSync('sh', ['-c', `mountpoint -q ${join(NODE_STATE, `mnt-${NAME}-store`)} && fusermount3 -u ${join(NODE_STATE, `mnt-${NAME}-store`)} || true`]);
+    execFileSync('sh', [
+      '-c',
+      `mountpoint -q ${join(NODE_STATE, `mnt-${NAME}-store`)} && fusermount3 -u ${join(NODE_STATE, `mnt-${NAME}-store`)} || true`,
+    ]);
   });
 
   it('a second run reuses the stand-ins and skips every unchanged stage', async () => {

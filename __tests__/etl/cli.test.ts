@@ -46,7 +46,10 @@ beforeAll(async () => {
   await new Promise<void>((r) => zip.outputStream.pipe(createWriteStream(zipPath)).on('close', () => r()));
   // What one thread in this process writes: the bytes every other way of running must reproduce.
   const ref = join(dir, 'ref');
-  await transformStage.run({ workDir: ref, force: true, log: memoryLogger() }, { input: csv, name: 'movielens_cli', seed: '42', ratios: '0.7,0.15,0.15', engine: 'fast', threads: '1' });
+  await transformStage.run(
+    { workDir: ref, force: true, log: memoryLogger() },
+    { input: csv, name: 'movielens_cli', seed: '42', ratios: '0.7,0.15,0.15', engine: 'fast', threads: '1' },
+  );
   expected = outputs(ref);
 }, 120_000);
 
@@ -93,8 +96,33 @@ describe.each([
 
 it('--help lists every option with its default', () => {
   const help = spawnSync(process.execPath, [bundle, 'all', '--help'], { encoding: 'utf8' }).stdout.replace(/\s+/g, ' ');
-  for (const o of ['--url <url>', '--source <path>', '--sha256 <hex>', '--md5 <hex>', '--retries <n>', '--idle-timeout <seconds>', '--input <path>', '--name <name>', '--seed <n>', '--ratios', '--engine <engine>', '--threads <n>', '--work-dir <dir>', '--force', '--json']) {
+  for (const o of [
+    '--url <url>',
+    '--source <path>',
+    '--sha256 <hex>',
+    '--md5 <hex>',
+    '--retries <n>',
+    '--idle-timeout <seconds>',
+    '--input <path>',
+    '--name <name>',
+    '--seed <n>',
+    '--ratios',
+    '--engine <engine>',
+    '--threads <n>',
+    '--work-dir <dir>',
+    '--force',
+    '--json',
+  ]) {
     expect(help).toContain(o);
   }
-  for (const d of ['(default: "42")', '(default: "0.7,0.15,0.15")', '(default: "auto")', 'default: "fast")', '(default: "5")', '(default: "60")', '(default: "https://files.grouplens.org/datasets/movielens/ml-32m.zip"']) expect(help).toContain(d);
+  for (const d of [
+    '(default: "42")',
+    '(default: "0.7,0.15,0.15")',
+    '(default: "auto")',
+    'default: "fast")',
+    '(default: "5")',
+    '(default: "60")',
+    '(default: "https://files.grouplens.org/datasets/movielens/ml-32m.zip"',
+  ])
+    expect(help).toContain(d);
 });

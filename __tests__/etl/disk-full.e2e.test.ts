@@ -52,7 +52,9 @@ describe('spaceProblem (pure)', () => {
     const e = spaceProblem(900_000_000, 500_000_000, '/home/cc/work/staging.tmp-1', 'ml-32m.zip', 10_000_000)!;
     expect(e).toBeInstanceOf(EtlError);
     expect(e.exitCode).toBe(DISK_FULL_EXIT);
-    expect(e.message).toBe('disk full: not enough space to unzip ml-32m.zip: needed 900.0 MB (+ 10.0 MB headroom), free 500.0 MB in /home/cc/work/staging.tmp-1');
+    expect(e.message).toBe(
+      'disk full: not enough space to unzip ml-32m.zip: needed 900.0 MB (+ 10.0 MB headroom), free 500.0 MB in /home/cc/work/staging.tmp-1',
+    );
     expect(e.hint).toMatch(/^Free at least 410\.0 MB there \(df -h \/home\/cc\/work\/staging\.tmp-1; .*--work-dir on a larger disk/);
   });
 });
@@ -66,7 +68,11 @@ describe('a full disk, for real (tmpfs)', () => {
     expect(await declaredUncompressedBytes(zip)).toBe(30_000_002);
     const r = await etl(['extract', '--source', zip, '--work-dir', join(fs, 'work')]);
     expect(r.exitCode).toBe(DISK_FULL_EXIT);
-    expect(r.stderr).toMatch(new RegExp(`error: disk full: not enough space to unzip ${zip}: needed 30\\.0 MB \\(\\+ 16\\.8 MB headroom\\), free 2[45]\\.\\d MB in ${fs}/work/staging\\.tmp-\\d+`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `error: disk full: not enough space to unzip ${zip}: needed 30\\.0 MB \\(\\+ 16\\.8 MB headroom\\), free 2[45]\\.\\d MB in ${fs}/work/staging\\.tmp-\\d+`,
+      ),
+    );
     expect(r.stderr).toMatch(/Free at least \d+\.\d MB there/);
     noStack(r.stderr);
     expect(execFileSync('df', ['--output=used', '-B1', fs], { encoding: 'utf8' }).split('\n')[1]!.trim()).toBe('0');
@@ -85,7 +91,9 @@ describe('a full disk, for real (tmpfs)', () => {
     const rows = Array.from({ length: 150_000 }, (_, i) => `${(i % 5000) + 1},${(i % 977) + 1},3.5,${1_000_000 + i}\n`);
     writeFileSync(input, `userId,movieId,rating,timestamp\n${rows.join('')}`);
     const r = await etl(['transform', '--input', input, '--work-dir', join(fs, 'work')]);
-    expect(r.stderr).toContain(`error: disk full: no space left on device (ENOSPC) while running the transform stage (${join(fs, 'work')})`);
+    expect(r.stderr).toContain(
+      `error: disk full: no space left on device (ENOSPC) while running the transform stage (${join(fs, 'work')})`,
+    );
     expect(r.stderr).toContain(`Free space on that filesystem (df -h ${join(fs, 'work')})`);
     noStack(r.stderr);
     expect(r.exitCode).toBe(DISK_FULL_EXIT);
@@ -117,7 +125,10 @@ describe('a full disk, for real (tmpfs)', () => {
 
 describe('reportError: ENOSPC from anywhere (load writes its lists and manifests with plain fs calls)', () => {
   test('a raw ENOSPC error, and one whose code was lost crossing a worker thread', () => {
-    const raw = Object.assign(new Error("ENOSPC: no space left on device, write '/home/cc/work/manifests/load.json.tmp'"), { code: 'ENOSPC', path: '/home/cc/work/manifests/load.json.tmp' });
+    const raw = Object.assign(new Error("ENOSPC: no space left on device, write '/home/cc/work/manifests/load.json.tmp'"), {
+      code: 'ENOSPC',
+      path: '/home/cc/work/manifests/load.json.tmp',
+    });
     for (const e of [raw, new Error("Error: ENOSPC: no space left on device, write '/home/cc/work/manifests/load.json.tmp'")]) {
       const log = memoryLogger();
       expect(reportError(e, log, true)).toBe(DISK_FULL_EXIT);

@@ -39,7 +39,11 @@ describe('extract: which zips make a dataset (decided from the names, before any
       ratings: 'ml-32m/ratings.csv',
       files: ['ml-32m/ratings.csv', 'ml-32m/movies.csv', 'ml-32m/README.txt'],
     });
-    expect(datasetEntries(['ratings.csv', 'movies.csv'], 'mine.zip')).toEqual({ dataset: 'mine', ratings: 'ratings.csv', files: ['ratings.csv', 'movies.csv'] });
+    expect(datasetEntries(['ratings.csv', 'movies.csv'], 'mine.zip')).toEqual({
+      dataset: 'mine',
+      ratings: 'ratings.csv',
+      files: ['ratings.csv', 'movies.csv'],
+    });
   });
 
   it("leaves macOS's __MACOSX/ and ._ resource forks out", () => {
@@ -48,10 +52,16 @@ describe('extract: which zips make a dataset (decided from the names, before any
   });
 
   it.each([
-    [['ml-1m/ratings.dat', 'ml-1m/movies.dat'], /is not a dataset this ETL reads: it is an ml-1m\/ml-10m archive \(ratings\.dat, '::'-separated\), which this ETL does not read; it holds: ml-1m\/ratings\.dat, ml-1m\/movies\.dat/],
+    [
+      ['ml-1m/ratings.dat', 'ml-1m/movies.dat'],
+      /is not a dataset this ETL reads: it is an ml-1m\/ml-10m archive \(ratings\.dat, '::'-separated\), which this ETL does not read; it holds: ml-1m\/ratings\.dat, ml-1m\/movies\.dat/,
+    ],
     [['ml-100k/u.data', 'ml-100k/u.item'], /it is an ml-100k archive \(u\.data, tab-separated\)/],
     [['ml-t/Ratings.csv'], /its ratings file is named ml-t\/Ratings\.csv \(names are case-sensitive: expected ratings\.csv\)/],
-    [['a/b/ratings.csv'], /its ratings\.csv is nested too deep \(a\/b\/ratings\.csv\); expected ratings\.csv at the top or in one top folder/],
+    [
+      ['a/b/ratings.csv'],
+      /its ratings\.csv is nested too deep \(a\/b\/ratings\.csv\); expected ratings\.csv at the top or in one top folder/,
+    ],
     [['ml-t/movies.csv'], /it has no ratings\.csv; it holds: ml-t\/movies\.csv/],
     [['__MACOSX/ml-t/ratings.csv'], /it has no ratings\.csv/],
   ])('refuses %j with what it holds and what is expected', (names, message) => {

@@ -24,7 +24,10 @@ async function zipBuffer(entries: Record<string, string>): Promise<Buffer> {
 }
 
 /** Serves `body` on 127.0.0.1 with Range support; the first `cuts` responses stop after `cutAfter` bytes. */
-function serve(body: Buffer, opts: { cuts: number; cutAfter: number; md5?: string }): Promise<{ url: string; server: Server; ranges: string[] }> {
+function serve(
+  body: Buffer,
+  opts: { cuts: number; cutAfter: number; md5?: string },
+): Promise<{ url: string; server: Server; ranges: string[] }> {
   const ranges: string[] = [];
   let cuts = opts.cuts;
   const server = createServer((req, res) => {
@@ -37,13 +40,20 @@ function serve(body: Buffer, opts: { cuts: number; cutAfter: number; md5?: strin
     ranges.push(range ?? 'none');
     const start = range ? Number(/bytes=(\d+)-/.exec(range)![1]) : 0;
     const part = body.subarray(start);
-    res.writeHead(range ? 206 : 200, { 'content-length': part.length, ...(range ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}) });
+    res.writeHead(range ? 206 : 200, {
+      'content-length': part.length,
+      ...(range ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
+    });
     if (cuts > 0) {
       cuts--;
       res.write(part.subarray(0, opts.cutAfter), () => res.socket?.destroy());
     } else res.end(part);
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/data.zip`, server, ranges })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/data.zip`, server, ranges }),
+    ),
+  );
 }
 
 describe('extract: download', () => {
@@ -83,8 +93,12 @@ describe('extract: download', () => {
     const server = createServer((req, res) => {
       ranges.push(req.headers.range ?? 'none');
       const start = req.headers.range ? Number(/bytes=(\d+)-/.exec(req.headers.range)![1]) : 0;
-      res.writeHead(start ? 206 : 200, { 'content-length': body.length - start, ...(start ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}) });
-      if (stalls-- > 0) res.write(body.subarray(start, start + 300_000)); // ... and then nothing, connection open
+      res.writeHead(start ? 206 : 200, {
+        'content-length': body.length - start,
+        ...(start ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
+      });
+      if (stalls-- > 0)
+        res.write(body.subarray(start, start + 300_000)); // ... and then nothing, connection open
       else res.end(body.subarray(start));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -146,7 +160,11 @@ describe('extract: the stage', () => {
       const workDir = mkdtempSync(join(tmpdir(), 'ex-'));
       const ctx = { workDir, force: false, log: memoryLogger() };
       const r = await extractStage.run(ctx, base({ url }));
-      expect(r.details).toMatchObject({ dataset: 'ml-t', checksum: { algorithm: 'md5', expected: md5, from: 'published' }, download: { status: 'downloaded' } });
+      expect(r.details).toMatchObject({
+        dataset: 'ml-t',
+        checksum: { algorithm: 'md5', expected: md5, from: 'published' },
+        download: { status: 'downloaded' },
+      });
       const sha = (t: string) => createHash('sha256').update(t).digest('hex');
       expect((r.details as unknown as ExtractResult).files.map(({ fingerprint: _f, ...f }) => f)).toEqual([
         { name: 'ratings.csv', bytes: 40, sha256: sha('userId,movieId,rating,timestamp\n1,2,3,4\n') },
@@ -154,7 +172,9 @@ describe('extract: the stage', () => {
       ]);
       expect(readFileSync(join(workDir, 'staging/ml-t/ratings.csv'), 'utf8')).toContain('1,2,3,4');
       // Progress for the long parts: the checksum pass, then each entry as it is unzipped.
-      expect(ctx.log.lines).toEqual(expect.arrayContaining([expect.stringMatching(/^checksumming .*\.zip/), '  unzip ml-t/ratings.csv: 100% of 0 MB']));
+      expect(ctx.log.lines).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^checksumming .*\.zip/), '  unzip ml-t/ratings.csv: 100% of 0 MB']),
+      );
       expect((await extractStage.run(ctx, base({ url }))).status).toBe('skipped');
     } finally {
       server.close();
@@ -166,7 +186,9 @@ describe('extract: the stage', () => {
     const { url, server } = await serve(zip, { cuts: 0, cutAfter: 0 });
     try {
       const workDir = mkdtempSync(join(tmpdir(), 'ex-'));
-      await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ url, sha256: '0'.repeat(64) }))).rejects.toThrow(/sha256 is .* expected 0000/);
+      await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ url, sha256: '0'.repeat(64) }))).rejects.toThrow(
+        /sha256 is .* expected 0000/,
+      );
       expect(readdirSync(join(workDir, 'downloads'), { recursive: true }).some((n) => String(n).endsWith('data.zip'))).toBe(false);
     } finally {
       server.close();
@@ -180,7 +202,9 @@ describe('extract: the stage', () => {
     const dir = mkdtempSync(join(tmpdir(), 'slip-'));
     writeFileSync(join(dir, 'evil.zip'), evil);
     const workDir = join(dir, 'work');
-    await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ source: join(dir, 'evil.zip') }))).rejects.toThrow(/refusing zip entry '\.\.\/evil\.txt'/);
+    await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ source: join(dir, 'evil.zip') }))).rejects.toThrow(
+      /refusing zip entry '\.\.\/evil\.txt'/,
+    );
     expect(existsSync(join(workDir, 'evil.txt'))).toBe(false);
     expect(existsSync(join(dir, 'evil.txt'))).toBe(false);
   });
@@ -195,7 +219,9 @@ describe('extract: the stage', () => {
     const dir = mkdtempSync(join(tmpdir(), 'crc-'));
     writeFileSync(join(dir, 'ml-c.zip'), damaged);
     const workDir = join(dir, 'work');
-    await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ source: join(dir, 'ml-c.zip') }))).rejects.toThrow(/ml-c\/ratings\.csv is damaged \(CRC-32/);
+    await expect(extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ source: join(dir, 'ml-c.zip') }))).rejects.toThrow(
+      /ml-c\/ratings\.csv is damaged \(CRC-32/,
+    );
     expect(existsSync(join(workDir, 'staging', 'ml-c'))).toBe(false);
   });
 
@@ -223,7 +249,12 @@ describe('extract: the stage', () => {
   });
 
   it('a missing --source says what to give', async () => {
-    await expect(extractStage.run({ workDir: mkdtempSync(join(tmpdir(), 'ex-')), force: false, log: memoryLogger() }, base({ source: '/nonexistent/x.zip' }))).rejects.toThrow(EtlError);
+    await expect(
+      extractStage.run(
+        { workDir: mkdtempSync(join(tmpdir(), 'ex-')), force: false, log: memoryLogger() },
+        base({ source: '/nonexistent/x.zip' }),
+      ),
+    ).rejects.toThrow(EtlError);
   });
 });
 
@@ -244,7 +275,9 @@ describe('extract: download integrity', () => {
     const url = `http://localhost:${await closedPort()}/ml-32m.zip`;
     const err = await extractStage.run({ workDir, force: false, log: memoryLogger() }, base({ url })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EtlError);
-    expect((err as EtlError).message).toBe(`refusing to download ${url} over plain http without a pinned SHA-256: anyone on the network path could replace the zip (and its .md5)`);
+    expect((err as EtlError).message).toBe(
+      `refusing to download ${url} over plain http without a pinned SHA-256: anyone on the network path could replace the zip (and its .md5)`,
+    );
     expect((err as EtlError).hint).toMatch(/--sha256 <sha256sum of the zip> \(etl\.datasetSha256/);
     // With the SHA-256 pinned, or https, or a literal loopback address, the URL itself is acceptable.
     expect(() => checkDatasetUrl(url, 'a'.repeat(64))).not.toThrow();
@@ -268,7 +301,9 @@ describe('extract: download integrity', () => {
       const r = await extractStage.run({ workDir, force: false, log }, base({ url, allowUnverified: true }));
       expect(r.status).toBe('done');
       expect(r.details).toMatchObject({ dataset: 'ml-u', checksum: null });
-      expect(log.lines).toContain(`warning: no checksum published at ${url}.md5 (HTTP 404); only the size was verified (--allow-unverified)`);
+      expect(log.lines).toContain(
+        `warning: no checksum published at ${url}.md5 (HTTP 404); only the size was verified (--allow-unverified)`,
+      );
     } finally {
       server.close();
     }
@@ -278,7 +313,29 @@ describe('extract: download integrity', () => {
     // A real TLS server on 127.0.0.1 with a certificate made here; the client runs in a child process so that
     // NODE_EXTRA_CA_CERTS (read at start-up only) makes fetch trust it.
     const dir = mkdtempSync(join(tmpdir(), 'tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     const body = await zipBuffer({ 'ml-r/ratings.csv': 'x' });
     const plain: string[] = [];
     const http = createServer((req, res) => {
@@ -305,7 +362,9 @@ download({ url: process.argv[2]!, dest: process.argv[3]!, retries: 0, log: { inf
     );
     const tsx = join(__dirname, '..', '..', 'node_modules', '.bin', 'tsx');
     const get = async (url: string) => {
-      const r = await execa(tsx, [client, url, join(dir, `out-${Math.random()}.zip`)], { env: { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') } });
+      const r = await execa(tsx, [client, url, join(dir, `out-${Math.random()}.zip`)], {
+        env: { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') },
+      });
       return JSON.parse(r.stdout.trim().split('\n').pop()!);
     };
     try {

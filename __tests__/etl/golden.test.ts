@@ -48,7 +48,11 @@ describe('known answers: the split rule and a whole small transform', () => {
   it.each(['fast', 'reference'] as const)('the %s engine writes exactly the golden files', async (engine) => {
     const dir = mkdtempSync(join(tmpdir(), 'golden-'));
     writeFileSync(join(dir, 'ratings.csv'), `${INPUT}\n`);
-    await transformStage.run({ workDir: join(dir, 'w'), force: false, log: memoryLogger() }, { input: join(dir, 'ratings.csv'), name: 'g', seed: '7', ratios: '0.7,0.15,0.15', engine, threads: '1' });
-    for (const [file, text] of Object.entries(GOLDEN)) expect([file, readFileSync(join(dir, 'w', 'output', file), 'utf8')]).toEqual([file, text]);
+    await transformStage.run(
+      { workDir: join(dir, 'w'), force: false, log: memoryLogger() },
+      { input: join(dir, 'ratings.csv'), name: 'g', seed: '7', ratios: '0.7,0.15,0.15', engine, threads: '1' },
+    );
+    for (const [file, text] of Object.entries(GOLDEN))
+      expect([file, readFileSync(join(dir, 'w', 'output', file), 'utf8')]).toEqual([file, text]);
   });
 });

@@ -68,7 +68,11 @@ describe('MovieLens-shaped generator', () => {
   it('writes a MovieLens-style zip: <name>/ratings.csv, movies.csv, README.txt', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'genzip-'));
     const stats = await generateMovieLensZip({ rows: 5_000, seed: 3, outPath: join(dir, 'ml-tiny.zip'), name: 'ml-tiny' });
-    expect(stats).toMatchObject({ rows: 5_000, zipPath: join(dir, 'ml-tiny.zip'), entries: ['ml-tiny/README.txt', 'ml-tiny/movies.csv', 'ml-tiny/ratings.csv'] });
+    expect(stats).toMatchObject({
+      rows: 5_000,
+      zipPath: join(dir, 'ml-tiny.zip'),
+      entries: ['ml-tiny/README.txt', 'ml-tiny/movies.csv', 'ml-tiny/ratings.csv'],
+    });
     const entries = await zipEntries(join(dir, 'ml-tiny.zip'));
     expect([...entries.keys()].sort()).toEqual(['ml-tiny/README.txt', 'ml-tiny/movies.csv', 'ml-tiny/ratings.csv']);
     generateRatingsCsv({ path: join(dir, 'same.csv'), rows: 5_000, seed: 3 });
@@ -86,7 +90,13 @@ describe('MovieLens-shaped generator', () => {
     const dir = mkdtempSync(join(tmpdir(), 'genprog-'));
     const seen: { phase: string; done: number; total?: number }[] = [];
     // 250k rows (~6 MB): more than one 4 MiB buffer of ratings.csv, so progress comes before the end.
-    const stats = await generateMovieLensZip({ rows: 250_000, seed: 5, outPath: join(dir, 'p.zip'), name: 'ml-p', onProgress: (phase, done, total) => seen.push({ phase, done, total }) });
+    const stats = await generateMovieLensZip({
+      rows: 250_000,
+      seed: 5,
+      outPath: join(dir, 'p.zip'),
+      name: 'ml-p',
+      onProgress: (phase, done, total) => seen.push({ phase, done, total }),
+    });
     const ratings = seen.filter((p) => p.phase === 'ratings');
     const zip = seen.filter((p) => p.phase === 'zip');
     expect(ratings.length).toBeGreaterThan(1);
@@ -96,7 +106,8 @@ describe('MovieLens-shaped generator', () => {
     expect(zip[zip.length - 1].done).toBe(stats.zipBytes);
     const plain = await generateMovieLensZip({ rows: 250_000, seed: 5, outPath: join(dir, 'q.zip'), name: 'ml-p' });
     // (The zips differ only in their entries' timestamps.)
-    const digest = async (zipPath: string) => [...(await zipEntries(zipPath))].map(([name, data]) => `${name} ${createHash('sha256').update(data).digest('hex')}`);
+    const digest = async (zipPath: string) =>
+      [...(await zipEntries(zipPath))].map(([name, data]) => `${name} ${createHash('sha256').update(data).digest('hex')}`);
     expect(await digest(plain.zipPath)).toEqual(await digest(stats.zipPath));
   });
 });

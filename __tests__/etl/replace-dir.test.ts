@@ -31,10 +31,19 @@ describe('replaceDir / recoverInterrupted', () => {
     expect(readFileSync(join(dir, 'out', 'a'), 'utf8')).toBe('old');
   });
 
-  test('a dead run\'s tmp directory, and an old one beside a present target, are removed; a live one is kept', () => {
+  test("a dead run's tmp directory, and an old one beside a present target, are removed; a live one is kept", () => {
     const pid = deadPid();
-    const dir = dirWith({ 'out/a': 'cur', [`out.tmp-${pid}/a`]: 'half', [`out.old-${pid}/a`]: 'old', [`out.tmp-${process.ppid}/a`]: 'live', [`outer.tmp-${pid}/a`]: 'other' });
-    expect(recoverInterrupted(dir, 'out').sort()).toEqual([`removed out.old-${pid} (left by a run that was killed)`, `removed out.tmp-${pid} (left by a run that was killed)`]);
+    const dir = dirWith({
+      'out/a': 'cur',
+      [`out.tmp-${pid}/a`]: 'half',
+      [`out.old-${pid}/a`]: 'old',
+      [`out.tmp-${process.ppid}/a`]: 'live',
+      [`outer.tmp-${pid}/a`]: 'other',
+    });
+    expect(recoverInterrupted(dir, 'out').sort()).toEqual([
+      `removed out.old-${pid} (left by a run that was killed)`,
+      `removed out.tmp-${pid} (left by a run that was killed)`,
+    ]);
     expect(readdirSync(dir).sort()).toEqual(['out', `out.tmp-${process.ppid}`, `outer.tmp-${pid}`].sort());
     expect(existsSync(join(dir, 'out', 'a'))).toBe(true);
   });

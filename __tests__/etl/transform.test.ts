@@ -11,7 +11,15 @@ import { setChunkBytes } from '../../etl/transform/fast';
 import { mix32, parseRatios, splitOf, splitThresholds } from '../../etl/transform/split';
 import { outputName, transformStage, type TransformOptions } from '../../etl/transform/stage';
 
-const opts = (input: string, extra: Partial<TransformOptions> = {}): TransformOptions => ({ input, name: 't', seed: '42', ratios: '0.7,0.15,0.15', engine: 'fast', threads: '1', ...extra });
+const opts = (input: string, extra: Partial<TransformOptions> = {}): TransformOptions => ({
+  input,
+  name: 't',
+  seed: '42',
+  ratios: '0.7,0.15,0.15',
+  engine: 'fast',
+  threads: '1',
+  ...extra,
+});
 
 /** Runs `fn` with a small read chunk, so that small files take the multi-threaded path with many jobs. */
 async function withChunk<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
@@ -55,7 +63,13 @@ describe('transform: the fast path equals the csv-parse reference, byte for byte
     const fast = await transform(join(dir, 'ratings.csv'));
     const ref = await transform(join(dir, 'ratings.csv'), { engine: 'reference' });
     expect(fast.files).toEqual(ref.files);
-    expect(Object.keys(fast.files).sort()).toEqual(['evaluation/t_eval.txt', 'maps/items.tsv', 'maps/users.tsv', 'training/t_train.txt', 'validation/t_val.txt']);
+    expect(Object.keys(fast.files).sort()).toEqual([
+      'evaluation/t_eval.txt',
+      'maps/items.tsv',
+      'maps/users.tsv',
+      'training/t_train.txt',
+      'validation/t_val.txt',
+    ]);
   });
 
   const edgeCases: [string, string][] = [
@@ -122,7 +136,7 @@ describe('transform: reproducible', () => {
     }
   });
 
-  it('a row\'s split depends only on seed and position, and the ratios are honoured', () => {
+  it("a row's split depends only on seed and position, and the ratios are honoured", () => {
     const t = splitThresholds({ train: 0.7, validation: 0.15, evaluation: 0.15 }, 42);
     const counts = [0, 0, 0];
     for (let i = 0; i < 200_000; i++) counts[splitOf(i, t)]++;
@@ -151,7 +165,11 @@ describe('transform: bad input stops with the file and line, and leaves the prev
   const bad: [string, string, RegExp][] = [
     ['missing header', '1,10,4.0,100\n', /ratings\.csv line 1: expected the header userId,movieId,rating,timestamp/],
     ['wrong header', 'user,item,rating,ts\n1,2,3,4\n', /line 1: expected the header/],
-    ['non-numeric id', 'userId,movieId,rating,timestamp\n1,10,4.0,100\nabc,10,4.0,100\n', /ratings\.csv line 3: userId is not a valid number: "abc,10,4.0,100"/],
+    [
+      'non-numeric id',
+      'userId,movieId,rating,timestamp\n1,10,4.0,100\nabc,10,4.0,100\n',
+      /ratings\.csv line 3: userId is not a valid number: "abc,10,4.0,100"/,
+    ],
     ['non-numeric rating', 'userId,movieId,rating,timestamp\n1,10,good,100\n', /line 2: rating is not a valid number/],
     ['too few fields', 'userId,movieId,rating,timestamp\n1,10,4.0,100\n2,11\n3,12,4.0,100\n', /line 3: too few fields/],
     ['too many fields', 'userId,movieId,rating,timestamp\n1,10,4.0,100,9\n', /line 2: too many fields/],
@@ -223,7 +241,6 @@ describe('transform: idempotent reruns', () => {
       expect.stringMatching(/restored output from output\.old-\d+|removed output\.tmp-\d+/),
     ]);
   });
-
 
   it('skips when input and options are unchanged, reruns with --force or new options', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'idem-'));

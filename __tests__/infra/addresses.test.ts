@@ -8,7 +8,10 @@ import { ADDRESS_VARIANTS, synthesizedAddresses } from './addresses';
  * address plans "destroy the container / the credential / the server, create another". Change the golden
  * file only on purpose, with a `terraform state mv` (or a `moved` block) for every address that changed.
  */
-const GOLDEN = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'addresses.golden.json'), 'utf8')) as Record<string, Record<string, string[]>>;
+const GOLDEN = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'addresses.golden.json'), 'utf8')) as Record<
+  string,
+  Record<string, string[]>
+>;
 
 describe('synthesized addresses', () => {
   test('the golden list covers every variant and every stack', () => {

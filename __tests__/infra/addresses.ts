@@ -42,10 +42,13 @@ export function synthesizedAddresses(variant: keyof typeof ADDRESS_VARIANTS): Re
   for (const stack of [storage, node, etl] as TerraformStack[]) {
     const json = JSON.parse(Testing.synth(stack)) as Record<string, any>;
     const addresses: string[] = [];
-    for (const [type, byName] of Object.entries<Record<string, unknown>>(json.resource ?? {})) for (const name of Object.keys(byName)) addresses.push(`${type}.${name}`);
-    for (const [type, byName] of Object.entries<Record<string, unknown>>(json.data ?? {})) for (const name of Object.keys(byName)) addresses.push(`data.${type}.${name}`);
+    for (const [type, byName] of Object.entries<Record<string, unknown>>(json.resource ?? {}))
+      for (const name of Object.keys(byName)) addresses.push(`${type}.${name}`);
+    for (const [type, byName] of Object.entries<Record<string, unknown>>(json.data ?? {}))
+      for (const name of Object.keys(byName)) addresses.push(`data.${type}.${name}`);
     for (const name of Object.keys(json.output ?? {})) addresses.push(`output.${name}`);
-    for (const [type, configs] of Object.entries<any[]>(json.provider ?? {})) for (const c of configs) addresses.push(`provider.${type}${c.alias ? `.${c.alias}` : ''}`);
+    for (const [type, configs] of Object.entries<any[]>(json.provider ?? {}))
+      for (const c of configs) addresses.push(`provider.${type}${c.alias ? `.${c.alias}` : ''}`);
     out[stack.node.id] = addresses.sort();
   }
   return out;

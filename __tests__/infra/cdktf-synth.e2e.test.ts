@@ -32,9 +32,7 @@ function cdktfSynth(configText: string, extraEnv: Record<string, string> = {}) {
 const validConfig = validConfigYaml();
 
 function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)],
-  );
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));
 }
 
 describe('npx cdktf synth', () => {

@@ -107,7 +107,9 @@ describe('the keys we rely on (this cloud-init version does not report unknown t
   test('creates the store mount point and the view link directory owned by cc, /mnt/object as a link to the view, the ETL directory and the private rclone config directory', () => {
     expect(script).toContain('install -d -o cc -g cc -m 0755 /mnt/object-store');
     expect(script).toContain('install -d -o cc -g cc -m 0755 /mnt/.object-view');
-    expect(script).toContain('[ -L /mnt/object ] || { rmdir /mnt/object 2>/dev/null || true; ln -s /mnt/.object-view/current /mnt/object; }');
+    expect(script).toContain(
+      '[ -L /mnt/object ] || { rmdir /mnt/object 2>/dev/null || true; ln -s /mnt/.object-view/current /mnt/object; }',
+    );
     expect(script).toContain('install -d -o cc -g cc -m 0755 /home/cc/chameleon-persist');
     expect(script).toContain('runuser -u cc -- mkdir -p /home/cc/.config/rclone');
     expect(script).toContain('chmod 0700 /home/cc/.config/rclone');

@@ -2,16 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import {
-  ConfigError,
-  FIELDS,
-  checkCidr,
-  envNameFor,
-  formatIssues,
-  loadConfig,
-  parseConfig,
-  type ConfigIssue,
-} from '../../config';
+import { ConfigError, FIELDS, checkCidr, envNameFor, formatIssues, loadConfig, parseConfig, type ConfigIssue } from '../../config';
 import { NOW, TEST_PUBLIC_KEY_PATH, TEST_RESERVATION, rawWith, validRaw } from './helpers';
 
 function errorsOf(raw: unknown, env: Record<string, string | undefined> = {}): ConfigIssue[] {
@@ -38,7 +29,13 @@ describe('parseConfig: a valid config', () => {
       kvm: { cloud: 'kvm_tacc', region: 'KVM@TACC' },
       credential: { expiresAt: '2025-11-30T23:59:59Z', accessRules: false },
       ssh: { user: 'cc', allowedCidr: '203.0.113.7/32', ethertype: 'IPv4', privateKeyPath: TEST_PUBLIC_KEY_PATH.slice(0, -4) },
-      node: { image: 'CC-Ubuntu24.04', flavor: 'm1.medium', reservationId: TEST_RESERVATION, network: 'sharednet1', floatingIpPool: 'public' },
+      node: {
+        image: 'CC-Ubuntu24.04',
+        flavor: 'm1.medium',
+        reservationId: TEST_RESERVATION,
+        network: 'sharednet1',
+        floatingIpPool: 'public',
+      },
       storage: { allowDestroyNonEmptyContainer: false },
       etl: { seed: 42, trainRatio: 0.7, validationRatio: 0.15, evaluationRatio: 0.15, remoteDir: '/home/cc/chameleon-persist' },
     });
@@ -153,7 +150,11 @@ describe('parseConfig: what injection checks still allow', () => {
   });
 
   test('plain http is accepted with a pinned SHA-256 (and to a literal loopback address); allowUnverified is a boolean', () => {
-    const pinned = parseConfig(rawWith({ etl: { datasetUrl: 'http://mirror.example/ml-32m.zip', datasetSha256: 'a'.repeat(64), allowUnverified: true } }), {}, NOW);
+    const pinned = parseConfig(
+      rawWith({ etl: { datasetUrl: 'http://mirror.example/ml-32m.zip', datasetSha256: 'a'.repeat(64), allowUnverified: true } }),
+      {},
+      NOW,
+    );
     expect(pinned.ok && pinned.config.etl).toMatchObject({ datasetUrl: 'http://mirror.example/ml-32m.zip', allowUnverified: true });
     expect(parseConfig(rawWith({ etl: { datasetUrl: 'http://127.0.0.1:8000/ml.zip' } }), {}, NOW).ok).toBe(true);
     expect(only(rawWith({ etl: { allowUnverified: 'yes please' } })).problem).toMatch(/must be true or false/);
@@ -188,11 +189,36 @@ describe('parseConfig: each bad value gives its own clear message', () => {
     ['CIDR prefix too long', { ssh: { allowedCidr: '10.0.0.0/33' } }, {}, 'ssh.allowedCidr', /must be 0-32/],
     ['no key at all', { ssh: { publicKeyPath: null } }, {}, 'ssh.publicKeyPath', /is required \(or ssh.keypairName\)/],
     ['both keys', { ssh: { keypairName: 'k' } }, {}, 'ssh.publicKeyPath', /both set/],
-    ['keypair without private key', { ssh: { publicKeyPath: null, keypairName: 'k' } }, {}, 'ssh.privateKeyPath', /required with ssh.keypairName/],
-    ['KVM@TACC without reservation', { node: { reservationId: null } }, {}, 'node.reservationId', /is required: KVM@TACC/, /reservation lease create/],
+    [
+      'keypair without private key',
+      { ssh: { publicKeyPath: null, keypairName: 'k' } },
+      {},
+      'ssh.privateKeyPath',
+      /required with ssh.keypairName/,
+    ],
+    [
+      'KVM@TACC without reservation',
+      { node: { reservationId: null } },
+      {},
+      'node.reservationId',
+      /is required: KVM@TACC/,
+      /reservation lease create/,
+    ],
     ['reservation not a UUID', { node: { reservationId: 'my-lease' } }, {}, 'node.reservationId', /must be a reservation id/],
-    ['bad boolean in file', { storage: { allowDestroyNonEmptyContainer: 'sure' } }, {}, 'storage.allowDestroyNonEmptyContainer', /must be true or false/],
-    ['bad boolean in env', {}, { PERSIST_CREDENTIAL_ACCESS_RULES: 'maybe' }, 'credential.accessRules', /PERSIST_CREDENTIAL_ACCESS_RULES="maybe" must be true or false/],
+    [
+      'bad boolean in file',
+      { storage: { allowDestroyNonEmptyContainer: 'sure' } },
+      {},
+      'storage.allowDestroyNonEmptyContainer',
+      /must be true or false/,
+    ],
+    [
+      'bad boolean in env',
+      {},
+      { PERSIST_CREDENTIAL_ACCESS_RULES: 'maybe' },
+      'credential.accessRules',
+      /PERSIST_CREDENTIAL_ACCESS_RULES="maybe" must be true or false/,
+    ],
     ['bad number in env', {}, { PERSIST_ETL_SEED: 'forty-two' }, 'etl.seed', /must be a number/],
     ['negative seed', { etl: { seed: -1 } }, {}, 'etl.seed', /must not be negative/],
     ['ratios not adding up', { etl: { trainRatio: 0.8 } }, {}, 'etl.trainRatio', /add up to 1\.1, not 1/],
@@ -205,30 +231,130 @@ describe('parseConfig: each bad value gives its own clear message', () => {
     ['auth URL not a URL', { chi: { authUrl: 'chi.tacc' } }, {}, 'chi.authUrl', /must be a URL/],
     ['ssh user invalid', { ssh: { user: 'Root User' } }, {}, 'ssh.user', /Linux user name/],
     ['misspelt field', { node: { flavour: 'm1.large' } }, {}, 'node.flavour', /is not a known field/, /did you mean node.flavor/],
-    ['misplaced field', { ssh: { reservationId: TEST_RESERVATION } }, {}, 'ssh.reservationId', /is not a known field/, /node.reservationId/],
+    [
+      'misplaced field',
+      { ssh: { reservationId: TEST_RESERVATION } },
+      {},
+      'ssh.reservationId',
+      /is not a known field/,
+      /node.reservationId/,
+    ],
     ['section not a mapping', { node: 'big' }, {}, 'node', /must be a mapping of fields \(got string\)/],
-    ['secret in the file', { credential: { secret: 'x' } }, {}, 'credential.secret', /secrets are never read from the configuration file/, /PERSIST_APP_CREDENTIAL_SECRET/],
-    ['BYO id without secret', {}, { PERSIST_APP_CREDENTIAL_ID: 'a'.repeat(32) }, 'PERSIST_APP_CREDENTIAL_SECRET', /is not set, but PERSIST_APP_CREDENTIAL_ID is/],
-    ['BYO secret without id', {}, { PERSIST_APP_CREDENTIAL_SECRET: 'x' }, 'PERSIST_APP_CREDENTIAL_ID', /is not set, but PERSIST_APP_CREDENTIAL_SECRET is/],
+    [
+      'secret in the file',
+      { credential: { secret: 'x' } },
+      {},
+      'credential.secret',
+      /secrets are never read from the configuration file/,
+      /PERSIST_APP_CREDENTIAL_SECRET/,
+    ],
+    [
+      'BYO id without secret',
+      {},
+      { PERSIST_APP_CREDENTIAL_ID: 'a'.repeat(32) },
+      'PERSIST_APP_CREDENTIAL_SECRET',
+      /is not set, but PERSIST_APP_CREDENTIAL_ID is/,
+    ],
+    [
+      'BYO secret without id',
+      {},
+      { PERSIST_APP_CREDENTIAL_SECRET: 'x' },
+      'PERSIST_APP_CREDENTIAL_ID',
+      /is not set, but PERSIST_APP_CREDENTIAL_SECRET is/,
+    ],
     // Injection (issue 10, item 5): control characters, whitespace where a field needs none, Terraform templates.
-    ['newline in chi.region', { chi: { region: 'CHI@TACC\nauth = https://evil.example/v3' } }, {}, 'chi.region', /^"CHI@TACC\\nauth = https:\/\/evil.example\/v3" contains a control character/],
-    ['newline in chi.authUrl', { chi: { authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3\nauth = https://evil.example/v3' } }, {}, 'chi.authUrl', /contains a control character \(a newline, tab or escape\)/],
-    ['newline in chi.authUrl from env', {}, { PERSIST_CHI_AUTH_URL: 'https://chi.tacc.chameleoncloud.org:5000/v3\rauth = https://evil.example/v3' }, 'chi.authUrl', /contains a control character/],
+    [
+      'newline in chi.region',
+      { chi: { region: 'CHI@TACC\nauth = https://evil.example/v3' } },
+      {},
+      'chi.region',
+      /^"CHI@TACC\\nauth = https:\/\/evil.example\/v3" contains a control character/,
+    ],
+    [
+      'newline in chi.authUrl',
+      { chi: { authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3\nauth = https://evil.example/v3' } },
+      {},
+      'chi.authUrl',
+      /contains a control character \(a newline, tab or escape\)/,
+    ],
+    [
+      'newline in chi.authUrl from env',
+      {},
+      { PERSIST_CHI_AUTH_URL: 'https://chi.tacc.chameleoncloud.org:5000/v3\rauth = https://evil.example/v3' },
+      'chi.authUrl',
+      /contains a control character/,
+    ],
     ['tab in node.flavor', { node: { flavor: 'm1.\tmedium' } }, {}, 'node.flavor', /contains a control character/],
     ['escape in node.network', { node: { network: 'shared\u001b[2Jnet1' } }, {}, 'node.network', /contains a control character/],
-    ['template in node.image', { node: { image: '${file("/etc/hostname")}' } }, {}, 'node.image', /^"\$\{file\("\/etc\/hostname"\)\}" contains "\$\{" or "%\{", which Terraform would evaluate/],
-    ['directive in node.floatingIpPool', { node: { floatingIpPool: '%{ if true }public%{ endif }' } }, {}, 'node.floatingIpPool', /contains "\$\{" or "%\{"/],
-    ['template in ssh.keypairName', { ssh: { publicKeyPath: null, keypairName: 'k${path.cwd}', privateKeyPath: '/k' } }, {}, 'ssh.keypairName', /Terraform would evaluate/],
-    ['template in ssh.privateKeyPath', { ssh: { privateKeyPath: '/home/${var.x}/.ssh/id' } }, {}, 'ssh.privateKeyPath', /Terraform would evaluate/],
-    ['template in etl.datasetUrl', { etl: { datasetUrl: 'https://example.org/${path.root}.zip' } }, {}, 'etl.datasetUrl', /Terraform would evaluate/],
+    [
+      'template in node.image',
+      { node: { image: '${file("/etc/hostname")}' } },
+      {},
+      'node.image',
+      /^"\$\{file\("\/etc\/hostname"\)\}" contains "\$\{" or "%\{", which Terraform would evaluate/,
+    ],
+    [
+      'directive in node.floatingIpPool',
+      { node: { floatingIpPool: '%{ if true }public%{ endif }' } },
+      {},
+      'node.floatingIpPool',
+      /contains "\$\{" or "%\{"/,
+    ],
+    [
+      'template in ssh.keypairName',
+      { ssh: { publicKeyPath: null, keypairName: 'k${path.cwd}', privateKeyPath: '/k' } },
+      {},
+      'ssh.keypairName',
+      /Terraform would evaluate/,
+    ],
+    [
+      'template in ssh.privateKeyPath',
+      { ssh: { privateKeyPath: '/home/${var.x}/.ssh/id' } },
+      {},
+      'ssh.privateKeyPath',
+      /Terraform would evaluate/,
+    ],
+    [
+      'template in etl.datasetUrl',
+      { etl: { datasetUrl: 'https://example.org/${path.root}.zip' } },
+      {},
+      'etl.datasetUrl',
+      /Terraform would evaluate/,
+    ],
     ['space in chi.cloud', { chi: { cloud: 'chi tacc' } }, {}, 'chi.cloud', /must not contain spaces/],
     ['space in kvm.region', { kvm: { region: 'KVM TACC' } }, {}, 'kvm.region', /must not contain spaces/],
-    ['remote dir with a space', { etl: { remoteDir: '/home/cc/my dir' } }, {}, 'etl.remoteDir', /must be a plain absolute path/, /absolute path on the node/],
+    [
+      'remote dir with a space',
+      { etl: { remoteDir: '/home/cc/my dir' } },
+      {},
+      'etl.remoteDir',
+      /must be a plain absolute path/,
+      /absolute path on the node/,
+    ],
     ['remote dir with ..', { etl: { remoteDir: '/home/cc/../root' } }, {}, 'etl.remoteDir', /no "\.\."/],
-    ['remote dir with a shell character', { etl: { remoteDir: '/home/cc/x;reboot' } }, {}, 'etl.remoteDir', /written unquoted into the node's setup script/],
+    [
+      'remote dir with a shell character',
+      { etl: { remoteDir: '/home/cc/x;reboot' } },
+      {},
+      'etl.remoteDir',
+      /written unquoted into the node's setup script/,
+    ],
     ['remote dir with a trailing slash', { etl: { remoteDir: '/home/cc/etl/' } }, {}, 'etl.remoteDir', /trailing "\/"/],
-    ['plain http dataset without a SHA-256', { etl: { datasetUrl: 'http://files.grouplens.org/datasets/movielens/ml-32m.zip' } }, {}, 'etl.datasetUrl', /is plain http without etl\.datasetSha256: anyone on the network path could replace the zip/, /https:\/\/ URL, or pin the file with etl\.datasetSha256/],
-    ['BYO id malformed', {}, { PERSIST_APP_CREDENTIAL_ID: 'not an id', PERSIST_APP_CREDENTIAL_SECRET: 'x' }, 'PERSIST_APP_CREDENTIAL_ID', /does not look like/],
+    [
+      'plain http dataset without a SHA-256',
+      { etl: { datasetUrl: 'http://files.grouplens.org/datasets/movielens/ml-32m.zip' } },
+      {},
+      'etl.datasetUrl',
+      /is plain http without etl\.datasetSha256: anyone on the network path could replace the zip/,
+      /https:\/\/ URL, or pin the file with etl\.datasetSha256/,
+    ],
+    [
+      'BYO id malformed',
+      {},
+      { PERSIST_APP_CREDENTIAL_ID: 'not an id', PERSIST_APP_CREDENTIAL_SECRET: 'x' },
+      'PERSIST_APP_CREDENTIAL_ID',
+      /does not look like/,
+    ],
   ];
 
   // Rows are wrapped: jest hands a `done` callback to a test function with more parameters than row values.
@@ -249,9 +375,7 @@ describe('parseConfig: each bad value gives its own clear message', () => {
 
   test('all problems are reported at once, not one per run', () => {
     const errors = errorsOf({ teamId: 'BAD ID', ssh: { allowedCidr: 'x' }, node: { flavour: 1 } });
-    expect(errors.map((e) => e.field).sort()).toEqual(
-      ['credential.expiresAt', 'node.flavour', 'ssh.allowedCidr', 'teamId'].sort(),
-    );
+    expect(errors.map((e) => e.field).sort()).toEqual(['credential.expiresAt', 'node.flavour', 'ssh.allowedCidr', 'teamId'].sort());
   });
 
   test('formatIssues names field, env var, problem and fix on plain lines', () => {
@@ -343,22 +467,33 @@ describe('loadConfig (file + env + public key)', () => {
   });
 
   test('a missing public key file', () => {
-    const file = write('nokey.yaml', `teamId: p\ncredential: {expiresAt: "2026-01-31"}\nssh: {publicKeyPath: nope.pub, allowedCidr: 10.0.0.0/8}\nnode: {reservationId: ${TEST_RESERVATION}}\n`);
+    const file = write(
+      'nokey.yaml',
+      `teamId: p\ncredential: {expiresAt: "2026-01-31"}\nssh: {publicKeyPath: nope.pub, allowedCidr: 10.0.0.0/8}\nnode: {reservationId: ${TEST_RESERVATION}}\n`,
+    );
     const e = failure(file);
-    expect(e.issues).toEqual([expect.objectContaining({ field: 'ssh.publicKeyPath', problem: expect.stringMatching(/nope.pub does not exist/) })]);
+    expect(e.issues).toEqual([
+      expect.objectContaining({ field: 'ssh.publicKeyPath', problem: expect.stringMatching(/nope.pub does not exist/) }),
+    ]);
     expect(e.issues[0]!.fix).toMatch(/ssh-keygen/);
   });
 
   test('a private key given as the public key', () => {
     write('oops.pub', '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n');
-    const file = write('priv.yaml', `teamId: p\ncredential: {expiresAt: "2026-01-31"}\nssh: {publicKeyPath: oops.pub, allowedCidr: 10.0.0.0/8}\nnode: {reservationId: ${TEST_RESERVATION}}\n`);
+    const file = write(
+      'priv.yaml',
+      `teamId: p\ncredential: {expiresAt: "2026-01-31"}\nssh: {publicKeyPath: oops.pub, allowedCidr: 10.0.0.0/8}\nnode: {reservationId: ${TEST_RESERVATION}}\n`,
+    );
     expect(failure(file).issues[0]!.problem).toMatch(/is a PRIVATE key/);
   });
 
   test('a public key whose comment holds a Terraform template', () => {
     const [type, blob] = readFileSync(TEST_PUBLIC_KEY_PATH, 'utf8').trim().split(' ');
     write('tpl.pub', `${type} ${blob} me@\${file("/etc/passwd")}\n`);
-    const file = write('tpl.yaml', `teamId: p\ncredential: {expiresAt: "2026-01-31"}\nssh: {publicKeyPath: tpl.pub, allowedCidr: 10.0.0.0/8}\nnode: {reservationId: ${TEST_RESERVATION}}\n`);
+    const file = write(
+      'tpl.yaml',
+      `teamId: p\ncredential: {expiresAt: "2026-01-31"}\nssh: {publicKeyPath: tpl.pub, allowedCidr: 10.0.0.0/8}\nnode: {reservationId: ${TEST_RESERVATION}}\n`,
+    );
     const e = failure(file);
     expect(e.issues[0]!.problem).toMatch(/tpl\.pub's comment contains "\$\{", "%\{" or a control character/);
     expect(e.issues[0]!.fix).toMatch(/ssh-keygen -c -C/);

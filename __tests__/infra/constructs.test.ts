@@ -24,7 +24,13 @@ const rule = (json: Record<string, any>) => Object.values<any>(json.resource.ope
 
 describe('SshOnlySecurityGroup', () => {
   test('ethertypeOf: known answers', () => {
-    expect(['203.0.113.7/32', '0.0.0.0/0', '2001:db8::/64', '::/0', '::ffff:192.0.2.1/128'].map(ethertypeOf)).toEqual(['IPv4', 'IPv4', 'IPv6', 'IPv6', 'IPv6']);
+    expect(['203.0.113.7/32', '0.0.0.0/0', '2001:db8::/64', '::/0', '::ffff:192.0.2.1/128'].map(ethertypeOf)).toEqual([
+      'IPv4',
+      'IPv4',
+      'IPv6',
+      'IPv6',
+      'IPv6',
+    ]);
   });
 
   test('the ethertype comes from the CIDR: an IPv6 network gives an IPv6 rule, an IPv4 one an IPv4 rule', () => {
@@ -39,13 +45,17 @@ describe('SshOnlySecurityGroup', () => {
   });
 
   test('a CIDR that is not one, a name with a template sequence: each reported', () => {
-    expect(group({ allowedCidr: '203.0.113.7' }).errors).toEqual(['s/ssh: allowedCidr: "203.0.113.7" is an address, not a network; write 203.0.113.7/32 for that one address']);
+    expect(group({ allowedCidr: '203.0.113.7' }).errors).toEqual([
+      's/ssh: allowedCidr: "203.0.113.7" is an address, not a network; write 203.0.113.7/32 for that one address',
+    ]);
     expect(group({ name: 'x${file("/etc/hostname")}' }).errors).toEqual(['s/ssh: name contains a Terraform template sequence (${ or %{)']);
   });
 
   test('a token CIDR is not checked; its ethertype must then be given', () => {
     const token = Token.asString({ Ref: 'cidr' });
-    expect(group({ allowedCidr: token }).errors).toEqual(['s/ssh: allowedCidr is a token, so its ethertype cannot be derived; set ethertype']);
+    expect(group({ allowedCidr: token }).errors).toEqual([
+      's/ssh: allowedCidr is a token, so its ethertype cannot be derived; set ethertype',
+    ]);
     const given = group({ allowedCidr: token, ethertype: 'IPv6' });
     expect(given.errors).toEqual([]);
     expect(given.sg.ethertype).toBe('IPv6');
@@ -65,7 +75,9 @@ describe('SshOnlySecurityGroup', () => {
     const stack = new TerraformStack(app, 's');
     const provider = new OpenstackProvider(stack, 'p', { alias: 'kvm_tacc', cloud: 'kvm_tacc' });
     new SshOnlySecurityGroup(stack, 'ssh', { provider, name: 'g', allowedCidr: '2001:db8::/64', ethertype: 'IPv4' });
-    expect(() => app.synth()).toThrow(/Encountered Annotations with level "ERROR"[\s\S]*s\/ssh[\s\S]*ethertype IPv4 does not match allowedCidr 2001:db8::\/64/);
+    expect(() => app.synth()).toThrow(
+      /Encountered Annotations with level "ERROR"[\s\S]*s\/ssh[\s\S]*ethertype IPv4 does not match allowedCidr 2001:db8::\/64/,
+    );
   });
 });
 
@@ -112,7 +124,12 @@ describe('NodeWithFloatingIp', () => {
     new NodeWithFloatingIp(stack, 'a', base(provider));
     new NodeWithFloatingIp(stack, 'b', { ...base(provider), name: 'b' });
     const json = JSON.parse(Testing.synth(stack));
-    for (const type of ['openstack_compute_instance_v2', 'openstack_networking_port_v2', 'openstack_networking_floatingip_v2', 'openstack_networking_floatingip_associate_v2']) {
+    for (const type of [
+      'openstack_compute_instance_v2',
+      'openstack_networking_port_v2',
+      'openstack_networking_floatingip_v2',
+      'openstack_networking_floatingip_associate_v2',
+    ]) {
       expect([type, Object.keys(json.resource[type]).length]).toEqual([type, 2]);
     }
   });
@@ -133,7 +150,9 @@ describe('StackWithPinnedAddresses', () => {
     const stack = new Pinned(Testing.app(), { 'ssh/group': 'ssh_only', 'ssh/ssh': 'ssh_ingress' });
     const json = JSON.parse(Testing.synth(stack));
     expect(Object.keys(json.resource.openstack_networking_secgroup_v2)).toEqual(['ssh_only']);
-    expect(json.resource.openstack_networking_secgroup_rule_v2.ssh_ingress.security_group_id).toBe('${openstack_networking_secgroup_v2.ssh_only.id}');
+    expect(json.resource.openstack_networking_secgroup_rule_v2.ssh_ingress.security_group_id).toBe(
+      '${openstack_networking_secgroup_v2.ssh_only.id}',
+    );
   });
 
   test('a pinned path that names no block fails synth (a renamed construct would otherwise get a new address)', () => {

@@ -25,7 +25,9 @@ function app(env: Record<string, string> = {}) {
 describe('the etl stack as a consumer of storage and node', () => {
   test('references become remote-state lookups of the two local state files; all three stacks conform', () => {
     const { storage, node, etl } = app();
-    const paths = Object.values<any>(etl.data.terraform_remote_state).map((r) => [r.backend, r.config.path]).sort();
+    const paths = Object.values<any>(etl.data.terraform_remote_state)
+      .map((r) => [r.backend, r.config.path])
+      .sort();
     expect(paths).toEqual([
       ['local', '../../../terraform.node.tfstate'],
       ['local', '../../../terraform.storage.tfstate'],
@@ -34,7 +36,7 @@ describe('the etl stack as a consumer of storage and node', () => {
     for (const stack of [storage, node, etl]) expect(checkStack(stack, schema)).toEqual([]);
   });
 
-  test('the cross-stack outputs are the user id, the credential id, the server id and its address (the container name is the config\'s)', () => {
+  test("the cross-stack outputs are the user id, the credential id, the server id and its address (the container name is the config's)", () => {
     const { storage, node } = app();
     const crossStack = (json: Record<string, any>) =>
       Object.entries<any>(json.output)
@@ -45,7 +47,10 @@ describe('the etl stack as a consumer of storage and node', () => {
       '${data.openstack_identity_auth_scope_v3.current.user_id}',
       '${openstack_identity_application_credential_v3.rclone.id}',
     ]);
-    expect(crossStack(node)).toEqual(['${openstack_compute_instance_v2.node.id}', '${openstack_networking_floatingip_v2.node_floating_ip.address}']);
+    expect(crossStack(node)).toEqual([
+      '${openstack_compute_instance_v2.node.id}',
+      '${openstack_networking_floatingip_v2.node_floating_ip.address}',
+    ]);
     // terraform_remote_state copies every output into the etl state: the secret is none of them.
     expect(JSON.stringify(storage.output)).not.toMatch(/\.secret\b/);
   });

@@ -28,14 +28,34 @@ function synthApp(configText: string) {
 
 describe('synth refuses injected values: exit 1, field, problem, fix, no stack trace, nothing written', () => {
   test.each([
-    ['a newline in chi.authUrl', 'chi:\n  authUrl: "https://chi.tacc.chameleoncloud.org:5000/v3\\nauth = https://evil.example/v3"\n', /chi\.authUrl \(env PERSIST_CHI_AUTH_URL\): "https:\/\/chi\.tacc\.chameleoncloud\.org:5000\/v3\\nauth = https:\/\/evil\.example\/v3" contains a control character/],
-    ['a newline in chi.region', 'chi:\n  region: "CHI@TACC\\nauth = https://evil.example/v3"\n', /chi\.region \(env PERSIST_CHI_REGION\): .* contains a control character/],
-    ['a template in node.image', "node:\n  reservationId: " + TEST_RESERVATION + "\n  image: '${file(\"/etc/hostname\")}'\n", /node\.image \(env PERSIST_NODE_IMAGE\): "\$\{file\("\/etc\/hostname"\)\}" contains "\$\{" or "%\{", which Terraform would evaluate/],
-    ['a template in node.network', "node:\n  reservationId: " + TEST_RESERVATION + "\n  network: 'x%{if true}y%{endif}'\n", /node\.network .*contains "\$\{" or "%\{"/],
-    ['an etl.remoteDir the node scripts cannot take', "etl:\n  remoteDir: '/home/cc/my etl'\n", /etl\.remoteDir \(env PERSIST_ETL_REMOTE_DIR\): "\/home\/cc\/my etl" must be a plain absolute path[^\n]*\n\s+fix: an absolute path on the node/],
+    [
+      'a newline in chi.authUrl',
+      'chi:\n  authUrl: "https://chi.tacc.chameleoncloud.org:5000/v3\\nauth = https://evil.example/v3"\n',
+      /chi\.authUrl \(env PERSIST_CHI_AUTH_URL\): "https:\/\/chi\.tacc\.chameleoncloud\.org:5000\/v3\\nauth = https:\/\/evil\.example\/v3" contains a control character/,
+    ],
+    [
+      'a newline in chi.region',
+      'chi:\n  region: "CHI@TACC\\nauth = https://evil.example/v3"\n',
+      /chi\.region \(env PERSIST_CHI_REGION\): .* contains a control character/,
+    ],
+    [
+      'a template in node.image',
+      `node:\n  reservationId: ${TEST_RESERVATION}\n  image: '\${file("/etc/hostname")}'\n`,
+      /node\.image \(env PERSIST_NODE_IMAGE\): "\$\{file\("\/etc\/hostname"\)\}" contains "\$\{" or "%\{", which Terraform would evaluate/,
+    ],
+    [
+      'a template in node.network',
+      `node:\n  reservationId: ${TEST_RESERVATION}\n  network: 'x%{if true}y%{endif}'\n`,
+      /node\.network .*contains "\$\{" or "%\{"/,
+    ],
+    [
+      'an etl.remoteDir the node scripts cannot take',
+      "etl:\n  remoteDir: '/home/cc/my etl'\n",
+      /etl\.remoteDir \(env PERSIST_ETL_REMOTE_DIR\): "\/home\/cc\/my etl" must be a plain absolute path[^\n]*\n\s+fix: an absolute path on the node/,
+    ],
   ])('%s', (_name, extra, message) => {
     // The node section is replaced when the case sets one: YAML keeps the last of two equal keys.
-    const text = extra.startsWith('node:') ? base('').replace(/node:\n  reservationId: .*\n/, '') + extra : base(extra);
+    const text = extra.startsWith('node:') ? base('').replace(/node:\n {2}reservationId: .*\n/, '') + extra : base(extra);
     const r = synthApp(text);
     expect(r.status).toBe(1);
     expect(r.output).toMatch(message);
@@ -47,7 +67,14 @@ describe('synth refuses injected values: exit 1, field, problem, fix, no stack t
 });
 
 describe('renderRcloneConf refuses values with line breaks (second line of defence)', () => {
-  const remote: RcloneRemote = { name: 'chi_tacc', authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3', region: 'CHI@TACC', userId: 'u1', credentialId: 'id1', credentialSecret: 'sekret-value' };
+  const remote: RcloneRemote = {
+    name: 'chi_tacc',
+    authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3',
+    region: 'CHI@TACC',
+    userId: 'u1',
+    credentialId: 'id1',
+    credentialSecret: 'sekret-value',
+  };
 
   test('a clean remote renders the tutorial lines', () => {
     expect(renderRcloneConf(remote)).toBe(
@@ -70,7 +97,9 @@ describe('renderRcloneConf refuses values with line breaks (second line of defen
       err = e;
     }
     expect(err).toBeInstanceOf(EtlError);
-    expect((err as EtlError).message).toBe(`the ${what} for rclone.conf contains a line break or another control character; it would inject lines into rclone.conf, so nothing was written`);
+    expect((err as EtlError).message).toBe(
+      `the ${what} for rclone.conf contains a line break or another control character; it would inject lines into rclone.conf, so nothing was written`,
+    );
     expect((err as EtlError).hint).toMatch(/remove the line break and rerun/);
     // The value (possibly the secret) is not repeated in the message.
     expect(`${(err as EtlError).message} ${(err as EtlError).hint}`).not.toContain('sekret');

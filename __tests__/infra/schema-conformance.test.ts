@@ -32,21 +32,34 @@ describe('the filtered schema', () => {
     }
     const originalProvider = original!.provider_schemas['registry.terraform.io/terraform-provider-openstack/openstack'];
     for (const [type, s] of Object.entries(provider.resource_schemas ?? {})) expect(s).toEqual(originalProvider.resource_schemas[type]);
-    for (const [type, s] of Object.entries(provider.data_source_schemas ?? {})) expect(s).toEqual(originalProvider.data_source_schemas[type]);
+    for (const [type, s] of Object.entries(provider.data_source_schemas ?? {}))
+      expect(s).toEqual(originalProvider.data_source_schemas[type]);
   });
 });
 
 describe('every synthesized stack conforms to the provider schema', () => {
   const variants: Array<[string, 'storage' | 'node', PersistConfig]> = [
     ['storage, created credential', 'storage', testConfig()],
-    ['storage, access rules', 'storage', testConfig({ credential: { accessRules: true }, storage: { allowDestroyNonEmptyContainer: true } })],
+    [
+      'storage, access rules',
+      'storage',
+      testConfig({ credential: { accessRules: true }, storage: { allowDestroyNonEmptyContainer: true } }),
+    ],
     [
       'storage, bring your own credential',
       'storage',
       testConfig({}, { PERSIST_APP_CREDENTIAL_ID: 'a'.repeat(32), PERSIST_APP_CREDENTIAL_SECRET: 'x' }),
     ],
     ['node, reservation + new keypair', 'node', testConfig()],
-    ['node, flavor + existing keypair', 'node', testConfig({ kvm: { region: 'R' }, node: { reservationId: null }, ssh: { publicKeyPath: null, keypairName: 'k', privateKeyPath: '/k' } })],
+    [
+      'node, flavor + existing keypair',
+      'node',
+      testConfig({
+        kvm: { region: 'R' },
+        node: { reservationId: null },
+        ssh: { publicKeyPath: null, keypairName: 'k', privateKeyPath: '/k' },
+      }),
+    ],
     ['node, IPv6 CIDR', 'node', testConfig({ ssh: { allowedCidr: '2001:db8::/64' } })],
   ];
   test.each(variants)('%s', (_name, kind, config) => {
@@ -72,19 +85,35 @@ describe('what terraform validate would reject fails the check', () => {
   test('the unmodified stack passes (control)', () => expect(checkStack(base, schema)).toEqual([]));
 
   test('an unknown attribute', () => {
-    expectProblem(mutate(base, (s) => (server(s).floating_ip = '1.2.3.4')), 'node.floating_ip', /unsupported argument "floating_ip"/);
+    expectProblem(
+      mutate(base, (s) => (server(s).floating_ip = '1.2.3.4')),
+      'node.floating_ip',
+      /unsupported argument "floating_ip"/,
+    );
   });
 
   test('a misspelt attribute, with a suggestion', () => {
-    expectProblem(mutate(base, (s) => (server(s).keypair = 'k')), 'node.keypair', /unsupported argument "keypair" \(did you mean "key_pair"\?\)/);
+    expectProblem(
+      mutate(base, (s) => (server(s).keypair = 'k')),
+      'node.keypair',
+      /unsupported argument "keypair" \(did you mean "key_pair"\?\)/,
+    );
   });
 
   test('an unknown attribute inside a nested block', () => {
-    expectProblem(mutate(base, (s) => (server(s).network[0].floating = true)), 'network[0].floating', /unsupported argument/);
+    expectProblem(
+      mutate(base, (s) => (server(s).network[0].floating = true)),
+      'network[0].floating',
+      /unsupported argument/,
+    );
   });
 
   test('a missing required attribute', () => {
-    expectProblem(mutate(base, (s) => delete server(s).name), 'openstack_compute_instance_v2.node.name', /"name" is required/);
+    expectProblem(
+      mutate(base, (s) => delete server(s).name),
+      'openstack_compute_instance_v2.node.name',
+      /"name" is required/,
+    );
     expectProblem(
       mutate(base, (s) => delete s.resource.openstack_networking_floatingip_associate_v2.node_floating_ip_association.port_id),
       'port_id',
@@ -93,7 +122,11 @@ describe('what terraform validate would reject fails the check', () => {
   });
 
   test('a computed-only attribute set', () => {
-    expectProblem(mutate(base, (s) => (server(s).access_ip_v4 = '10.0.0.5')), 'access_ip_v4', /read-only \(computed\)/);
+    expectProblem(
+      mutate(base, (s) => (server(s).access_ip_v4 = '10.0.0.5')),
+      'access_ip_v4',
+      /read-only \(computed\)/,
+    );
   });
 
   test('a wrong type: text where a number is required', () => {
@@ -118,15 +151,27 @@ describe('what terraform validate would reject fails the check', () => {
       'security_group_ids',
       /a set is required/,
     );
-    expectProblem(mutate(base, (s) => (server(s).metadata = { a: { b: 1 } })), 'metadata', /element "a": a string is required/);
+    expectProblem(
+      mutate(base, (s) => (server(s).metadata = { a: { b: 1 } })),
+      'metadata',
+      /element "a": a string is required/,
+    );
   });
 
   test('wrong nesting: a block given as a plain value', () => {
-    expectProblem(mutate(base, (s) => (server(s).network = 'sharednet1')), 'node.network', /is a block, not an argument/);
+    expectProblem(
+      mutate(base, (s) => (server(s).network = 'sharednet1')),
+      'node.network',
+      /is a block, not an argument/,
+    );
   });
 
   test('wrong nesting: an attribute written as a block is still an attribute of the wrong type', () => {
-    expectProblem(mutate(base, (s) => (server(s).key_pair = { name: 'k' })), 'key_pair', /a string is required, got an object/);
+    expectProblem(
+      mutate(base, (s) => (server(s).key_pair = { name: 'k' })),
+      'key_pair',
+      /a string is required, got an object/,
+    );
   });
 
   test('wrong nesting: too many blocks of a single / max_items block', () => {
@@ -143,7 +188,11 @@ describe('what terraform validate would reject fails the check', () => {
   });
 
   test('wrong nesting: a block item that is not an object', () => {
-    expectProblem(mutate(base, (s) => (server(s).network = ['port-1'])), 'network[0]', /must be an object/);
+    expectProblem(
+      mutate(base, (s) => (server(s).network = ['port-1'])),
+      'network[0]',
+      /must be an object/,
+    );
   });
 
   test('an unknown resource type (removed in provider v3)', () => {
@@ -163,18 +212,42 @@ describe('what terraform validate would reject fails the check', () => {
   });
 
   test('an unknown provider argument', () => {
-    expectProblem(mutate(base, (s) => (s.provider.openstack[0].clouds = 'x')), 'provider.openstack[0].clouds', /unsupported argument/);
+    expectProblem(
+      mutate(base, (s) => (s.provider.openstack[0].clouds = 'x')),
+      'provider.openstack[0].clouds',
+      /unsupported argument/,
+    );
   });
 
   test('a provider alias that is not declared', () => {
-    expectProblem(mutate(base, (s) => (server(s).provider = 'openstack.chi_tacc')), 'node.provider', /no provider "openstack" configuration with alias "chi_tacc"/);
+    expectProblem(
+      mutate(base, (s) => (server(s).provider = 'openstack.chi_tacc')),
+      'node.provider',
+      /no provider "openstack" configuration with alias "chi_tacc"/,
+    );
   });
 
   test('bad meta-arguments', () => {
-    expectProblem(mutate(base, (s) => (server(s).lifecycle = { prevent_destroy: 'yes' })), 'lifecycle.prevent_destroy', /true or false/);
-    expectProblem(mutate(base, (s) => (server(s).lifecycle = { keep: true })), 'lifecycle.keep', /unsupported lifecycle argument/);
-    expectProblem(mutate(base, (s) => (server(s).count = 'two')), 'node.count', /whole number/);
-    expectProblem(mutate(base, (s) => (server(s).depends_on = 'x')), 'depends_on', /list of references/);
+    expectProblem(
+      mutate(base, (s) => (server(s).lifecycle = { prevent_destroy: 'yes' })),
+      'lifecycle.prevent_destroy',
+      /true or false/,
+    );
+    expectProblem(
+      mutate(base, (s) => (server(s).lifecycle = { keep: true })),
+      'lifecycle.keep',
+      /unsupported lifecycle argument/,
+    );
+    expectProblem(
+      mutate(base, (s) => (server(s).count = 'two')),
+      'node.count',
+      /whole number/,
+    );
+    expectProblem(
+      mutate(base, (s) => (server(s).depends_on = 'x')),
+      'depends_on',
+      /list of references/,
+    );
   });
 
   test('allowed meta-arguments pass', () => {
@@ -212,17 +285,31 @@ describe('what terraform validate would reject fails the check', () => {
       'dynamic.network.content.bogus',
       /unsupported argument/,
     );
-    expectProblem(mutate(base, (s) => (server(s).dynamic = { nets: { for_each: [], content: {} } })), 'dynamic.nets', /no such block type/);
+    expectProblem(
+      mutate(base, (s) => (server(s).dynamic = { nets: { for_each: [], content: {} } })),
+      'dynamic.nets',
+      /no such block type/,
+    );
   });
 
   test("Terraform's built-in terraform_data and terraform_remote_state are known", () => {
     const ok = mutate(base, (s) => {
-      s.resource.terraform_data = { etl: { triggers_replace: ['a'], input: { x: 1 }, provisioner: [{ 'local-exec': { command: 'echo' } }] } };
+      s.resource.terraform_data = {
+        etl: { triggers_replace: ['a'], input: { x: 1 }, provisioner: [{ 'local-exec': { command: 'echo' } }] },
+      };
       s.data = { ...s.data, terraform_remote_state: { storage: { backend: 'local', config: { path: 'x' } } } };
     });
     expect(messages(checkStack(ok, schema))).toEqual([]);
-    expectProblem(mutate(ok, (s) => (s.resource.terraform_data.etl.output = 'x')), 'terraform_data.etl.output', /read-only/);
-    expectProblem(mutate(ok, (s) => delete s.data.terraform_remote_state.storage.backend), 'backend', /required/);
+    expectProblem(
+      mutate(ok, (s) => (s.resource.terraform_data.etl.output = 'x')),
+      'terraform_data.etl.output',
+      /read-only/,
+    );
+    expectProblem(
+      mutate(ok, (s) => delete s.data.terraform_remote_state.storage.backend),
+      'backend',
+      /required/,
+    );
   });
 });
 

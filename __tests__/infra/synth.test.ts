@@ -131,7 +131,11 @@ describe('storage stack', () => {
     const rules: Json[] = json.resource.openstack_identity_application_credential_v3.rclone.access_rules;
     const project = '${data.openstack_identity_auth_scope_v3.current.project_id}';
     const base = `/v1/AUTH_${project}/object-persist-proj99`;
-    const set = (path: string) => rules.filter((r) => r.path === path).map((r) => r.method).sort();
+    const set = (path: string) =>
+      rules
+        .filter((r) => r.path === path)
+        .map((r) => r.method)
+        .sort();
     for (const rule of rules) expect(rule.service).toBe('object-store');
     // PUT or POST on a container path sets its metadata, ACLs included (X-Container-Read: .r:* makes the
     // dataset world-readable): only GET and HEAD there, on the container and on its segments container.
@@ -306,13 +310,25 @@ describe('node stack', () => {
     const { json, stack } = synthNode(testConfig());
     const ip = '${openstack_networking_floatingip_v2.node_floating_ip.address}';
     expect(json.output.floating_ip.value).toBe(ip);
-    expect(json.output.ssh_command.value).toMatch(new RegExp(`^ssh -i \\S+test_ed25519 cc@\\$\\{openstack_networking_floatingip_v2\\.node_floating_ip\\.address\\}$`));
+    expect(json.output.ssh_command.value).toMatch(
+      /^ssh -i \S+test_ed25519 cc@\$\{openstack_networking_floatingip_v2\.node_floating_ip\.address\}$/,
+    );
     expect(json.output.instance_id.value).toBe('${openstack_compute_instance_v2.node.id}');
     expect(stack.sshUser).toBe('cc');
     expect(resolved(stack, stack.floatingIp)).toBe('${openstack_networking_floatingip_v2.node_floating_ip.address}');
     expect(resolved(stack, stack.instanceId)).toBe('${openstack_compute_instance_v2.node.id}');
-    expect(stack.layout).toEqual({ remoteName: 'chi_tacc', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf', mountPoint: '/mnt/object', mountService: 'rclone-object-mount.service', remoteDir: '/home/cc/chameleon-persist' });
-    expect(stack.cloudInit).toMatchObject({ remoteName: 'chi_tacc', mountPoint: '/mnt/object', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf' });
+    expect(stack.layout).toEqual({
+      remoteName: 'chi_tacc',
+      rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf',
+      mountPoint: '/mnt/object',
+      mountService: 'rclone-object-mount.service',
+      remoteDir: '/home/cc/chameleon-persist',
+    });
+    expect(stack.cloudInit).toMatchObject({
+      remoteName: 'chi_tacc',
+      mountPoint: '/mnt/object',
+      rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf',
+    });
   });
 
   test('the stack refuses a config whose public key was not read', () => {
@@ -320,6 +336,8 @@ describe('node stack', () => {
     delete config.ssh.publicKey;
     const app = new App({ outdir: Testing.app().outdir });
     new NodeStack(app, 'node', { config });
-    expect(() => app.synth()).toThrow(/Encountered Annotations with level "ERROR"[\s\S]*config\.ssh\.publicKey is empty; build the config with loadConfig\(\)/);
+    expect(() => app.synth()).toThrow(
+      /Encountered Annotations with level "ERROR"[\s\S]*config\.ssh\.publicKey is empty; build the config with loadConfig\(\)/,
+    );
   });
 });

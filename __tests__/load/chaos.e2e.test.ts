@@ -33,7 +33,11 @@ interface Run {
 function startLoad(work: string, container: string, extraEnv: Record<string, string> = {}, wrap: string[] = []): Run {
   const args = [BUNDLE, 'load', '--work-dir', work, '--container', container, '--keep', '2'];
   const [cmd, ...rest] = wrap.length ? [...wrap, process.execPath, ...args] : [process.execPath, ...args];
-  const child = spawn(cmd, rest, { detached: true, env: { ...process.env, ...etlCredentialEnv(env), ETL_LOAD_TRACE: '1', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, rest, {
+    detached: true,
+    env: { ...process.env, ...etlCredentialEnv(env), ETL_LOAD_TRACE: '1', ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d));
   child.stderr!.on('data', (d: Buffer) => (output += d));
@@ -78,7 +82,6 @@ function killGroup(run: Run): void {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 
 /** Every published version the pointer still lists holds exactly the objects it was published with. */
 function assertReadersSafe(view: ReaderView, published: Map<string, Map<string, string>>, where: string): void {
@@ -149,10 +152,17 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
         seedOf.set(view.pointer!.current!, target);
       }
       assertReadersSafe(view, published, `kill ${i} at ${ms} ms (${phase}, exit ${code})`);
-      rows.push({ i, ms, phase: code === null ? phase : `${phase} (had ended: exit ${code})`, current: view.pointer!.current!.slice(0, 8) });
+      rows.push({
+        i,
+        ms,
+        phase: code === null ? phase : `${phase} (had ended: exit ${code})`,
+        current: view.pointer!.current!.slice(0, 8),
+      });
     }
     // eslint-disable-next-line no-console
-    console.log(`kill moments (a whole replacing load took ${total} ms):\n${rows.map((r) => `  #${String(r.i).padStart(2)} ${String(r.ms).padStart(6)} ms  ${r.phase.padEnd(36)} current ${r.current}`).join('\n')}`);
+    console.log(
+      `kill moments (a whole replacing load took ${total} ms):\n${rows.map((r) => `  #${String(r.i).padStart(2)} ${String(r.ms).padStart(6)} ms  ${r.phase.padEnd(36)} current ${r.current}`).join('\n')}`,
+    );
     const phases = new Set(rows.map((r) => r.phase.replace(/ \(had ended.*/, '')));
     expect(phases.size).toBeGreaterThanOrEqual(5);
 

@@ -74,7 +74,9 @@ describe('generated dataset -> extract -> transform -> load, against the real se
     expect(manifest.load).toMatchObject({ verified: true });
     expect(manifest.objects).toHaveLength(expected.size);
     // Nothing but the pointer and the version: no staging objects, no lock.
-    expect([...(await listContainer(env, container)).keys()].filter((n) => !n.startsWith(`datasets/${view.pointer!.current}/`))).toEqual(['current.json']);
+    expect([...(await listContainer(env, container)).keys()].filter((n) => !n.startsWith(`datasets/${view.pointer!.current}/`))).toEqual([
+      'current.json',
+    ]);
   });
 
   it('an unchanged rerun uploads nothing', async () => {
@@ -84,7 +86,7 @@ describe('generated dataset -> extract -> transform -> load, against the real se
     expect(summary.stages[0]).toMatchObject({ stage: 'load', status: 'skipped', details: { uploadedBytes: 0 } });
   });
 
-  it("another machine reads the current version with plain rclone: cat current.json, then mount datasets/<key> read-only", async () => {
+  it('another machine reads the current version with plain rclone: cat current.json, then mount datasets/<key> read-only', async () => {
     const rcloneEnv = {
       ...process.env,
       RCLONE_CONFIG_M_TYPE: 'swift',
@@ -94,13 +96,22 @@ describe('generated dataset -> extract -> transform -> load, against the real se
       RCLONE_CONFIG_M_APPLICATION_CREDENTIAL_SECRET: env.appCredential.secret,
     };
     // The README's reader's guide, command for command.
-    const key = (JSON.parse((await execa('rclone', ['cat', `m:${container}/current.json`], { env: rcloneEnv })).stdout) as { current: string }).current;
+    const key = (
+      JSON.parse((await execa('rclone', ['cat', `m:${container}/current.json`], { env: rcloneEnv })).stdout) as { current: string }
+    ).current;
     const mountDir = mkdtempSync(join(tmpdir(), 'mnt-full-'));
-    const mount = spawn('rclone', ['mount', `m:${container}/datasets/${key}`, mountDir, '--read-only', '--allow-other'], { env: rcloneEnv, stdio: 'ignore' });
+    const mount = spawn('rclone', ['mount', `m:${container}/datasets/${key}`, mountDir, '--read-only', '--allow-other'], {
+      env: rcloneEnv,
+      stdio: 'ignore',
+    });
     try {
       for (let i = 0; i < 150 && !existsSync(join(mountDir, 'evaluation')); i++) await new Promise((r) => setTimeout(r, 100));
       expect(readdirSync(mountDir).sort()).toEqual(['evaluation', 'manifest.json', 'maps', 'raw', 'training', 'validation']);
-      for (const [sub, file] of [['training', 'movielens_full_train.txt'], ['validation', 'movielens_full_val.txt'], ['evaluation', 'movielens_full_eval.txt']]) {
+      for (const [sub, file] of [
+        ['training', 'movielens_full_train.txt'],
+        ['validation', 'movielens_full_val.txt'],
+        ['evaluation', 'movielens_full_eval.txt'],
+      ]) {
         expect(readdirSync(join(mountDir, sub))).toEqual([file]);
         expect(md5(join(mountDir, sub, file))).toBe(md5(join(work, 'output', sub, file)));
       }
@@ -122,16 +133,28 @@ describe('generated dataset -> extract -> transform -> load, against the real se
   });
 
   it('the object store unreachable, rclone missing, a missing container it may not create: each says what to do', async () => {
-    const unreachable = await etl(['load', '--work-dir', work, '--container', container, '--force'], { ...etlCredentialEnv(env), ETL_AUTH_URL: 'http://127.0.0.1:9/v3' });
+    const unreachable = await etl(['load', '--work-dir', work, '--container', container, '--force'], {
+      ...etlCredentialEnv(env),
+      ETL_AUTH_URL: 'http://127.0.0.1:9/v3',
+    });
     expect(unreachable.exitCode).toBe(1);
     expect(unreachable.all).toMatch(/unreachable/);
-    const noRclone = await etl(['load', '--work-dir', work, '--container', container, '--rclone', '/nonexistent/rclone'], etlCredentialEnv(env));
+    const noRclone = await etl(
+      ['load', '--work-dir', work, '--container', container, '--rclone', '/nonexistent/rclone'],
+      etlCredentialEnv(env),
+    );
     expect(noRclone.exitCode).toBe(1);
     expect(noRclone.all).toMatch(/rclone was not found[\s\S]*Install rclone/);
-    const noCreate = await etl(['load', '--work-dir', work, '--container', `${container}-absent`, '--no-create-container'], etlCredentialEnv(env));
+    const noCreate = await etl(
+      ['load', '--work-dir', work, '--container', `${container}-absent`, '--no-create-container'],
+      etlCredentialEnv(env),
+    );
     expect(noCreate.exitCode).toBe(1);
     expect(noCreate.all).toMatch(/container '.*-absent' does not exist[\s\S]*openstack container create/);
-    const wrongRegion = await etl(['load', '--work-dir', work, '--container', container, '--force'], { ...etlCredentialEnv(env), ETL_REGION: 'KVM@TACC' });
+    const wrongRegion = await etl(['load', '--work-dir', work, '--container', container, '--force'], {
+      ...etlCredentialEnv(env),
+      ETL_REGION: 'KVM@TACC',
+    });
     expect(wrongRegion.exitCode).toBe(1);
     expect(wrongRegion.all).toMatch(/no object store in that region/);
   });
@@ -140,6 +163,7 @@ describe('generated dataset -> extract -> transform -> load, against the real se
     // Everything the CLI printed (stdout and stderr) in every test above.
     const everything = printed.join('\n');
     expect(everything.length).toBeGreaterThan(0);
-    for (const secret of [env.appCredential.secret, env.ruledCredential.secret, env.password]) expect(everything.includes(secret)).toBe(false);
+    for (const secret of [env.appCredential.secret, env.ruledCredential.secret, env.password])
+      expect(everything.includes(secret)).toBe(false);
   });
 });

@@ -43,7 +43,13 @@ function options(container: string, extra: Partial<LoadOptions> = {}): LoadOptio
   return { container, remote: 'chi_tacc', rclone: 'rclone', transfers: '32', checkers: '16', fastList: true, prune: false, ...extra };
 }
 
-async function load(workDir: string, o: LoadOptions, cred: AppCredential = env.appCredential, force = false, extraEnv: Record<string, string> = {}) {
+async function load(
+  workDir: string,
+  o: LoadOptions,
+  cred: AppCredential = env.appCredential,
+  force = false,
+  extraEnv: Record<string, string> = {},
+) {
   const saved = { ...process.env };
   Object.assign(process.env, etlCredentialEnv(env, cred), extraEnv);
   try {
@@ -73,8 +79,14 @@ describe('the harness (scripts/local-openstack.sh)', () => {
   it('writes env.json with mode 0600 and every field a client needs; `up` again is idempotent (restarts nothing) and prints no secret', () => {
     const envPath = join(OPENSTACK_STATE, 'env.json');
     expect(statSync(envPath).mode & 0o777).toBe(0o600);
-    expect(env).toMatchObject({ region: 'CHI@TACC', projectName: 'persist-project', userName: 'persist-user', ruledCredential: { container: 'object-persist-ruled' } });
-    for (const k of ['authUrl', 'projectId', 'userId', 'password', 'swiftUrl', 'faultSwiftUrl']) expect((env as unknown as Record<string, string>)[k]).toBeTruthy();
+    expect(env).toMatchObject({
+      region: 'CHI@TACC',
+      projectName: 'persist-project',
+      userName: 'persist-user',
+      ruledCredential: { container: 'object-persist-ruled' },
+    });
+    for (const k of ['authUrl', 'projectId', 'userId', 'password', 'swiftUrl', 'faultSwiftUrl'])
+      expect((env as unknown as Record<string, string>)[k]).toBeTruthy();
     for (const c of [env.appCredential, env.ruledCredential]) expect(c.id && c.secret).toBeTruthy();
     const before = execFileSync('bash', [OPENSTACK_SCRIPT, 'status', OPENSTACK_STATE], { encoding: 'utf8' });
     const out = execFileSync('bash', [OPENSTACK_SCRIPT, 'up', OPENSTACK_STATE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -120,14 +132,15 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     const a = await fakeWorkDir('same', 2000, raw);
     const first = await load(a, options(container));
     const b = await fakeWorkDir('same-b', 2000, raw);
-    for (const f of ['training/movielens_t_train.txt', 'validation/movielens_t_val.txt', 'evaluation/movielens_t_eval.txt']) copyFileSync(join(a, 'output', f), join(b, 'output', f));
+    for (const f of ['training/movielens_t_train.txt', 'validation/movielens_t_val.txt', 'evaluation/movielens_t_eval.txt'])
+      copyFileSync(join(a, 'output', f), join(b, 'output', f));
     await recordManifests(b, 'same-b');
     const second = await load(b, options(container));
     expect(second.details.datasetKey).toBe(first.details.datasetKey);
     expect(second.status).toBe('skipped');
   });
 
-  it('a new seed of the same zip: raw file and maps copied server-side, not sent; the old version stays; a third publish deletes the oldest by its recorded names only, never a user\'s own objects', async () => {
+  it("a new seed of the same zip: raw file and maps copied server-side, not sent; the old version stays; a third publish deletes the oldest by its recorded names only, never a user's own objects", async () => {
     const container = newContainer();
     const raw = `userId,movieId,rating,timestamp\n${'1,3,4.0,100\n'.repeat(5000)}`;
     const v1 = await fakeWorkDir('seed1', 2000, raw);
@@ -189,7 +202,12 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     // more than its upload; this test's own GETs and HEADs are slow on a busy machine).
     const v2 = await fakeWorkDir('v2', 20_000_000);
     const slow = options(container, { transfers: '1', checkers: '1' });
-    const run = load(v2, slow, env.appCredential, false, { ETL_STORAGE_URL: env.faultSwiftUrl, RCLONE_BWLIMIT: '4M', RCLONE_RETRIES: '1', RCLONE_LOW_LEVEL_RETRIES: '2' });
+    const run = load(v2, slow, env.appCredential, false, {
+      ETL_STORAGE_URL: env.faultSwiftUrl,
+      RCLONE_BWLIMIT: '4M',
+      RCLONE_RETRIES: '1',
+      RCLONE_LOW_LEVEL_RETRIES: '2',
+    });
     const outcome = run.then(
       () => 'finished',
       (e: Error) => e,
@@ -209,7 +227,9 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
         .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
         .find((m) => m && Number(m[2]) === process.pid && /\brclone rcd\b/.test(m[3]));
     let psSeen: string | undefined;
-    const v2Names = ['evaluation/movielens_t_eval.txt', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'].map((n) => `datasets/${v2Key}/${n}`);
+    const v2Names = ['evaluation/movielens_t_eval.txt', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'].map(
+      (n) => `datasets/${v2Key}/${n}`,
+    );
     for (let i = 0; i < 1200; i++) {
       const snapshot = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
       if (!psSeen && rcdIn(snapshot)) psSeen = snapshot;
@@ -248,7 +268,10 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     const rerun = await load(v2, options(container, { breakLock: true }));
     expect(rerun.status).toBe('done');
     expect(await current(container)).toEqual(expectedObjects(v2));
-    const v2Bytes = [...expectedObjects(v2).keys()].reduce((a, n) => a + statSync(n.startsWith('raw/') ? join(v2, 'staging', n.slice(4)) : join(v2, 'output', n)).size, 0);
+    const v2Bytes = [...expectedObjects(v2).keys()].reduce(
+      (a, n) => a + statSync(n.startsWith('raw/') ? join(v2, 'staging', n.slice(4)) : join(v2, 'output', n)).size,
+      0,
+    );
     expect(rerun.details.uploadedBytes).toBeLessThan(v2Bytes);
     expect(rerun.details.uploadedBytes).toBeGreaterThan(0);
     expect((await readerView(env, container)).pointer?.pending).toEqual([]);
@@ -263,7 +286,11 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     const other = await fakeWorkDir('lineage-other', 2000, 'userId,movieId,rating,timestamp\n9,9,1.0,1\n');
     copyFileSync(join(other, 'manifests', 'extract.json'), join(work, 'manifests', 'extract.json'));
     const e = await refusal(load(work, options(container)));
-    expect(e?.message).toMatch(new RegExp(`the splits were made from .*${'ml-t/ratings.csv'}.* \\(SHA-256 [0-9a-f]{64}\\), which is not the staged raw file .*lineage-other.*ratings\\.csv \\(SHA-256 [0-9a-f]{64}\\)`));
+    expect(e?.message).toMatch(
+      new RegExp(
+        `the splits were made from .*${'ml-t/ratings.csv'}.* \\(SHA-256 [0-9a-f]{64}\\), which is not the staged raw file .*lineage-other.*ratings\\.csv \\(SHA-256 [0-9a-f]{64}\\)`,
+      ),
+    );
     expect(e?.hint).toMatch(/transform/);
     expect((await readerView(env, container)).all).toEqual(before.all);
   });
@@ -287,7 +314,9 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     writeFileSync(join(work, 'staging', 'ml-t', 'two\nlines.csv'), 'x');
     await recordManifests(work, 'names');
     const e = await refusal(load(work, options(container)));
-    expect(e?.message).toBe('cannot publish the file "raw/ml-t/two\\nlines.csv": its name contains a control character ("raw/ml-t/two\\nlines.csv")');
+    expect(e?.message).toBe(
+      'cannot publish the file "raw/ml-t/two\\nlines.csv": its name contains a control character ("raw/ml-t/two\\nlines.csv")',
+    );
     expect((await readerView(env, container)).all.size).toBe(0);
   });
 
@@ -301,7 +330,11 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
   });
 
   it('an expired credential is refused the same way', async () => {
-    const cred = await createAppCredential(env, `expiring-${process.pid}`, new Date(Date.now() + 2500).toISOString().replace(/\.\d+Z$/, ''));
+    const cred = await createAppCredential(
+      env,
+      `expiring-${process.pid}`,
+      new Date(Date.now() + 2500).toISOString().replace(/\.\d+Z$/, ''),
+    );
     await new Promise((r) => setTimeout(r, 3500));
     const work = await fakeWorkDir('expired');
     await expect(load(work, options(newContainer()), cred)).rejects.toThrow(/401/);
@@ -321,7 +354,8 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
   });
 
   describe('loads into one container take turns (its load lock: a token and a lease)', () => {
-    const lockBody = (host: string, pid: number, token = 'f'.repeat(32)) => JSON.stringify({ token, host, pid, since: '2026-11-25T06:00:00.000Z', leaseSeconds: 60 });
+    const lockBody = (host: string, pid: number, token = 'f'.repeat(32)) =>
+      JSON.stringify({ token, host, pid, since: '2026-11-25T06:00:00.000Z', leaseSeconds: 60 });
 
     it('a live lock of another load: refused with exit 75 and nothing written; --break-lock takes it', async () => {
       const container = newContainer();
@@ -331,7 +365,9 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('other-node', 4242), { 'X-Delete-After': '120' });
       const v2 = await fakeWorkDir('locked-v2');
       const refused = await refusal(load(v2, options(container)));
-      expect(refused?.message).toMatch(/another load into container .* is running \(pid 4242 on other-node since 2026-11-25T06:00:00.000Z, lease 60s\)/);
+      expect(refused?.message).toMatch(
+        /another load into container .* is running \(pid 4242 on other-node since 2026-11-25T06:00:00.000Z, lease 60s\)/,
+      );
       expect(refused?.hint).toContain('--break-lock');
       expect(refused?.exitCode).toBe(75);
       const after = await readerView(env, container);
@@ -343,18 +379,25 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
     });
 
-    it("a lock whose lease ran out is gone by itself: the next load goes on without --break-lock, whatever host and pid it names", async () => {
+    it('a lock whose lease ran out is gone by itself: the next load goes on without --break-lock, whatever host and pid it names', async () => {
       const container = newContainer();
       const work = await fakeWorkDir('lease');
       await putContainer(env, container);
       // Straight at the lock (a whole load may take longer than the lease on a busy machine).
-      const base = { binary: 'rclone', remote: 'chi_tacc', env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env, secrets: [env.appCredential.secret] };
+      const base = {
+        binary: 'rclone',
+        remote: 'chi_tacc',
+        env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env,
+        secrets: [env.appCredential.secret],
+      };
       // Logged in before the lock is put: a login slower than the 8 s lease would find it gone.
       const rc = await startRcSession(base, log);
       await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('persist-team-node', process.pid), { 'X-Delete-After': '8' });
       try {
         const lockOptions = { log, recordPath: join(work, 'manifests', 'load-lock.json') };
-        await expect(acquireContainerLock({ ...base, rc }, `chi_tacc:${container}`, container, lockOptions)).rejects.toMatchObject({ exitCode: 75 });
+        await expect(acquireContainerLock({ ...base, rc }, `chi_tacc:${container}`, container, lockOptions)).rejects.toMatchObject({
+          exitCode: 75,
+        });
       } finally {
         await rc.close();
       }
@@ -381,7 +424,9 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       const v2 = await fakeWorkDir('stale-v2');
       writeFileSync(join(v2, 'manifests', 'load-lock.json'), JSON.stringify({ token, pid: dead, container }));
       expect((await load(v2, options(container))).status).toBe('done');
-      expect(log.lines.some((l) => l.includes(`taking over the load lock on ${container} left by a killed load of this work dir`))).toBe(true);
+      expect(log.lines.some((l) => l.includes(`taking over the load lock on ${container} left by a killed load of this work dir`))).toBe(
+        true,
+      );
       expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
     });
 

@@ -12,7 +12,11 @@ describe('classifyRcloneFailure', () => {
   const cases: [string, string, RegExp][] = [
     ['Failed to create file system for "chi_tacc:c": Authorization Failed', 'credential', /refused the application credential \(401\)/],
     ['HTTP Error: 401: 401 Unauthorized', 'credential', /401/],
-    ['Failed to create file system for "chi_tacc:c": HTTP Error: 404: 404 NOT FOUND', 'deleted credential', /refused the application credential/],
+    [
+      'Failed to create file system for "chi_tacc:c": HTTP Error: 404: 404 NOT FOUND',
+      'deleted credential',
+      /refused the application credential/,
+    ],
     ['HTTP Error: 403: 403 Forbidden', 'forbidden', /forbids this request \(403\)/],
     ["Response didn't have storage url and auth token", 'region', /no object store in that region/],
     ['Post "http://127.0.0.1:5999/v3/auth/tokens": dial tcp 127.0.0.1:5999: connect: connection refused', 'unreachable', /unreachable/],
@@ -39,25 +43,41 @@ describe('classifyRcloneFailure', () => {
     const temporary = classifyRcloneFailure(odd, 'upload', 'r', 5);
     expect(temporary.message).toBe('upload failed with a temporary error (rclone exit 5):\nFailed to copy: something happened');
     expect(temporary.hint).toMatch(/^Rerun the same command in a moment/);
-    expect(classifyRcloneFailure('unknown flag: --foo', 'upload', 'r', 1).message).toMatch(/^upload: rclone refused its command line \(rclone exit 1\)/);
-    expect(classifyRcloneFailure(odd, 'upload', 'r', 7)).toMatchObject({ rcloneExit: 7, message: 'upload failed (rclone exit 7):\nFailed to copy: something happened' });
+    expect(classifyRcloneFailure('unknown flag: --foo', 'upload', 'r', 1).message).toMatch(
+      /^upload: rclone refused its command line \(rclone exit 1\)/,
+    );
+    expect(classifyRcloneFailure(odd, 'upload', 'r', 7)).toMatchObject({
+      rcloneExit: 7,
+      message: 'upload failed (rclone exit 7):\nFailed to copy: something happened',
+    });
     // The text still decides first: a 401 with exit 7 is the credential, not "fatal".
-    expect(classifyRcloneFailure('HTTP Error: 401: 401 Unauthorized', 'upload', 'r', 7).message).toMatch(/refused the application credential \(401\)/);
+    expect(classifyRcloneFailure('HTTP Error: 401: 401 Unauthorized', 'upload', 'r', 7).message).toMatch(
+      /refused the application credential \(401\)/,
+    );
     // A credential Keystone does not know (404 while creating the file system) is not "not found", whatever the status.
-    expect(classifyRcloneFailure('Failed to create file system for "r:": HTTP Error: 404: 404 NOT FOUND', 'cat', 'r', 4).notFound).toBe(false);
+    expect(classifyRcloneFailure('Failed to create file system for "r:": HTTP Error: 404: 404 NOT FOUND', 'cat', 'r', 4).notFound).toBe(
+      false,
+    );
   });
 
   it('survives bad input: statuses rclone does not document, and no text at all', () => {
     for (const code of [-1, 11, 127, 255, 2.5, NaN, Infinity, null, undefined]) {
       const e = classifyRcloneFailure('', 'upload', 'r', code as number);
-      expect({ code, exit: e.rcloneExit, notFound: e.notFound, message: e.message }).toEqual({ code, exit: undefined, notFound: false, message: 'upload failed:\n(rclone printed nothing)' });
+      expect({ code, exit: e.rcloneExit, notFound: e.notFound, message: e.message }).toEqual({
+        code,
+        exit: undefined,
+        notFound: false,
+        message: 'upload failed:\n(rclone printed nothing)',
+      });
       expect(e.exitCode).toBe(1);
     }
     expect(rcloneExit('4')).toBeUndefined();
     expect(rcloneExit(0)).toBe(0);
     expect(rcloneExit(10)).toBe(10);
     // Not a string (a caller passing a Buffer or nothing): still an error with a message, not a crash.
-    expect(classifyRcloneFailure(undefined as unknown as string, 'cat', 'r', 4).message).toBe('cat: not found (rclone exit 4):\n(rclone printed nothing)');
+    expect(classifyRcloneFailure(undefined as unknown as string, 'cat', 'r', 4).message).toBe(
+      'cat: not found (rclone exit 4):\n(rclone printed nothing)',
+    );
     expect(classifyRcloneFailure(Buffer.from('object not found') as unknown as string, 'cat', 'r').notFound).toBe(true);
   });
 
@@ -94,7 +114,6 @@ describe('secrets', () => {
     expect(secrets).toEqual(['sec1']);
     expect(rcloneEnvFromEtlEnv('chi_tacc', { ETL_APP_CREDENTIAL_ID: 'id1' }).env).toEqual({});
   });
-
 });
 
 describe('rclone (one process): its exit status and its stderr lines reach the classifier', () => {
@@ -117,19 +136,34 @@ describe('rclone (one process): its exit status and its stderr lines reach the c
       ].join('\n'),
     );
     const log = memoryLogger();
-    const e = await rclone({ binary: bin, remote: 'r', env: {}, secrets: ['TOPSECRET9'] }, ['copy', 'a', 'r:b'], 'upload', log, { quiet: true }).catch((x: unknown) => x);
+    const e = await rclone({ binary: bin, remote: 'r', env: {}, secrets: ['TOPSECRET9'] }, ['copy', 'a', 'r:b'], 'upload', log, {
+      quiet: true,
+    }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RcloneError);
     const r = e as RcloneError;
     expect(r.rcloneExit).toBe(5);
     expect(r.output).toBe('upload of café failed with ***\ncafé again\nplain last line');
-    expect(r.message).toBe('upload failed with a temporary error (rclone exit 5):\nupload of café failed with ***\ncafé again\nplain last line');
+    expect(r.message).toBe(
+      'upload failed with a temporary error (rclone exit 5):\nupload of café failed with ***\ncafé again\nplain last line',
+    );
   });
 
   it('exit 4 with no text at all is "not found"; a status rclone does not document is none', async () => {
     const log = memoryLogger();
-    const four = (await rclone({ binary: fake('exit 4'), remote: 'r', env: {}, secrets: [] }, ['cat', 'r:x'], 'cat', log).catch((x: unknown) => x)) as RcloneError;
+    const four = (await rclone({ binary: fake('exit 4'), remote: 'r', env: {}, secrets: [] }, ['cat', 'r:x'], 'cat', log).catch(
+      (x: unknown) => x,
+    )) as RcloneError;
     expect({ exit: four.rcloneExit, notFound: four.notFound }).toEqual({ exit: 4, notFound: true });
-    const odd = (await rclone({ binary: fake('echo "segfault" >&2; exit 139'), remote: 'r', env: {}, secrets: [] }, ['cat', 'r:x'], 'cat', log).catch((x: unknown) => x)) as RcloneError;
-    expect({ exit: odd.rcloneExit, notFound: odd.notFound, message: odd.message }).toEqual({ exit: undefined, notFound: false, message: 'cat failed:\nsegfault' });
+    const odd = (await rclone(
+      { binary: fake('echo "segfault" >&2; exit 139'), remote: 'r', env: {}, secrets: [] },
+      ['cat', 'r:x'],
+      'cat',
+      log,
+    ).catch((x: unknown) => x)) as RcloneError;
+    expect({ exit: odd.rcloneExit, notFound: odd.notFound, message: odd.message }).toEqual({
+      exit: undefined,
+      notFound: false,
+      message: 'cat failed:\nsegfault',
+    });
   });
 });

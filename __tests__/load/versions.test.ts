@@ -18,10 +18,20 @@ const K = (c: string) => c.repeat(16);
 const rec = (key: string, at = '2026-12-01T00:00:00Z') => ({ key, publishedAt: at, objects: ['training/t.txt', 'manifest.json'] });
 
 describe('dataset versions (pure)', () => {
-  it('the dataset key is a known function of the objects\' names and SHA-256s (golden value)', () => {
+  it("the dataset key is a known function of the objects' names and SHA-256s (golden value)", () => {
     // sha256 of [["a","01"],["b","02"]] as stable JSON, first 16 hex digits.
-    expect(datasetKey([{ name: 'a', sha256: '01' }, { name: 'b', sha256: '02' }])).toBe('9ea10cdcceba4ffa');
-    expect(datasetKey([{ name: 'a', sha256: '01' }, { name: 'b', sha256: '03' }])).not.toBe('9ea10cdcceba4ffa');
+    expect(
+      datasetKey([
+        { name: 'a', sha256: '01' },
+        { name: 'b', sha256: '02' },
+      ]),
+    ).toBe('9ea10cdcceba4ffa');
+    expect(
+      datasetKey([
+        { name: 'a', sha256: '01' },
+        { name: 'b', sha256: '03' },
+      ]),
+    ).not.toBe('9ea10cdcceba4ffa');
   });
 
   it('publishing makes the new version current, keeps the previous one, and retires what falls beyond --keep', () => {
@@ -65,7 +75,9 @@ describe('dataset versions (pure)', () => {
     expect(parsePointer('')).toBeUndefined();
     expect(() => parsePointer('{')).toThrow('current.json is not JSON');
     expect(() => parsePointer(JSON.stringify({ ...p, format: 2 }))).toThrow('current.json has format 2, this tool reads 1');
-    expect(() => parsePointer(JSON.stringify({ ...p, versions: [{ key: '../etc', objects: [] }] }))).toThrow(/a versions entry is malformed/);
+    expect(() => parsePointer(JSON.stringify({ ...p, versions: [{ key: '../etc', objects: [] }] }))).toThrow(
+      /a versions entry is malformed/,
+    );
     expect(() => parsePointer(JSON.stringify({ ...p, current: K('f') }))).toThrow(/current f+ is not the newest version/);
     expect(() => parsePointer(JSON.stringify({ ...p, versions: 'x' }))).toThrow(/versions is not a list/);
   });

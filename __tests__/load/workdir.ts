@@ -6,7 +6,13 @@ import { fingerprintOf } from '../../etl/content-id';
 import { writeManifest } from '../../etl/manifest';
 import { workLayout } from '../../etl/work-dir';
 
-export const OUTPUTS = ['evaluation/movielens_t_eval.txt', 'maps/items.tsv', 'maps/users.tsv', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'];
+export const OUTPUTS = [
+  'evaluation/movielens_t_eval.txt',
+  'maps/items.tsv',
+  'maps/users.tsv',
+  'training/movielens_t_train.txt',
+  'validation/movielens_t_val.txt',
+];
 
 /**
  * A work directory as extract + transform leave it: output/ splits and maps, staging/ml-t/, and manifests that
@@ -17,7 +23,11 @@ export const OUTPUTS = ['evaluation/movielens_t_eval.txt', 'maps/items.tsv', 'ma
 export async function fakeWorkDir(tag: string, sizes = 2000, raw = 'userId,movieId,rating,timestamp\n1,3,4.0,100\n'): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), `load-${tag}-`));
   const l = workLayout(dir);
-  for (const [sub, name] of [['training', 'train'], ['validation', 'val'], ['evaluation', 'eval']]) {
+  for (const [sub, name] of [
+    ['training', 'train'],
+    ['validation', 'val'],
+    ['evaluation', 'eval'],
+  ]) {
     mkdirSync(join(l.output, sub), { recursive: true });
     writeFileSync(join(l.output, sub, `movielens_t_${name}.txt`), `${tag}\n${randomBytes(sizes).toString('base64')}\n`);
   }
@@ -36,15 +46,29 @@ export async function recordManifests(dir: string, tag: string): Promise<void> {
   const l = workLayout(dir);
   const staging = join(l.staging, 'ml-t');
   const stamp = { tool: { name: 't', version: '0' }, startedAt: '', finishedAt: '' };
-  const rec = (base: string, name: string) => ({ bytes: readFileSync(join(base, name)).length, sha256: sha256(join(base, name)), fingerprint: fingerprintOf(join(base, name)) });
+  const rec = (base: string, name: string) => ({
+    bytes: readFileSync(join(base, name)).length,
+    sha256: sha256(join(base, name)),
+    fingerprint: fingerprintOf(join(base, name)),
+  });
   const files = readdirSync(staging).map((name) => ({ name, ...rec(staging, name) }));
-  await writeManifest(l.manifests, { stage: 'extract', inputsKey: `extract-${tag}`, ...stamp, result: { dataset: 'ml-t', stagingDir: staging, ratings: 'ratings.csv', zip: { sha256: 'z' }, files } });
+  await writeManifest(l.manifests, {
+    stage: 'extract',
+    inputsKey: `extract-${tag}`,
+    ...stamp,
+    result: { dataset: 'ml-t', stagingDir: staging, ratings: 'ratings.csv', zip: { sha256: 'z' }, files },
+  });
   const ratings = files.find((f) => f.name === 'ratings.csv')!;
   await writeManifest(l.manifests, {
     stage: 'transform',
     inputsKey: `transform-${tag}`,
     ...stamp,
-    result: { tag, dataset: 'ml-t', input: { path: join(staging, 'ratings.csv'), bytes: ratings.bytes, sha256: ratings.sha256 }, outputs: OUTPUTS.map((path) => ({ path, ...rec(l.output, path), rows: 1 })) },
+    result: {
+      tag,
+      dataset: 'ml-t',
+      input: { path: join(staging, 'ratings.csv'), bytes: ratings.bytes, sha256: ratings.sha256 },
+      outputs: OUTPUTS.map((path) => ({ path, ...rec(l.output, path), rows: 1 })),
+    },
   });
 }
 

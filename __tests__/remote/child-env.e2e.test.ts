@@ -18,7 +18,12 @@ async function silentNode(): Promise<{ server: Server; port: number; close(): vo
   return { server, port: (server.address() as { port: number }).port, close: () => (sockets.forEach((s) => s.destroy()), server.close()) };
 }
 
-const ppidOf = (pid: string) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
+const ppidOf = (pid: string) =>
+  Number(
+    readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ')[1],
+  );
 const commOf = (pid: string) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
 
 /** Descendants of `root` named `comm`, polled until one shows up. */
@@ -48,13 +53,16 @@ async function findDescendant(root: number, comm: string, timeoutMs = 30_000): P
 const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
 
 describe("the secret is not in the environment of the runner's children", () => {
-  it('ssh.ts: the ssh child gets this process\'s environment minus the secrets', async () => {
+  it("ssh.ts: the ssh child gets this process's environment minus the secrets", async () => {
     const node = await silentNode();
     const saved = process.env.PERSIST_APP_CREDENTIAL_SECRET;
     process.env.PERSIST_APP_CREDENTIAL_SECRET = SENTINEL;
     process.env.OS_PASSWORD = SENTINEL;
     try {
-      const run = ssh({ host: '127.0.0.1', port: node.port, user: 'nobody', privateKeyPath: '/nonexistent', connectTimeoutSeconds: 8 }, 'true');
+      const run = ssh(
+        { host: '127.0.0.1', port: node.port, user: 'nobody', privateKeyPath: '/nonexistent', connectTimeoutSeconds: 8 },
+        'true',
+      );
       const pid = await findDescendant(process.pid, 'ssh');
       const env = environ(pid);
       expect(env.some((v) => v.startsWith('PATH='))).toBe(true); // the environ was read, and is the inherited one
@@ -72,14 +80,44 @@ describe("the secret is not in the environment of the runner's children", () => 
   it('etl:remote: the secret given by PERSIST_APP_CREDENTIAL_SECRET is in no child of the runner', async () => {
     const node = await silentNode();
     const dir = mkdtempSync(join(tmpdir(), 'child-env-'));
-    writeFileSync(join(dir, 'node.json'), JSON.stringify({ host: '127.0.0.1', port: node.port, user: 'cc', privateKeyPath: '/nonexistent', knownHostsPath: join(dir, 'known_hosts') }));
+    writeFileSync(
+      join(dir, 'node.json'),
+      JSON.stringify({
+        host: '127.0.0.1',
+        port: node.port,
+        user: 'cc',
+        privateKeyPath: '/nonexistent',
+        knownHostsPath: join(dir, 'known_hosts'),
+      }),
+    );
     // Bring-your-own credential: no secret in the storage coordinates, so it must come from the environment.
-    writeFileSync(join(dir, 'storage.json'), JSON.stringify({ container: 'object-persist-env', authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', credentialId: 'c'.repeat(32) }));
-    const child = execa(join(ROOT, 'node_modules', '.bin', 'tsx'), [join(ROOT, 'etl', 'remote-cli.ts'), 'all', '--node-json', join(dir, 'node.json'), '--storage-json', join(dir, 'storage.json'), '--ssh-wait', '1'], {
-      cwd: ROOT,
-      reject: false,
-      env: { PERSIST_APP_CREDENTIAL_SECRET: SENTINEL, PERSIST_CONFIG_FILE: '' },
-    });
+    writeFileSync(
+      join(dir, 'storage.json'),
+      JSON.stringify({
+        container: 'object-persist-env',
+        authUrl: 'http://127.0.0.1:1/v3',
+        region: 'CHI@TACC',
+        credentialId: 'c'.repeat(32),
+      }),
+    );
+    const child = execa(
+      join(ROOT, 'node_modules', '.bin', 'tsx'),
+      [
+        join(ROOT, 'etl', 'remote-cli.ts'),
+        'all',
+        '--node-json',
+        join(dir, 'node.json'),
+        '--storage-json',
+        join(dir, 'storage.json'),
+        '--ssh-wait',
+        '1',
+      ],
+      {
+        cwd: ROOT,
+        reject: false,
+        env: { PERSIST_APP_CREDENTIAL_SECRET: SENTINEL, PERSIST_CONFIG_FILE: '' },
+      },
+    );
     try {
       const pid = await findDescendant(child.pid!, 'ssh');
       expect(environ(pid).filter((v) => v.includes(SENTINEL))).toEqual([]);

@@ -115,7 +115,12 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
         user_id: { value: env.userId },
         credential_id: { value: env.appCredential.id },
       },
-      node: { floating_ip: { value: node.host }, ssh_user: { value: node.user }, instance_id: { value: 'server-1' }, mount_point: { value: '/mnt/object' } },
+      node: {
+        floating_ip: { value: node.host },
+        ssh_user: { value: node.user },
+        instance_id: { value: 'server-1' },
+        mount_point: { value: '/mnt/object' },
+      },
     };
     for (const ref of refs) {
       const [, stack, name] = /cross-stack-reference-input-(storage|node)\.outputs\.(.+)$/.exec(ref)!;
@@ -123,11 +128,19 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
     }
     // As the provider leaves it: the secret is not an output, only an attribute of the credential resource,
     // where the runner reads it.
-    const credential = { mode: 'managed', type: 'openstack_identity_application_credential_v3', name: 'rclone', instances: [{ attributes: { id: env.appCredential.id, secret: env.appCredential.secret } }] };
+    const credential = {
+      mode: 'managed',
+      type: 'openstack_identity_application_credential_v3',
+      name: 'rclone',
+      instances: [{ attributes: { id: env.appCredential.id, secret: env.appCredential.secret } }],
+    };
     for (const stack of ['storage', 'node'] as const) {
       const outputs = Object.fromEntries(Object.entries(states[stack]).map(([k, v]) => [k, { ...v, type: 'string' }]));
       const resources = stack === 'storage' ? [credential] : [];
-      writeFileSync(join(dir, `terraform.${stack}.tfstate`), JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: 1, lineage: `stand-in-${stack}`, outputs, resources }));
+      writeFileSync(
+        join(dir, `terraform.${stack}.tfstate`),
+        JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: 1, lineage: `stand-in-${stack}`, outputs, resources }),
+      );
       json.data.terraform_remote_state[`cross-stack-reference-input-${stack}`].config.path = join(dir, `terraform.${stack}.tfstate`);
     }
     // The etl stack's own state goes to the test's directory, not to the checkout's terraform.etl.tfstate.
@@ -173,13 +186,18 @@ describeTerraform('cdktf deploy etl runs the ETL on the node', {}, () => {
     const out = r.stdout;
     // Terraform shows the ETL's progress (the provisioner carries no sensitive value, so it is not hidden).
     expect(out).toMatch(/terraform_data\.etl_run \(local-exec\): .*connecting to /);
-    for (const stage of ['extract', 'transform', 'load']) expect(out).toMatch(new RegExp(`\\(local-exec\\):.*\\[node\\] <== ${stage}: done`));
+    for (const stage of ['extract', 'transform', 'load'])
+      expect(out).toMatch(new RegExp(`\\(local-exec\\):.*\\[node\\] <== ${stage}: done`));
     expect(out).toContain(`done: the dataset is in container ${container}`);
     expect(out).toMatch(/shows version [0-9a-f]{16} of .* \(read-only\): .*training/);
     const view = await readerView(env, container);
     expect(view.problems).toEqual([]);
     expect([...view.current.keys()].some((k) => k.startsWith('training/'))).toBe(true);
-    expect(execFileSync('stat', ['-c', '%a', join(remoteDir, 'rclone.conf')]).toString().trim()).toBe('600');
+    expect(
+      execFileSync('stat', ['-c', '%a', join(remoteDir, 'rclone.conf')])
+        .toString()
+        .trim(),
+    ).toBe('600');
   }, 900_000); // a whole deploy of the ETL: minutes on a loaded machine
 
   it('a second deploy with nothing changed does not run it again', async () => {

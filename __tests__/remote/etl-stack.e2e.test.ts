@@ -16,16 +16,37 @@ import { SENTINEL_SECRET, testConfig } from '../infra/helpers';
 import { describeTerraform, terraformBinary } from '../support/terraform';
 
 const ROOT = join(__dirname, '..', '..');
-const GOLDEN_TRIGGER = execFileSync('sh', ['-c', `printf '%s' '{"code":"code-v1","datasetUrl":"https://files.grouplens.org/datasets/movielens/ml-32m.zip","datasetSha256":null,"seed":42,"ratios":[0.7,0.15,0.15],"container":"object-persist-proj99","remoteDir":"/home/cc/chameleon-persist"}' | sha256sum | cut -d' ' -f1`]).toString().trim();
+const GOLDEN_TRIGGER = execFileSync('sh', [
+  '-c',
+  `printf '%s' '{"code":"code-v1","datasetUrl":"https://files.grouplens.org/datasets/movielens/ml-32m.zip","datasetSha256":null,"seed":42,"ratios":[0.7,0.15,0.15],"container":"object-persist-proj99","remoteDir":"/home/cc/chameleon-persist"}' | sha256sum | cut -d' ' -f1`,
+])
+  .toString()
+  .trim();
 
 /** The static part of the test config's spec (the trigger does not read the apply-time values). */
 function synthSpec(): RunSpec {
   return {
     format: 1,
     node: { host: 'h', port: 22, user: 'cc', privateKeyPath: '/k', serverId: 's', consoleCloud: 'kvm_tacc' },
-    layout: { remoteName: 'chi_tacc', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf', mountPoint: '/mnt/object', mountService: 'rclone-object-mount.service', remoteDir: '/home/cc/chameleon-persist' },
-    storage: { container: 'object-persist-proj99', authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3', region: 'CHI@TACC', credentialId: 'c' },
-    dataset: { url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip', allowUnverified: false, seed: 42, ratios: [0.7, 0.15, 0.15] },
+    layout: {
+      remoteName: 'chi_tacc',
+      rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf',
+      mountPoint: '/mnt/object',
+      mountService: 'rclone-object-mount.service',
+      remoteDir: '/home/cc/chameleon-persist',
+    },
+    storage: {
+      container: 'object-persist-proj99',
+      authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3',
+      region: 'CHI@TACC',
+      credentialId: 'c',
+    },
+    dataset: {
+      url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip',
+      allowUnverified: false,
+      seed: 42,
+      ratios: [0.7, 0.15, 0.15],
+    },
   };
 }
 
@@ -42,7 +63,11 @@ function synthApp(patch: Record<string, any> = {}, opts: { codeHash?: string; en
 function synthEtl(patch: Record<string, any> = {}, opts: { codeHash?: string; env?: Record<string, string> } = {}) {
   const { etl } = synthApp(patch, opts);
   const json = JSON.parse(Testing.synth(etl as TerraformStack)) as Record<string, any>;
-  return { json, run: json.resource.terraform_data.etl_run, trigger: json.resource.terraform_data.etl_run.triggers_replace.inputs as string };
+  return {
+    json,
+    run: json.resource.terraform_data.etl_run,
+    trigger: json.resource.terraform_data.etl_run.triggers_replace.inputs as string,
+  };
 }
 
 describe('the etl stack', () => {
@@ -56,10 +81,14 @@ describe('the etl stack', () => {
     // One value carries the run's facts: the spec, resolved by Terraform (its resolved value is checked below,
     // under Terraform); the same expression is the stack's run_spec output, which a rerun reads.
     expect(Object.keys(p.environment)).toEqual(['PERSIST_ETL_SPEC']);
-    expect(p.environment.PERSIST_ETL_SPEC).toMatch(/^\$\{jsonencode\(\{"format" = 1, "node" = \{"host" = data\.terraform_remote_state\.cross-stack-reference-input-node\.outputs\./);
+    expect(p.environment.PERSIST_ETL_SPEC).toMatch(
+      /^\$\{jsonencode\(\{"format" = 1, "node" = \{"host" = data\.terraform_remote_state\.cross-stack-reference-input-node\.outputs\./,
+    );
     expect(json.output.run_spec.value).toBe(p.environment.PERSIST_ETL_SPEC);
     // The node's cloud-init layout, as the node stack rendered it, is in it.
-    expect(p.environment.PERSIST_ETL_SPEC).toContain('"layout" = {"remoteName" = "chi_tacc", "rcloneConfigPath" = "/home/cc/.config/rclone/rclone.conf", "mountPoint" = "/mnt/object", "mountService" = "rclone-object-mount.service", "remoteDir" = "/home/cc/chameleon-persist"}');
+    expect(p.environment.PERSIST_ETL_SPEC).toContain(
+      '"layout" = {"remoteName" = "chi_tacc", "rcloneConfigPath" = "/home/cc/.config/rclone/rclone.conf", "mountPoint" = "/mnt/object", "mountService" = "rclone-object-mount.service", "remoteDir" = "/home/cc/chameleon-persist"}',
+    );
     // The container, the node and the credential are part of the trigger: a new node or container reruns the
     // ETL, and so does a new credential (its id, never its secret), which the run delivers to the node.
     expect(Object.keys(run.triggers_replace).sort()).toEqual(['container', 'credential', 'inputs', 'node']);
@@ -70,7 +99,10 @@ describe('the etl stack', () => {
   });
 
   it('carries no secret, even with a brought credential in the environment', () => {
-    const { json } = synthEtl({}, { env: { PERSIST_APP_CREDENTIAL_ID: '0123456789abcdef0123456789abcdef', PERSIST_APP_CREDENTIAL_SECRET: SENTINEL_SECRET } });
+    const { json } = synthEtl(
+      {},
+      { env: { PERSIST_APP_CREDENTIAL_ID: '0123456789abcdef0123456789abcdef', PERSIST_APP_CREDENTIAL_SECRET: SENTINEL_SECRET } },
+    );
     expect(JSON.stringify(json)).not.toContain(SENTINEL_SECRET);
     expect(JSON.stringify(json)).not.toMatch(/credential_secret/i);
   });
@@ -100,14 +132,18 @@ describe('the etl stack', () => {
     expect(synthEtl().trigger).toBe(GOLDEN_TRIGGER);
   });
 
-  it("the code hash is the SHA-256 of the bundle npm run build:etl writes, which the runner compares before shipping", () => {
+  it('the code hash is the SHA-256 of the bundle npm run build:etl writes, which the runner compares before shipping', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'bundle-')), 'etl.js');
     execFileSync('node', [join(ROOT, 'scripts', 'build-etl.mjs'), out], { cwd: ROOT, stdio: 'ignore' });
     expect(bundleSha256(ROOT)).toBe(sha256(readFileSync(out)));
     // Without codeHash the stack computes it itself.
     const config = testConfig();
     const app = Testing.app();
-    const etl = new EtlStack(app, 'etl', { config, storage: new StorageStack(app, 'storage', { config }), node: new NodeStack(app, 'node', { config }) });
+    const etl = new EtlStack(app, 'etl', {
+      config,
+      storage: new StorageStack(app, 'storage', { config }),
+      node: new NodeStack(app, 'node', { config }),
+    });
     expect(etl.run.trigger).toBe(etlTrigger({ spec: synthSpec(), codeHash: sha256(readFileSync(out)) }));
   });
 });
@@ -121,7 +157,10 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
   let refs: { storage: Record<string, string>; node: Record<string, string> };
 
   const tf = (...args: string[]) =>
-    spawnSync(terraform!, [`-chdir=${stackDir}`, ...args], { encoding: 'utf8', env: { ...process.env, TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1' } });
+    spawnSync(terraform!, [`-chdir=${stackDir}`, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, TF_IN_AUTOMATION: '1', TF_INPUT: '0', CHECKPOINT_DISABLE: '1' },
+    });
   const planChanges = () => {
     const r = tf('plan', '-detailed-exitcode', '-no-color');
     if (r.status === 1) throw new Error(r.stderr + r.stdout);
@@ -146,8 +185,13 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
 
   /** A stand-in state for a deployed stack: only its outputs matter to the etl stack's remote-state reads. */
   function writeState(stack: 'storage' | 'node', values: Record<string, string>) {
-    const outputs = Object.fromEntries(Object.entries(refs[stack]).map(([key, name]) => [name, { value: values[key] ?? `${key}-value`, type: 'string' }]));
-    writeFileSync(join(dir, `terraform.${stack}.tfstate`), JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: Date.now(), lineage: `stand-in-${stack}`, outputs, resources: [] }));
+    const outputs = Object.fromEntries(
+      Object.entries(refs[stack]).map(([key, name]) => [name, { value: values[key] ?? `${key}-value`, type: 'string' }]),
+    );
+    writeFileSync(
+      join(dir, `terraform.${stack}.tfstate`),
+      JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: Date.now(), lineage: `stand-in-${stack}`, outputs, resources: [] }),
+    );
   }
 
   /** Synthesizes the etl stack into dir/cdktf.out/stacks/etl (so ../../../ is dir, as at the project root). */
@@ -193,10 +237,34 @@ describeTerraform('cdktf deploy etl reruns exactly when it should', {}, () => {
     expect(runs()).toHaveLength(1);
     expect(JSON.parse(runs()[0])).toEqual({
       format: 1,
-      node: { host: '192.5.87.10', port: 22, user: 'cc', privateKeyPath: testConfig().ssh.privateKeyPath, serverId: 'server-1', consoleCloud: 'kvm_tacc' },
-      layout: { remoteName: 'chi_tacc', rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf', mountPoint: '/mnt/object', mountService: 'rclone-object-mount.service', remoteDir: '/home/cc/chameleon-persist' },
-      storage: { container: 'object-persist-proj99', authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3', region: 'CHI@TACC', userId: 'user-1', credentialId: 'credential-1' },
-      dataset: { url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip', allowUnverified: false, seed: 42, ratios: [0.7, 0.15, 0.15] },
+      node: {
+        host: '192.5.87.10',
+        port: 22,
+        user: 'cc',
+        privateKeyPath: testConfig().ssh.privateKeyPath,
+        serverId: 'server-1',
+        consoleCloud: 'kvm_tacc',
+      },
+      layout: {
+        remoteName: 'chi_tacc',
+        rcloneConfigPath: '/home/cc/.config/rclone/rclone.conf',
+        mountPoint: '/mnt/object',
+        mountService: 'rclone-object-mount.service',
+        remoteDir: '/home/cc/chameleon-persist',
+      },
+      storage: {
+        container: 'object-persist-proj99',
+        authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3',
+        region: 'CHI@TACC',
+        userId: 'user-1',
+        credentialId: 'credential-1',
+      },
+      dataset: {
+        url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip',
+        allowUnverified: false,
+        seed: 42,
+        ratios: [0.7, 0.15, 0.15],
+      },
     });
     // And the stack records it, for `npm run etl:remote`: the same value, read as the runner reads it.
     expect(runSpecFromState(dir)).toEqual(JSON.parse(runs()[0]));

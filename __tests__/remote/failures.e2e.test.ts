@@ -21,7 +21,13 @@ async function failure(fakes: Record<string, string | null>, extra: Partial<RunO
   const log = memoryLogger();
   try {
     await runOnNode({
-      spec: standInRunSpec({ node, storage: { authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'id' } }, container: 'object-persist-never', remoteDir: join(dir, 'etl'), source: join(dir, 'none.zip') }),
+      spec: standInRunSpec({
+        node,
+        storage: { authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'id' } },
+        container: 'object-persist-never',
+        remoteDir: join(dir, 'etl'),
+        source: join(dir, 'none.zip'),
+      }),
       secret: SECRET,
       target: standInTarget(node),
       stage: 'all',
@@ -59,7 +65,8 @@ describe('a node that is not ready', () => {
     // Running on the first look, done after `status --wait`. The run then fails later (no object store), but
     // past the wait.
     const f = await failure({
-      'cloud-init': 'd=$(dirname "$0"); if [ "$2" = "--wait" ]; then sleep 1; touch "$d/.done"; exit 0; fi; if [ -e "$d/.done" ]; then echo "status: done"; else echo "status: running"; fi',
+      'cloud-init':
+        'd=$(dirname "$0"); if [ "$2" = "--wait" ]; then sleep 1; touch "$d/.done"; exit 0; fi; if [ -e "$d/.done" ]; then echo "status: done"; else echo "status: running"; fi',
       rclone: null,
     });
     expect(f.log.some((l) => /cloud-init is still setting up/.test(l))).toBe(true);
@@ -67,7 +74,10 @@ describe('a node that is not ready', () => {
   });
 
   it('cloud-init that never finishes: stops after the wait and says how to watch it', async () => {
-    const f = await failure({ 'cloud-init': 'if [ "$2" = "--wait" ]; then sleep 30; fi; echo "status: running"' }, { cloudInitWaitSeconds: 1 });
+    const f = await failure(
+      { 'cloud-init': 'if [ "$2" = "--wait" ]; then sleep 30; fi; echo "status: running"' },
+      { cloudInitWaitSeconds: 1 },
+    );
     expect(f.text).toMatch(/cloud-init is still running on .* after 1s/);
     expect(f.text).toContain('tail -f /var/log/cloud-init-output.log');
   });
@@ -85,13 +95,17 @@ describe('a node that is not ready', () => {
   });
 
   it('disk full: says how much is free and what is needed', async () => {
-    const f = await failure({ df: 'printf "Filesystem 1048576-blocks Used Available Capacity Mounted on\\n/dev/vda1 20000 19990 10 100%% /\\n"' });
+    const f = await failure({
+      df: 'printf "Filesystem 1048576-blocks Used Available Capacity Mounted on\\n/dev/vda1 20000 19990 10 100%% /\\n"',
+    });
     expect(f.text).toMatch(/only 10 MB free on .*needs about 50 MB/);
   });
 
   it('the disk fills up during a stage: the runner says so and exits 74, as the ETL itself does', async () => {
     // Node 20 for the preflight; the ETL then stops as the bundle does on ENOSPC (etl/errors.ts, exit 74).
-    const f = await failure({ node: 'if [ "$1" = -p ]; then echo 20.11.1; else echo "error: disk full: No space left on device (writing work/output)" >&2; exit 74; fi' });
+    const f = await failure({
+      node: 'if [ "$1" = -p ]; then echo 20.11.1; else echo "error: disk full: No space left on device (writing work/output)" >&2; exit 74; fi',
+    });
     expect(f.text).toMatch(/^the node ran out of disk space during 'etl all'/);
     expect(f.text).toContain('Readers still see the version');
     expect(f.exitCode).toBe(74);

@@ -28,8 +28,12 @@ const fakeBin = join(work, 'bin');
 let node: { host: string; port: number; user: string; privateKeyPath: string };
 
 const up = (port?: number) =>
-  execFileSync('bash', [NODE_SCRIPT, 'up', state], { env: { ...process.env, CHAMELEON_PERSIST_TEST_TMPDIR: '', ...(port ? { LOCAL_NODE_PORT: String(port) } : {}) }, stdio: 'ignore' });
-const down = () => execFileSync('bash', [NODE_SCRIPT, 'down', state], { env: { ...process.env, CHAMELEON_PERSIST_TEST_TMPDIR: '' }, stdio: 'ignore' });
+  execFileSync('bash', [NODE_SCRIPT, 'up', state], {
+    env: { ...process.env, CHAMELEON_PERSIST_TEST_TMPDIR: '', ...(port ? { LOCAL_NODE_PORT: String(port) } : {}) },
+    stdio: 'ignore',
+  });
+const down = () =>
+  execFileSync('bash', [NODE_SCRIPT, 'down', state], { env: { ...process.env, CHAMELEON_PERSIST_TEST_TMPDIR: '' }, stdio: 'ignore' });
 
 /** The node's host key replaced by another one: same address, same port, another machine as far as ssh can tell. */
 function becomeImpostor() {
@@ -51,11 +55,26 @@ function fakeOpenstack(body: string) {
 async function cli(serverId: string, cache: string, extraEnv: Record<string, string> = {}) {
   const specFile = join(work, `spec-${serverId}.json`);
   const storage = { authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'c'.repeat(32) } };
-  writeFileSync(specFile, JSON.stringify(standInRunSpec({ node, storage, container: 'object-persist-hostkey', remoteDir, source: join(work, 'none.zip'), serverId })));
+  writeFileSync(
+    specFile,
+    JSON.stringify(
+      standInRunSpec({ node, storage, container: 'object-persist-hostkey', remoteDir, source: join(work, 'none.zip'), serverId }),
+    ),
+  );
   const r = await execa(
     TSX,
     [CLI, 'all', '--spec', specFile, '--ssh-wait', '15', '--min-free-mb', '99999999', '--no-mount', '--console-wait', '5'],
-    { cwd: ROOT, reject: false, env: { XDG_CACHE_HOME: cache, PATH: `${fakeBin}:${process.env.PATH}`, PERSIST_APP_CREDENTIAL_SECRET: SECRET, PERSIST_STATE_DIR: join(work, 'no-state'), ...extraEnv } },
+    {
+      cwd: ROOT,
+      reject: false,
+      env: {
+        XDG_CACHE_HOME: cache,
+        PATH: `${fakeBin}:${process.env.PATH}`,
+        PERSIST_APP_CREDENTIAL_SECRET: SECRET,
+        PERSIST_STATE_DIR: join(work, 'no-state'),
+        ...extraEnv,
+      },
+    },
   );
   expect(r.stderr + r.stdout).not.toContain(SECRET);
   return r;
@@ -75,7 +94,9 @@ describe('the node host key (runner against a real sshd)', () => {
     fakeOpenstack('echo "Cloud kvm_tacc was not found." >&2; exit 1');
     const cache = join(work, 'cache-1'); // does not exist
     const first = await cli('server-a', cache);
-    expect(first.stderr).toMatch(/warning: cannot pin the host key of server server-a from its console log: the console log is not readable \(Cloud kvm_tacc was not found\.\)/);
+    expect(first.stderr).toMatch(
+      /warning: cannot pin the host key of server server-a from its console log: the console log is not readable \(Cloud kvm_tacc was not found\.\)/,
+    );
     expect(first.stderr).toMatch(/only \d+ MB free/); // got as far as the preflight: the node was reached
     expect(existsSync(rcloneConf)).toBe(true);
     const dir = join(cache, 'chameleon-persist');
@@ -87,14 +108,18 @@ describe('the node host key (runner against a real sshd)', () => {
     rmSync(rcloneConf);
     const second = await cli('server-a', cache);
     expect(second.exitCode).toBe(1);
-    expect(second.stderr).toContain(`error: ${node.user}@${node.host}:${node.port} presented a host key that differs from the one remembered for this server in ${known}`);
+    expect(second.stderr).toContain(
+      `error: ${node.user}@${node.host}:${node.port} presented a host key that differs from the one remembered for this server in ${known}`,
+    );
     expect(second.stderr).toContain('nothing was sent to it');
-    expect(second.stderr).toMatch(/Someone may be intercepting the connection.*Only if it shows the new key, delete .*known_hosts-server-a and rerun/);
+    expect(second.stderr).toMatch(
+      /Someone may be intercepting the connection.*Only if it shows the new key, delete .*known_hosts-server-a and rerun/,
+    );
     expect(existsSync(rcloneConf)).toBe(false);
     expect(readFileSync(join(work, 'openstack-calls'), 'utf8')).toContain('--os-cloud kvm_tacc console log show server-a');
   });
 
-  it("a key pinned from the console log: the node that shows it is let in, without the TOFU warning", async () => {
+  it('a key pinned from the console log: the node that shows it is let in, without the TOFU warning', async () => {
     const hostPub = join(state, 'host_ed25519.pub');
     const consoleFile = join(work, 'console-good.txt');
     writeFileSync(consoleFile, cloudInitConsoleOutput([hostPub]));
@@ -106,7 +131,9 @@ describe('the node host key (runner against a real sshd)', () => {
     expect(r.stderr).toMatch(/only \d+ MB free/);
     expect(existsSync(rcloneConf)).toBe(true);
     const [type, blob] = readFileSync(hostPub, 'utf8').split(' ');
-    expect(readFileSync(join(cache, 'chameleon-persist', 'known_hosts-server-b'), 'utf8')).toContain(`[${node.host}]:${node.port} ${type} ${blob}\n`);
+    expect(readFileSync(join(cache, 'chameleon-persist', 'known_hosts-server-b'), 'utf8')).toContain(
+      `[${node.host}]:${node.port} ${type} ${blob}\n`,
+    );
   });
 
   it('a node whose key is not the one its console log shows is refused before anything is sent', async () => {
@@ -141,7 +168,9 @@ describe('the node host key (runner against a real sshd)', () => {
   it('the real openstack client without a clouds.yaml entry: falls back to TOFU, saying so', async () => {
     rmSync(join(fakeBin, 'openstack'), { force: true });
     const r = await cli('server-f', join(work, 'cache-6'), { OS_CLIENT_CONFIG_FILE: join(work, 'no-clouds.yaml'), HOME: work });
-    expect(r.stderr).toMatch(/warning: cannot pin the host key of server server-f from its console log: the console log is not readable \((Cloud kvm_tacc was not found|the openstack client is not installed)/);
+    expect(r.stderr).toMatch(
+      /warning: cannot pin the host key of server server-f from its console log: the console log is not readable \((Cloud kvm_tacc was not found|the openstack client is not installed)/,
+    );
     expect(r.stderr).toContain('(TOFU)');
     expect(existsSync(rcloneConf)).toBe(true);
   });
@@ -150,7 +179,13 @@ describe('the node host key (runner against a real sshd)', () => {
     const known = join(work, 'no-such-dir', 'known_hosts');
     const err = await runOnNode({
       spec: {
-        ...standInRunSpec({ node, storage: { authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'c'.repeat(32) } }, container: 'object-persist-hostkey', remoteDir, source: join(work, 'none.zip') }),
+        ...standInRunSpec({
+          node,
+          storage: { authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'c'.repeat(32) } },
+          container: 'object-persist-hostkey',
+          remoteDir,
+          source: join(work, 'none.zip'),
+        }),
       },
       secret: SECRET,
       target: { ...node, knownHostsPath: known },

@@ -23,7 +23,7 @@ const pub = (file: string) => readFileSync(file, 'utf8').trim().split(' ') as [s
 const sshKeygenFingerprint = (file: string) => execFileSync('ssh-keygen', ['-l', '-f', file], { encoding: 'utf8' }).split(' ')[1];
 
 describe('parseConsoleHostKeys: cloud-init console output', () => {
-  test("the real write-ssh-key-fingerprints output gives every key, fingerprints as ssh-keygen -l prints them", () => {
+  test('the real write-ssh-key-fingerprints output gives every key, fingerprints as ssh-keygen -l prints them', () => {
     const text = cloudInitConsoleOutput([ed, rsa, ecdsa]);
     expect(text).toContain('cloud-init: -----BEGIN SSH HOST KEY FINGERPRINTS-----');
     const r = parseConsoleHostKeys(text);
@@ -70,9 +70,21 @@ describe('parseConsoleHostKeys: cloud-init console output', () => {
 
   const [edType, edBlob] = pub(ed);
   test.each([
-    ['a truncated key', `-----BEGIN SSH HOST KEY KEYS-----\n${edType} ${edBlob.slice(0, 30)}\n-----END SSH HOST KEY KEYS-----`, /no valid key in it/],
-    ['a blob of another type', `-----BEGIN SSH HOST KEY KEYS-----\nssh-rsa ${edBlob}\n-----END SSH HOST KEY KEYS-----`, /no valid key in it/],
-    ['base64 garbage', '-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 !!!notbase64\n-----END SSH HOST KEY KEYS-----', /no valid key in it/],
+    [
+      'a truncated key',
+      `-----BEGIN SSH HOST KEY KEYS-----\n${edType} ${edBlob.slice(0, 30)}\n-----END SSH HOST KEY KEYS-----`,
+      /no valid key in it/,
+    ],
+    [
+      'a blob of another type',
+      `-----BEGIN SSH HOST KEY KEYS-----\nssh-rsa ${edBlob}\n-----END SSH HOST KEY KEYS-----`,
+      /no valid key in it/,
+    ],
+    [
+      'base64 garbage',
+      '-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 !!!notbase64\n-----END SSH HOST KEY KEYS-----',
+      /no valid key in it/,
+    ],
     [
       'a key that its fingerprints block does not list',
       cloudInitConsoleOutput([ed]).replace(/(-----BEGIN SSH HOST KEY KEYS-----\n)[^\n]+/, `$1${pub(other).join(' ')}`),
@@ -107,14 +119,26 @@ describe('pinFromConsole: pins before the first contact, else falls back to TOFU
     const file = join(mkdtempSync(join(dir, 'pin-')), 'known_hosts');
     const log = memoryLogger();
     const asked: string[] = [];
-    const r = await pinFromConsole({ ...base(file, async (c, s) => (asked.push(`${c} ${s}`), { ok: true, text: cloudInitConsoleOutput([ed]) })), log });
+    const r = await pinFromConsole({
+      ...base(file, async (c, s) => (asked.push(`${c} ${s}`), { ok: true, text: cloudInitConsoleOutput([ed]) })),
+      log,
+    });
     expect(r).toBe('pinned');
     expect(asked).toEqual(['kvm_tacc srv-1']);
     expect(readFileSync(file, 'utf8')).toBe(`198.51.100.9 ${pub(ed)[0]} ${pub(ed)[1]}\n`);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect(log.lines.join('\n')).toContain(`pinned the host key of server srv-1 from its console log (ssh-ed25519 ${sshKeygenFingerprint(ed)})`);
+    expect(log.lines.join('\n')).toContain(
+      `pinned the host key of server srv-1 from its console log (ssh-ed25519 ${sshKeygenFingerprint(ed)})`,
+    );
     // A second run finds the key and does not ask the cloud again.
-    expect(await pinFromConsole({ ...base(file, async () => { throw new Error('asked again'); }), log })).toBe('already-known');
+    expect(
+      await pinFromConsole({
+        ...base(file, async () => {
+          throw new Error('asked again');
+        }),
+        log,
+      }),
+    ).toBe('already-known');
   });
 
   test('waits while cloud-init has not printed the keys yet', async () => {
@@ -126,9 +150,24 @@ describe('pinFromConsole: pins before the first contact, else falls back to TOFU
   });
 
   test.each([
-    ['the log is not readable', async (): Promise<ConsoleFetch> => ({ ok: false, why: 'Cloud kvm_tacc was not found.' }), /console log is not readable \(Cloud kvm_tacc was not found\.\)/],
-    ['cloud-init finished without keys', async (): Promise<ConsoleFetch> => ({ ok: true, text: '[ 19.0] cloud-init[871]: Cloud-init v. 22.4.2 finished at Tue' }), /finished without printing the host keys/],
-    ['a garbled block', async (): Promise<ConsoleFetch> => ({ ok: true, text: '-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAA\n-----END SSH HOST KEY KEYS-----' }), /no valid key in it/],
+    [
+      'the log is not readable',
+      async (): Promise<ConsoleFetch> => ({ ok: false, why: 'Cloud kvm_tacc was not found.' }),
+      /console log is not readable \(Cloud kvm_tacc was not found\.\)/,
+    ],
+    [
+      'cloud-init finished without keys',
+      async (): Promise<ConsoleFetch> => ({ ok: true, text: '[ 19.0] cloud-init[871]: Cloud-init v. 22.4.2 finished at Tue' }),
+      /finished without printing the host keys/,
+    ],
+    [
+      'a garbled block',
+      async (): Promise<ConsoleFetch> => ({
+        ok: true,
+        text: '-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAA\n-----END SSH HOST KEY KEYS-----',
+      }),
+      /no valid key in it/,
+    ],
   ])('fallback when %s: TOFU, with a warning saying why and how to check', async (_name, fetch, why) => {
     const file = join(mkdtempSync(join(dir, 'pin-')), 'known_hosts');
     const log = memoryLogger();

@@ -39,7 +39,12 @@ afterAll(() => {
 function options(remoteDir: string): RunOnNodeOptions {
   // extract alone never talks to the object store: a made-up credential is enough.
   const env = { authUrl: 'http://127.0.0.1:9/v3', region: 'CHI@TACC', userId: 'u1', appCredential: { id: 'c1', secret: SECRET } };
-  return { ...standInRun({ node, env, container: 'object-persist-interrupted', remoteDir, source: zip, bundlePath: BUNDLE, log }), stage: 'extract', mount: false, minFreeMb: 10 };
+  return {
+    ...standInRun({ node, env, container: 'object-persist-interrupted', remoteDir, source: zip, bundlePath: BUNDLE, log }),
+    stage: 'extract',
+    mount: false,
+    minFreeMb: 10,
+  };
 }
 
 const flockHeld = (file: string) => spawnSync('flock', ['-n', file, 'true']).status !== 0;

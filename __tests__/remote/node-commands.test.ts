@@ -2,13 +2,32 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
-import { checkPreflight, cloudInitState, isStaleLocalOwner, lockOwner, unlockIfOwnerCommand, etlCommand, parsePreflight, sh, writeSecretFileCommand } from '../../etl/remote/node-commands';
+import {
+  checkPreflight,
+  cloudInitState,
+  isStaleLocalOwner,
+  lockOwner,
+  unlockIfOwnerCommand,
+  etlCommand,
+  parsePreflight,
+  sh,
+  writeSecretFileCommand,
+} from '../../etl/remote/node-commands';
 import { renderRcloneConf } from '../../etl/remote/rclone-conf';
 import { createdCredential, resolveSecret } from '../../etl/remote/stack-state';
 
 describe('what the runner sends to the node', () => {
   it('renders the rclone config a Chameleon user would write', () => {
-    expect(renderRcloneConf({ name: 'chi_tacc', authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3', region: 'CHI@TACC', userId: 'u1', credentialId: 'c1', credentialSecret: 's1' })).toBe(
+    expect(
+      renderRcloneConf({
+        name: 'chi_tacc',
+        authUrl: 'https://chi.tacc.chameleoncloud.org:5000/v3',
+        region: 'CHI@TACC',
+        userId: 'u1',
+        credentialId: 'c1',
+        credentialSecret: 's1',
+      }),
+    ).toBe(
       '[chi_tacc]\ntype = swift\nuser_id = u1\napplication_credential_id = c1\napplication_credential_secret = s1\nauth = https://chi.tacc.chameleoncloud.org:5000/v3\nregion = CHI@TACC\n',
     );
   });
@@ -34,7 +53,9 @@ describe('what the runner sends to the node', () => {
     expect(isStaleLocalOwner(owner, 'laptop', () => true)).toBe(false);
     expect(isStaleLocalOwner(owner, 'other-laptop', () => false)).toBe(false);
     expect(isStaleLocalOwner('', 'laptop', () => false)).toBe(false);
-    expect(unlockIfOwnerCommand('/d/.lock', owner)).toBe(`if [ "$(cat '/d/.lock'/owner 2>/dev/null)" = '${owner}' ]; then rm -rf '/d/.lock'; fi`);
+    expect(unlockIfOwnerCommand('/d/.lock', owner)).toBe(
+      `if [ "$(cat '/d/.lock'/owner 2>/dev/null)" = '${owner}' ]; then rm -rf '/d/.lock'; fi`,
+    );
   });
 
   it.each([
@@ -54,7 +75,9 @@ describe('what the runner sends to the node', () => {
   it('stops before running anything when the node lacks Node >= 18, rclone or disk space', () => {
     const ok = parsePreflight('node 20.1.0\nrclone present\nfree_mb 9000\nneed_mb 3000\n');
     expect(() => checkPreflight(ok, 3000, 'n')).not.toThrow();
-    expect(() => checkPreflight(parsePreflight('node 16.20.0\nrclone present\nfree_mb 9000\n'), 3000, 'n')).toThrow(/Node.js 16.20.0.*>= 18/);
+    expect(() => checkPreflight(parsePreflight('node 16.20.0\nrclone present\nfree_mb 9000\n'), 3000, 'n')).toThrow(
+      /Node.js 16.20.0.*>= 18/,
+    );
     expect(() => checkPreflight(parsePreflight('node missing\nrclone present\nfree_mb 9000\n'), 3000, 'n')).toThrow(/Node.js is missing/);
     expect(() => checkPreflight(parsePreflight('node 20.1.0\nrclone missing\nfree_mb 9000\n'), 3000, 'n')).toThrow(/rclone is missing/);
     expect(() => checkPreflight(parsePreflight('node 20.1.0\nrclone present\nfree_mb 100\n'), 3000, 'n')).toThrow(/only 100 MB free/);
@@ -67,7 +90,12 @@ describe("the credential's secret", () => {
     writeFileSync(join(dir, 'terraform.storage.tfstate'), JSON.stringify({ version: 4, outputs, resources }));
     return dir;
   };
-  const credential = (id: string, secret: string) => ({ mode: 'managed', type: 'openstack_identity_application_credential_v3', name: 'rclone', instances: [{ attributes: { id, secret } }] });
+  const credential = (id: string, secret: string) => ({
+    mode: 'managed',
+    type: 'openstack_identity_application_credential_v3',
+    name: 'rclone',
+    instances: [{ attributes: { id, secret } }],
+  });
 
   it("is the created credential's, read from its resource in the storage state (it is no output)", () => {
     const dir = state({ credential_id: { value: 'c1' } }, [credential('c1', 's1')]);

@@ -26,7 +26,14 @@ const container = `object-persist-rerun-${process.pid}`;
 const transcripts: string[] = [];
 
 function tfState(outputs: Record<string, { value: string; sensitive?: boolean }>) {
-  return JSON.stringify({ version: 4, terraform_version: '1.11.4', serial: 3, lineage: 'test', outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { ...v, type: 'string' }])), resources: [] });
+  return JSON.stringify({
+    version: 4,
+    terraform_version: '1.11.4',
+    serial: 3,
+    lineage: 'test',
+    outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, { ...v, type: 'string' }])),
+    resources: [],
+  });
 }
 
 /** Flags for the stand-in: its known_hosts, the zip in place instead of the deployed URL, short waits. */
@@ -58,7 +65,15 @@ beforeAll(async () => {
     tfState({ credential_id: { value: env.appCredential.id }, credential_secret: { value: env.appCredential.secret, sensitive: true } }),
   );
   const spec = standInRunSpec({ node, storage: env, container, remoteDir, source: zip, serverId: 'server-1' });
-  deployed = { ...spec, dataset: { url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip', allowUnverified: false, seed: 42, ratios: [0.7, 0.15, 0.15] } };
+  deployed = {
+    ...spec,
+    dataset: {
+      url: 'https://files.grouplens.org/datasets/movielens/ml-32m.zip',
+      allowUnverified: false,
+      seed: 42,
+      ratios: [0.7, 0.15, 0.15],
+    },
+  };
   writeFileSync(join(stateDir, 'terraform.etl.tfstate'), tfState({ run_spec: { value: JSON.stringify(deployed) } }));
 });
 
@@ -96,7 +111,10 @@ describe('the rerun command (npm run etl:remote)', () => {
 
   it("the etl stack's provisioner path (--from-env, PERSIST_ETL_FORCE=1) reruns every stage", async () => {
     const before = (await readerView(env, container)).manifest!;
-    const r = await cli(['all', '--from-env', ...placement(), '--no-mount'], { PERSIST_ETL_SPEC: JSON.stringify(deployed), PERSIST_ETL_FORCE: '1' });
+    const r = await cli(['all', '--from-env', ...placement(), '--no-mount'], {
+      PERSIST_ETL_SPEC: JSON.stringify(deployed),
+      PERSIST_ETL_FORCE: '1',
+    });
     expect(r.exitCode).toBe(0);
     for (const stage of ['extract', 'transform', 'load']) expect(r.stderr).toContain(`<== ${stage}: done`);
     // Same inputs, same seed: the republished dataset is the same one.
@@ -121,7 +139,10 @@ describe('the rerun command (npm run etl:remote)', () => {
 
   it('refuses a spec with a line break in a value before contacting the node, naming the field', async () => {
     const bad = mkdtempSync(join(tmpdir(), 'bad-spec-'));
-    writeFileSync(join(bad, 'spec.json'), JSON.stringify({ ...deployed, storage: { ...deployed.storage, region: 'CHI@TACC\nauth = http://evil' } }));
+    writeFileSync(
+      join(bad, 'spec.json'),
+      JSON.stringify({ ...deployed, storage: { ...deployed.storage, region: 'CHI@TACC\nauth = http://evil' } }),
+    );
     const r = await cli(['all', '--spec', join(bad, 'spec.json'), ...placement()]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('storage.region contains a line break or another control character');

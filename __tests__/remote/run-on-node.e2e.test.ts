@@ -35,7 +35,18 @@ beforeAll(async () => {
 
 function options(tag: string, extra: Partial<RunOnNodeOptions> = {}): RunOnNodeOptions {
   const container = `object-persist-e2e-${tag}-${process.pid}`;
-  return { ...standInRun({ node, env, container, remoteDir: join(tmpdir(), `node-${tag}`), source: join(zipDir, 'ml-e2e.zip'), bundlePath: BUNDLE, log }), ...extra };
+  return {
+    ...standInRun({
+      node,
+      env,
+      container,
+      remoteDir: join(tmpdir(), `node-${tag}`),
+      source: join(zipDir, 'ml-e2e.zip'),
+      bundlePath: BUNDLE,
+      log,
+    }),
+    ...extra,
+  };
 }
 
 const rcloneConf = (o: RunOnNodeOptions) => o.spec.layout.rcloneConfigPath;
@@ -80,17 +91,15 @@ async function withLock<T>(opts: RunOnNodeOptions, owner: string, body: () => Pr
 describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   const o = () => options('main');
 
-  afterAll(() => {
-    for (const tag of firstRuns.keys()) unmount(nodeView(mountPoint(options(tag))).store);
-  });
-
   it('delivers the config (0600), ships the bundle, runs every stage, loads Swift and mounts it read-only', async () => {
     const opts = o();
     const result = await published('main');
     expect(result.bundleShipped).toBe(true);
     expect(result.mountListing).toEqual(expect.arrayContaining(['training', 'validation', 'evaluation', 'maps', 'manifest.json']));
 
-    const mode = execFileSync('stat', ['-c', '%a', rcloneConf(opts)]).toString().trim();
+    const mode = execFileSync('stat', ['-c', '%a', rcloneConf(opts)])
+      .toString()
+      .trim();
     expect(mode).toBe('600');
 
     const view = await readerView(env, containerOf(opts));
@@ -99,7 +108,13 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     const keys = [...view.current.keys()].sort();
     // The published version, and the raw files of the zip (whatever the generator puts in it) under raw/<name>/.
     expect(keys.filter((k) => !k.startsWith('raw/'))).toEqual(
-      ['evaluation/movielens_e2e_eval.txt', 'maps/items.tsv', 'maps/users.tsv', 'training/movielens_e2e_train.txt', 'validation/movielens_e2e_val.txt'].sort(),
+      [
+        'evaluation/movielens_e2e_eval.txt',
+        'maps/items.tsv',
+        'maps/users.tsv',
+        'training/movielens_e2e_train.txt',
+        'validation/movielens_e2e_val.txt',
+      ].sort(),
     );
     expect(keys).toContain('raw/ml-e2e/ratings.csv');
     expect(keys.filter((k) => k.startsWith('raw/')).every((k) => k.startsWith('raw/ml-e2e/'))).toBe(true);
@@ -140,7 +155,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
       // The reader that opened the old version mid-epoch reads it to the end, unchanged.
       const buf = Buffer.alloc(Buffer.byteLength(oldText) + 1);
       let n = 0;
-      for (let r; (r = readSync(fd, buf, n, buf.length - n, n)) > 0; ) n += r;
+      for (let r: number; (r = readSync(fd, buf, n, buf.length - n, n)) > 0; ) n += r;
       expect(buf.subarray(0, n).toString('utf8')).toBe(oldText);
       // The link the runner switches, and the tutorial's path pointing at it.
       expect(readlinkSync(mountPoint(opts))).toBe(nodeView(mountPoint(opts)).currentLink);
@@ -165,7 +180,14 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
     const cred = await createAppCredential(env, `e2e-revoked-${process.pid}`);
     await revokeAppCredential(env, cred);
     const spec = { ...opts.spec, storage: { ...opts.spec.storage, credentialId: cred.id } };
-    const err = await run({ ...opts, spec, secret: cred.secret, stage: 'load', run: { force: true, breakLock: false }, mount: false }).catch((e: Error) => e);
+    const err = await run({
+      ...opts,
+      spec,
+      secret: cred.secret,
+      stage: 'load',
+      run: { force: true, breakLock: false },
+      mount: false,
+    }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(EtlError);
     expect(String((err as EtlError).message)).toMatch(/refused the application credential/);
     expect(String((err as EtlError).hint)).toMatch(/Readers still see the version the container pointed at before/);
@@ -225,6 +247,7 @@ describe('the ETL on the node (sshd stand-in + local Swift)', () => {
   });
 
   afterAll(() => {
+    for (const tag of firstRuns.keys()) unmount(nodeView(mountPoint(options(tag))).store);
     if (process.env.RUN_ON_NODE_TEST_LOG) writeFileSync(process.env.RUN_ON_NODE_TEST_LOG, log.lines.join('\n'));
     const everything = [...log.lines, ...errors].join('\n');
     expect(everything.length).toBeGreaterThan(0);

@@ -9,7 +9,16 @@ import { loadStage, type LoadOptions } from '../../etl/load/stage';
 import { StorageStack } from '../../stacks/storage-stack';
 import { testConfig } from '../infra/helpers';
 import { expectedObjects, fakeWorkDir } from '../load/workdir';
-import { appCredentialToken, ensureOpenStack, etlCredentialEnv, listContainer, revokeAppCredential, userToken, type AppCredential, type OpenStackEnv } from '../support/openstack';
+import {
+  appCredentialToken,
+  ensureOpenStack,
+  etlCredentialEnv,
+  listContainer,
+  revokeAppCredential,
+  userToken,
+  type AppCredential,
+  type OpenStackEnv,
+} from '../support/openstack';
 
 // The storage stack's OWN access rules (credential.accessRules: true), taken from its synthesized JSON, on a
 // credential of the real local Keystone, used against the real Swift (whose auth middleware enforces access
@@ -53,7 +62,16 @@ describe("the storage stack's access rules against the real Keystone + Swift", (
   const made: AppCredential[] = [];
   let ruled: AppCredential;
 
-  const options = (extra: Partial<LoadOptions> = {}): LoadOptions => ({ container, remote: 'chi_tacc', rclone: 'rclone', transfers: '8', checkers: '8', fastList: true, prune: false, ...extra });
+  const options = (extra: Partial<LoadOptions> = {}): LoadOptions => ({
+    container,
+    remote: 'chi_tacc',
+    rclone: 'rclone',
+    transfers: '8',
+    checkers: '8',
+    fastList: true,
+    prune: false,
+    ...extra,
+  });
   async function load(workDir: string, o: LoadOptions, force = false) {
     const saved = { ...process.env };
     Object.assign(process.env, etlCredentialEnv(env, ruled));
@@ -83,7 +101,8 @@ describe("the storage stack's access rules against the real Keystone + Swift", (
 
   afterAll(async () => {
     for (const c of made) await revokeAppCredential(env, c).catch(() => undefined);
-    for (const name of (await listContainer(env, container).catch(() => new Map())).keys()) await asUser(env, 'DELETE', `${container}/${name}`).catch(() => undefined);
+    for (const name of (await listContainer(env, container).catch(() => new Map())).keys())
+      await asUser(env, 'DELETE', `${container}/${name}`).catch(() => undefined);
     for (let i = 0; i < 20 && (await asUser(env, 'DELETE', container)).status === 409; i++) await new Promise((r) => setTimeout(r, 500));
   });
 
@@ -115,7 +134,8 @@ describe("the storage stack's access rules against the real Keystone + Swift", (
 
   it('the credential cannot make the container world-readable or writable, nor reach another container', async () => {
     const token = await appCredentialToken(env, ruled);
-    const attempt = (method: string, path: string, headers: Record<string, string> = {}) => fetch(`${env.swiftUrl}/${path}`, { method, headers: { 'x-auth-token': token, ...headers } }).then((r) => r.status);
+    const attempt = (method: string, path: string, headers: Record<string, string> = {}) =>
+      fetch(`${env.swiftUrl}/${path}`, { method, headers: { 'x-auth-token': token, ...headers } }).then((r) => r.status);
     expect(await attempt('GET', container)).toBe(200); // its own container: readable
     expect(await attempt('POST', container, { 'x-container-read': '.r:*,.rlistings' })).toBe(401);
     expect(await attempt('POST', container, { 'x-container-write': '*:*' })).toBe(401);
@@ -129,11 +149,18 @@ describe("the storage stack's access rules against the real Keystone + Swift", (
   });
 
   it('control: with POST on the container path (the rules before this fix) the same request makes it world-readable', async () => {
-    const loose = stackRules(teamId, env.projectId).concat({ service: 'object-store', method: 'POST', path: `/v1/AUTH_${env.projectId}/${container}` });
+    const loose = stackRules(teamId, env.projectId).concat({
+      service: 'object-store',
+      method: 'POST',
+      path: `/v1/AUTH_${env.projectId}/${container}`,
+    });
     const cred = await createRuledCredential(env, `loose-${process.pid}`, loose);
     made.push(cred);
     const token = await appCredentialToken(env, cred);
-    const r = await fetch(`${env.swiftUrl}/${container}`, { method: 'POST', headers: { 'x-auth-token': token, 'x-container-read': '.r:*,.rlistings' } });
+    const r = await fetch(`${env.swiftUrl}/${container}`, {
+      method: 'POST',
+      headers: { 'x-auth-token': token, 'x-container-read': '.r:*,.rlistings' },
+    });
     expect(r.status).toBe(204);
     expect((await asUser(env, 'HEAD', container)).headers.get('x-container-read')).toBe('.r:*,.rlistings');
     // Anyone could now list it without a token.

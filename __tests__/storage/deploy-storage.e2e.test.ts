@@ -5,9 +5,26 @@ import { join } from 'node:path';
 import { createdCredential, outputsFromState } from '../../etl/remote/stack-state';
 import { renderRcloneConf } from '../../etl/remote/rclone-conf';
 import { TEST_PUBLIC_KEY_PATH, TEST_RESERVATION } from '../infra/helpers';
-import { appCredentialToken, createAppCredential, ensureOpenStack, revokeAppCredential, userToken, type AppCredential, type OpenStackEnv } from '../support/openstack';
+import {
+  appCredentialToken,
+  createAppCredential,
+  ensureOpenStack,
+  revokeAppCredential,
+  userToken,
+  type AppCredential,
+  type OpenStackEnv,
+} from '../support/openstack';
 import { describeTerraform, terraform } from '../support/terraform';
-import { cdktf, createProject, fileMode, filesUnder, readState, synthAndInit, writeConfig, type TestProject } from '../support/terraform-project';
+import {
+  cdktf,
+  createProject,
+  fileMode,
+  filesUnder,
+  readState,
+  synthAndInit,
+  writeConfig,
+  type TestProject,
+} from '../support/terraform-project';
 
 // The storage stack applied by the real terraform-provider-openstack 3.4.0 against the local Keystone + Swift,
 // through the commands a user types (`npx cdktf deploy storage`, `diff`, `destroy etl storage`) in a private
@@ -24,7 +41,9 @@ interface KeystoneCredential {
 }
 
 async function listCredentials(env: OpenStackEnv): Promise<KeystoneCredential[]> {
-  const res = await fetch(`${env.authUrl}/users/${env.userId}/application_credentials`, { headers: { 'x-auth-token': await userToken(env) } });
+  const res = await fetch(`${env.authUrl}/users/${env.userId}/application_credentials`, {
+    headers: { 'x-auth-token': await userToken(env) },
+  });
   if (res.status !== 200) throw new Error(`list application credentials: ${res.status}`);
   return ((await res.json()) as { application_credentials: KeystoneCredential[] }).application_credentials;
 }
@@ -66,7 +85,13 @@ interface StorageCoordinates {
 function runnerCoordinates(p: TestProject): StorageCoordinates {
   const o = outputsFromState(p.dir, 'storage');
   const text = (name: string) => String(o[name]?.value ?? '');
-  return { authUrl: text('auth_url'), region: text('region'), userId: text('user_id'), credentialId: text('credential_id'), credentialSecret: createdCredential(p.dir)?.secret };
+  return {
+    authUrl: text('auth_url'),
+    region: text('region'),
+    userId: text('user_id'),
+    credentialId: text('credential_id'),
+    credentialSecret: createdCredential(p.dir)?.secret,
+  };
 }
 
 function userConfig(env: OpenStackEnv, teamId: string, expiresAt: string): Record<string, unknown> {
@@ -119,7 +144,9 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
     // The tutorial's own credential, as a user who followed it has: the stack must neither collide with it
     // nor touch it.
     const existing = (await listCredentials(env)).find((c) => c.name === TUTORIAL_CREDENTIAL);
-    tutorial = existing ? { id: existing.id, secret: '', created: false } : { ...(await createAppCredential(env, TUTORIAL_CREDENTIAL)), created: true };
+    tutorial = existing
+      ? { id: existing.id, secret: '', created: false }
+      : { ...(await createAppCredential(env, TUTORIAL_CREDENTIAL)), created: true };
     p = createProject(work, 'project', env, userConfig(env, teamId, daysAhead(90)));
     await timed('synth + terraform init (mirror)', () => synthAndInit(p, ['storage', 'etl']));
   });
@@ -132,7 +159,8 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
       await swift(env, 'DELETE', container).catch(() => undefined);
     }
     for (const c of await listCredentials(env).catch(() => [])) {
-      if (c.name === credentialName || (c.name === TUTORIAL_CREDENTIAL && tutorial?.created)) await revokeAppCredential(env, { id: c.id, secret: '' }).catch(() => undefined);
+      if (c.name === credentialName || (c.name === TUTORIAL_CREDENTIAL && tutorial?.created))
+        await revokeAppCredential(env, { id: c.id, secret: '' }).catch(() => undefined);
     }
     // Terraform and cdktf printed outputs and plans; not one secret among them.
     const all = p?.transcript.join('\n') ?? '';
@@ -159,9 +187,22 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
 
     // rclone, with the rclone.conf the runner writes onto the node, uploads into the container and lists it.
     const conf = join(p.dir, 'rclone.conf');
-    writeFileSync(conf, renderRcloneConf({ name: 'chi_tacc', authUrl: first.authUrl, region: first.region, userId: first.userId, credentialId: first.credentialId, credentialSecret: first.credentialSecret! }), { mode: 0o600 });
-    writeFileSync(join(p.dir, 'rclone-check.txt'), 'written by rclone with the stack\'s credential\n');
-    execFileSync('rclone', ['--config', conf, 'copyto', join(p.dir, 'rclone-check.txt'), `chi_tacc:${container}/rclone-check.txt`], { stdio: 'pipe' });
+    writeFileSync(
+      conf,
+      renderRcloneConf({
+        name: 'chi_tacc',
+        authUrl: first.authUrl,
+        region: first.region,
+        userId: first.userId,
+        credentialId: first.credentialId,
+        credentialSecret: first.credentialSecret!,
+      }),
+      { mode: 0o600 },
+    );
+    writeFileSync(join(p.dir, 'rclone-check.txt'), "written by rclone with the stack's credential\n");
+    execFileSync('rclone', ['--config', conf, 'copyto', join(p.dir, 'rclone-check.txt'), `chi_tacc:${container}/rclone-check.txt`], {
+      stdio: 'pipe',
+    });
     expect(execFileSync('rclone', ['--config', conf, 'lsf', `chi_tacc:${container}`], { encoding: 'utf8' })).toContain('rclone-check.txt');
     rmSync(conf);
 
@@ -172,7 +213,8 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
     for (const f of ['terraform.storage.tfstate', 'terraform.storage.tfstate.backup', 'terraform.etl.tfstate', 'terraform.node.tfstate']) {
       expect([f, fileMode(join(p.dir, f))]).toEqual([f, '0600']);
     }
-    for (const d of ['cdktf.out', 'cdktf.out/stacks', 'cdktf.out/stacks/storage']) expect([d, fileMode(join(p.dir, d))]).toEqual([d, '0700']);
+    for (const d of ['cdktf.out', 'cdktf.out/stacks', 'cdktf.out/stacks/storage'])
+      expect([d, fileMode(join(p.dir, d))]).toEqual([d, '0700']);
   });
 
   it('diff right after, and a plain terraform plan of the synthesized JSON: no changes', async () => {
@@ -193,10 +235,17 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
     // provisioner swapped for `true` (the runner itself is exercised by __tests__/remote/deploy-etl.e2e.test.ts).
     const etlDir = join(p.dir, 'cdktf.out', 'stacks', 'etl');
     const etlJson = JSON.parse(readFileSync(join(etlDir, 'cdk.tf.json'), 'utf8'));
-    const nodeOutputs = [...new Set<string>(JSON.stringify(etlJson).match(/cross-stack-reference-input-node\.outputs\.[\w-]+/g) ?? [])].map((m) => m.split('.outputs.')[1]!);
+    const nodeOutputs = [...new Set<string>(JSON.stringify(etlJson).match(/cross-stack-reference-input-node\.outputs\.[\w-]+/g) ?? [])].map(
+      (m) => m.split('.outputs.')[1]!,
+    );
     expect(nodeOutputs.length).toBeGreaterThan(0);
-    const outputs = Object.fromEntries(nodeOutputs.map((n) => [n, { value: /address/.test(n) ? '192.5.87.10' : /id$/.test(n) ? 'server-1' : `${n}-value`, type: 'string' }]));
-    writeFileSync(join(p.dir, 'terraform.node.tfstate'), JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: 1, lineage: 'stand-in-node', outputs, resources: [] }));
+    const outputs = Object.fromEntries(
+      nodeOutputs.map((n) => [n, { value: /address/.test(n) ? '192.5.87.10' : /id$/.test(n) ? 'server-1' : `${n}-value`, type: 'string' }]),
+    );
+    writeFileSync(
+      join(p.dir, 'terraform.node.tfstate'),
+      JSON.stringify({ version: 4, terraform_version: '1.5.0', serial: 1, lineage: 'stand-in-node', outputs, resources: [] }),
+    );
     etlJson.resource.terraform_data.etl_run.provisioner[0]['local-exec'].command = 'true';
     writeFileSync(join(etlDir, 'cdk.tf.json'), JSON.stringify(etlJson));
     const applied = terraform(etlDir, ['apply', '-auto-approve', '-no-color'], p.env);
@@ -239,7 +288,10 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
     expect(await (await swift(env, 'GET', `${container}/keep.txt`)).text()).toBe('precious\n');
     expect(await credentialWorks(env, { id: second.credentialId, secret: second.credentialSecret! })).toBe(true);
     const state = readState(p, 'storage');
-    expect(state.resources.map((x) => x.type).sort()).toEqual(['openstack_identity_application_credential_v3', 'openstack_objectstorage_container_v1']);
+    expect(state.resources.map((x) => x.type).sort()).toEqual([
+      'openstack_identity_application_credential_v3',
+      'openstack_objectstorage_container_v1',
+    ]);
     // Terraform drops the outputs before the refused delete; a deploy puts them back and changes nothing.
     const again = await timed('cdktf deploy storage (after the refusal)', () => cdktf(p, ['deploy', 'storage', '--auto-approve']));
     if (again.status !== 0) throw new Error(again.output);
@@ -257,7 +309,8 @@ describeTerraform('npx cdktf deploy / diff / destroy of the storage stack', { pr
     const creds = await listCredentials(env);
     expect(creds.filter((c) => c.name === credentialName)).toEqual([]);
     expect(creds.filter((c) => c.name === TUTORIAL_CREDENTIAL).map((c) => c.id)).toEqual([tutorial.id]);
-    for (const f of ['terraform.storage.tfstate', 'terraform.storage.tfstate.backup']) expect([f, fileMode(join(p.dir, f))]).toEqual([f, '0600']);
+    for (const f of ['terraform.storage.tfstate', 'terraform.storage.tfstate.backup'])
+      expect([f, fileMode(join(p.dir, f))]).toEqual([f, '0600']);
   });
 });
 
@@ -277,7 +330,8 @@ describeTerraform('bring your own credential through the real provider', { provi
   });
 
   afterAll(async () => {
-    if ((await objectCount(env, container).catch(() => undefined)) !== undefined) await swift(env, 'DELETE', container).catch(() => undefined);
+    if ((await objectCount(env, container).catch(() => undefined)) !== undefined)
+      await swift(env, 'DELETE', container).catch(() => undefined);
     if (own) await revokeAppCredential(env, own).catch(() => undefined);
     expect(p?.transcript.join('\n').includes(own.secret)).toBe(false);
   });

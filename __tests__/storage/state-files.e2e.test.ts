@@ -53,7 +53,9 @@ describe('state files are private (stacks/state-files.ts protectStateFiles, run 
     chmodSync(join(dir, 'cdktf.out', 'stacks', 'storage', 'plan'), 0o644);
     const warnings = protectStateFiles(app);
     expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toMatch(/terraform\.storage\.tfstate was readable by group or others \(mode 0644\); it is now 0600\. It holds the application credential's secret: .*replace the credential \(set a later credential\.expiresAt, then npx cdktf deploy storage etl\)/);
+    expect(warnings[0]).toMatch(
+      /terraform\.storage\.tfstate was readable by group or others \(mode 0644\); it is now 0600\. It holds the application credential's secret: .*replace the credential \(set a later credential\.expiresAt, then npx cdktf deploy storage etl\)/,
+    );
     expect(warnings[1]).toMatch(/terraform\.node\.tfstate\.backup was readable by group or others \(mode 0640\); it is now 0600\./);
     expect(warnings[1]).not.toMatch(/secret/);
     expect(fileMode(join(dir, 'terraform.storage.tfstate'))).toBe('0600');
@@ -77,12 +79,45 @@ describeTerraform('terraform apply of the etl stack keeps the secret out of its 
 
     // The storage state a deploy leaves: every output the storage stack declares, and the credential's
     // attributes (secret included) under its resource.
-    const value = (name: string) => (/credential.*id/.test(name) ? 'cred-1' : /container/.test(name) ? 'object-persist-proj99' : `${name}-value`);
-    const outputs = Object.fromEntries(Object.entries<{ sensitive?: boolean }>(storage.output).map(([n, o]) => [n, { value: /secret/.test(n) ? SENTINEL_SECRET : value(n), type: 'string', ...(o.sensitive ? { sensitive: true } : {}) }]));
-    const credential = { mode: 'managed', type: 'openstack_identity_application_credential_v3', name: 'rclone', provider: 'provider["registry.terraform.io/terraform-provider-openstack/openstack"].chi_tacc', instances: [{ schema_version: 0, attributes: { id: 'cred-1', name: 'persist-proj99-rclone', secret: SENTINEL_SECRET }, sensitive_attributes: [[{ type: 'get_attr', value: 'secret' }]] }] };
-    writeFileSync(join(dir, 'terraform.storage.tfstate'), JSON.stringify({ version: 4, terraform_version: '1.11.4', serial: 1, lineage: 'storage', outputs, resources: [credential] }));
-    const nodeRefs = [...new Set<string>(JSON.stringify(etl).match(/cross-stack-reference-input-node\.outputs\.[\w-]+/g) ?? [])].map((m) => m.split('.outputs.')[1]!);
-    writeFileSync(join(dir, 'terraform.node.tfstate'), JSON.stringify({ version: 4, terraform_version: '1.11.4', serial: 1, lineage: 'node', outputs: Object.fromEntries(nodeRefs.map((n) => [n, { value: `${n}-value`, type: 'string' }])), resources: [] }));
+    const value = (name: string) =>
+      /credential.*id/.test(name) ? 'cred-1' : /container/.test(name) ? 'object-persist-proj99' : `${name}-value`;
+    const outputs = Object.fromEntries(
+      Object.entries<{ sensitive?: boolean }>(storage.output).map(([n, o]) => [
+        n,
+        { value: /secret/.test(n) ? SENTINEL_SECRET : value(n), type: 'string', ...(o.sensitive ? { sensitive: true } : {}) },
+      ]),
+    );
+    const credential = {
+      mode: 'managed',
+      type: 'openstack_identity_application_credential_v3',
+      name: 'rclone',
+      provider: 'provider["registry.terraform.io/terraform-provider-openstack/openstack"].chi_tacc',
+      instances: [
+        {
+          schema_version: 0,
+          attributes: { id: 'cred-1', name: 'persist-proj99-rclone', secret: SENTINEL_SECRET },
+          sensitive_attributes: [[{ type: 'get_attr', value: 'secret' }]],
+        },
+      ],
+    };
+    writeFileSync(
+      join(dir, 'terraform.storage.tfstate'),
+      JSON.stringify({ version: 4, terraform_version: '1.11.4', serial: 1, lineage: 'storage', outputs, resources: [credential] }),
+    );
+    const nodeRefs = [...new Set<string>(JSON.stringify(etl).match(/cross-stack-reference-input-node\.outputs\.[\w-]+/g) ?? [])].map(
+      (m) => m.split('.outputs.')[1]!,
+    );
+    writeFileSync(
+      join(dir, 'terraform.node.tfstate'),
+      JSON.stringify({
+        version: 4,
+        terraform_version: '1.11.4',
+        serial: 1,
+        lineage: 'node',
+        outputs: Object.fromEntries(nodeRefs.map((n) => [n, { value: `${n}-value`, type: 'string' }])),
+        resources: [],
+      }),
+    );
 
     const etlDir = join(dir, 'cdktf.out', 'stacks', 'etl');
     const withCommand = (cmd: string) => {

@@ -1,7 +1,15 @@
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isCI, MIRROR_ENV, mirrorCliConfig, missingForTerraform, PROVIDER_SOURCE, providerMirror, terraformEnv } from '../support/terraform';
+import {
+  isCI,
+  MIRROR_ENV,
+  mirrorCliConfig,
+  missingForTerraform,
+  PROVIDER_SOURCE,
+  providerMirror,
+  terraformEnv,
+} from '../support/terraform';
 
 // Where the suites that run Terraform take the OpenStack provider from, and when they refuse to run.
 function fakeMirror(): string {
@@ -38,7 +46,9 @@ describe('the provider for tests: the mirror when there is one, else the registr
     expect(mirrorCliConfig(mirror)).toBe(
       `provider_installation {\n  filesystem_mirror {\n    path    = "${mirror}"\n    include = ["${PROVIDER_SOURCE}"]\n  }\n  direct { exclude = ["${PROVIDER_SOURCE}"] }\n}\n`,
     );
-    expect(terraformEnv(mkdtempSync(join(tmpdir(), 'tfenv-')), { [MIRROR_ENV]: mirror }).TF_CLI_CONFIG_FILE).toMatch(/terraform-mirror\.tfrc$/);
+    expect(terraformEnv(mkdtempSync(join(tmpdir(), 'tfenv-')), { [MIRROR_ENV]: mirror }).TF_CLI_CONFIG_FILE).toMatch(
+      /terraform-mirror\.tfrc$/,
+    );
   });
 
   it('in CI a suite that needs the provider refuses to run without the mirror (CI has no registry); elsewhere it uses the registry', () => {
@@ -46,6 +56,12 @@ describe('the provider for tests: the mirror when there is one, else the registr
     expect(missingForTerraform({ provider: true }, { ...none, CI: 'true' })).toMatch(/provider mirror is missing/);
     expect(missingForTerraform({ provider: true }, { ...none })).toBeUndefined();
     expect(missingForTerraform({}, { ...none, CI: 'true' })).toBeUndefined(); // built-in providers only
-    expect([isCI({ CI: 'true' }), isCI({ CI: '1' }), isCI({ CI: 'false' }), isCI({ CI: '0' }), isCI({})]).toEqual([true, true, false, false, false]);
+    expect([isCI({ CI: 'true' }), isCI({ CI: '1' }), isCI({ CI: 'false' }), isCI({ CI: '0' }), isCI({})]).toEqual([
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
   });
 });

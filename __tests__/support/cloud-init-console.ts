@@ -23,7 +23,7 @@ export function cloudInitConsoleOutput(pubKeys: string[], { keyBlacklist = 'ssh-
   const out = execFileSync('sh', [join(dir, 'write.sh'), fpBlacklist, keyBlacklist], { encoding: 'utf8' });
   // cc_keys_to_console writes the script's output to the console between cloud-init's own lines.
   return [
-    '[   18.220391] cloud-init[871]: Cloud-init v. 22.4.2 running \'modules:final\' at Tue, 01 Dec 2026 10:00:00 +0000. Up 18.10 seconds.',
+    "[   18.220391] cloud-init[871]: Cloud-init v. 22.4.2 running 'modules:final' at Tue, 01 Dec 2026 10:00:00 +0000. Up 18.10 seconds.",
     'ci-info: no authorized SSH keys fingerprints found for user cc.',
     out.trimEnd(),
     '[   19.001122] cloud-init[871]: Cloud-init v. 22.4.2 finished at Tue, 01 Dec 2026 10:00:01 +0000. Datasource DataSourceOpenStack.  Up 19.00 seconds',

@@ -7,7 +7,9 @@ import type { IConstruct } from 'constructs';
 export function errorAnnotations(scope: IConstruct): string[] {
   return scope.node
     .findAll()
-    .flatMap((c) => c.node.metadata.filter((m) => m.type === AnnotationMetadataEntryType.ERROR).map((m) => `${c.node.path}: ${String(m.data)}`));
+    .flatMap((c) =>
+      c.node.metadata.filter((m) => m.type === AnnotationMetadataEntryType.ERROR).map((m) => `${c.node.path}: ${String(m.data)}`),
+    );
 }
 
 /**

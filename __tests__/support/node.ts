@@ -42,7 +42,9 @@ export function faultyNode(dir: string, fakes: Record<string, string | null>): S
   const base = ensureNode();
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
-  const hidden = Object.entries(fakes).filter(([, body]) => body === null).map(([name]) => name);
+  const hidden = Object.entries(fakes)
+    .filter(([, body]) => body === null)
+    .map(([name]) => name);
   if (hidden.length > 0) {
     // A PATH of links to every command but the hidden ones.
     for (const d of ['/usr/local/bin', '/usr/bin']) {
@@ -63,6 +65,14 @@ export function faultyNode(dir: string, fakes: Record<string, string | null>): S
   return {
     ...base,
     privateKeyPath: key,
-    remove: () => writeFileSync(authorized, readFileSync(authorized, 'utf8').split('\n').filter((l) => l && l !== entry).map((l) => `${l}\n`).join('')),
+    remove: () =>
+      writeFileSync(
+        authorized,
+        readFileSync(authorized, 'utf8')
+          .split('\n')
+          .filter((l) => l && l !== entry)
+          .map((l) => `${l}\n`)
+          .join(''),
+      ),
   };
 }

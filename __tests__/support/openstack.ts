@@ -129,7 +129,9 @@ export async function listContainer(env: OpenStackEnv, container: string): Promi
   const out = new Map<string, { bytes: number; hash: string }>();
   let marker = '';
   for (;;) {
-    const res = await fetch(`${env.swiftUrl}/${container}?format=json&marker=${encodeURIComponent(marker)}`, { headers: { 'x-auth-token': token } });
+    const res = await fetch(`${env.swiftUrl}/${container}?format=json&marker=${encodeURIComponent(marker)}`, {
+      headers: { 'x-auth-token': token },
+    });
     if (res.status === 404) return out;
     const page = (await res.json()) as { name: string; bytes: number; hash: string }[];
     if (page.length === 0) return out;
@@ -141,20 +143,35 @@ export async function listContainer(env: OpenStackEnv, container: string): Promi
 /** True when the object exists: a HEAD goes to the object server, with no container-listing lag. */
 export async function hasObject(env: OpenStackEnv, container: string, name: string): Promise<boolean> {
   const token = await appCredentialToken(env);
-  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { method: 'HEAD', headers: { 'x-auth-token': token } });
+  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, {
+    method: 'HEAD',
+    headers: { 'x-auth-token': token },
+  });
   return res.status === 200;
 }
 
 export async function getObject(env: OpenStackEnv, container: string, name: string): Promise<Buffer | undefined> {
   const token = await appCredentialToken(env);
-  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { headers: { 'x-auth-token': token } });
+  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, {
+    headers: { 'x-auth-token': token },
+  });
   if (res.status === 404) return undefined;
   return Buffer.from(await res.arrayBuffer());
 }
 
-export async function putObject(env: OpenStackEnv, container: string, name: string, body: Buffer | string, headers: Record<string, string> = {}): Promise<void> {
+export async function putObject(
+  env: OpenStackEnv,
+  container: string,
+  name: string,
+  body: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<void> {
   const token = await appCredentialToken(env);
-  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, { method: 'PUT', headers: { 'x-auth-token': token, ...headers }, body });
+  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, {
+    method: 'PUT',
+    headers: { 'x-auth-token': token, ...headers },
+    body,
+  });
   if (res.status !== 201) throw new Error(`PUT ${container}/${name}: ${res.status}`);
 }
 

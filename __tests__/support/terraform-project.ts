@@ -11,7 +11,19 @@ import { providerMirror, ROOT, terraform, terraformEnv } from './terraform';
  * directory holding config/, stacks/state-files.ts), and a test must never replace the developer's own states.
  * Sources are copied (the state path is derived from where config/ really is); node_modules is a symlink.
  */
-const PROJECT_ENTRIES = ['main.ts', 'cdktf.json', 'package.json', 'tsconfig.json', 'config', 'stacks', 'constructs', 'cloud-init', 'etl', '.gen', 'scripts'];
+const PROJECT_ENTRIES = [
+  'main.ts',
+  'cdktf.json',
+  'package.json',
+  'tsconfig.json',
+  'config',
+  'stacks',
+  'constructs',
+  'cloud-init',
+  'etl',
+  '.gen',
+  'scripts',
+];
 
 export interface TestProject {
   dir: string;
@@ -57,7 +69,13 @@ const ANSI = /\u001b\[[0-9;?]*[A-Za-z]|\u001b[()][A-Z0-9]/g;
 
 /** `npx cdktf <args>` in the project, as typed (plus --auto-approve where it would prompt). */
 export async function cdktf(p: TestProject, args: string[], extraEnv: Record<string, string> = {}) {
-  const r = await execa('npx', ['cdktf', ...args], { cwd: p.dir, env: { ...p.env, ...extraEnv }, extendEnv: false, reject: false, timeout: 300_000 });
+  const r = await execa('npx', ['cdktf', ...args], {
+    cwd: p.dir,
+    env: { ...p.env, ...extraEnv },
+    extendEnv: false,
+    reject: false,
+    timeout: 300_000,
+  });
   const output = `${r.stdout}\n${r.stderr}`.replace(ANSI, '');
   p.transcript.push(output);
   return { status: r.exitCode, output };
@@ -81,7 +99,13 @@ export async function synthAndInit(p: TestProject, stacks: string[]): Promise<vo
 }
 
 /** A stack's state: its outputs and its managed resources (data sources left out). */
-export function readState(p: TestProject, stack: string): { outputs: Record<string, { value: unknown }>; resources: { type: string; name: string; instances: { attributes: Record<string, unknown> }[] }[] } {
+export function readState(
+  p: TestProject,
+  stack: string,
+): {
+  outputs: Record<string, { value: unknown }>;
+  resources: { type: string; name: string; instances: { attributes: Record<string, unknown> }[] }[];
+} {
   const state = JSON.parse(readFileSync(join(p.dir, `terraform.${stack}.tfstate`), 'utf8'));
   return { outputs: state.outputs ?? {}, resources: (state.resources ?? []).filter((r: { mode: string }) => r.mode === 'managed') };
 }

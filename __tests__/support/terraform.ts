@@ -85,7 +85,10 @@ export function missingForTerraform(opts: { provider?: boolean } = {}, env: Node
 export function describeTerraform(title: string, opts: { provider?: boolean }, fn: () => void): void {
   const missing = missingForTerraform(opts);
   if (!missing) {
-    describe(`${title} (${terraformBinary()}${opts.provider ? `, provider from ${providerMirror() ? 'the mirror' : 'the registry'}` : ''})`, fn);
+    describe(
+      `${title} (${terraformBinary()}${opts.provider ? `, provider from ${providerMirror() ? 'the mirror' : 'the registry'}` : ''})`,
+      fn,
+    );
   } else if (isCI()) {
     describe(title, () => {
       it('has what it needs to run in CI', () => {
@@ -99,6 +102,10 @@ export function describeTerraform(title: string, opts: { provider?: boolean }, f
 
 /** Runs Terraform in `dir` (synchronously), with `env` on top of this process's environment. */
 export function terraform(dir: string, args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(terraformBinary()!, [`-chdir=${dir}`, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 170_000 });
+  const r = spawnSync(terraformBinary()!, [`-chdir=${dir}`, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 170_000,
+  });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }

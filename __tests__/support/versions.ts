@@ -14,7 +14,11 @@ export interface ReaderView {
   /** Every object of the container: name -> MD5. */
   all: Map<string, string>;
   /** The current version's manifest.json, parsed. */
-  manifest?: { datasetKey: string; objects: { name: string; bytes: number; md5: string }[]; transform: { splits: Record<string, number>; rows: number; users: number; items: number } } & Record<string, unknown>;
+  manifest?: {
+    datasetKey: string;
+    objects: { name: string; bytes: number; md5: string }[];
+    transform: { splits: Record<string, number>; rows: number; users: number; items: number };
+  } & Record<string, unknown>;
 }
 
 /** One object of the current version, through Swift's API. */
@@ -45,7 +49,8 @@ export async function readerView(env: OpenStackEnv, container: string): Promise<
     }
     const listed = new Set((manifest?.objects ?? []).map((o) => o.name));
     for (const name of listing.keys()) {
-      if (name.startsWith(prefix) && name !== `${prefix}manifest.json` && !listed.has(name.slice(prefix.length))) problems.push(`${name}: not in the manifest`);
+      if (name.startsWith(prefix) && name !== `${prefix}manifest.json` && !listed.has(name.slice(prefix.length)))
+        problems.push(`${name}: not in the manifest`);
     }
   }
   return { pointer, current, problems, all, manifest };

@@ -47,21 +47,32 @@ esac`,
 
 function run(t: ReturnType<typeof setUp>, world: World): { status: number | null; stdout: string; stderr: string; calls: string[] } {
   writeFileSync(t.calls, '');
-  const cmd = mountCommand({ remote: 'chi_tacc', container: 'c', store: '~/mnt', rcloneConfigPath: '~/.config/rclone/rclone.conf', service: SERVICE });
-  const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /run && mkdir -p /run/systemd/system && exec sh -c "$0"', cmd], {
-    encoding: 'utf8',
-    env: {
-      PATH: `${t.bin}:${process.env.PATH}`,
-      HOME: t.home,
-      WORLD_ACTIVE: world.active ? '1' : '0',
-      WORLD_MOUNTED: world.mounted ? '1' : '0',
-      WORLD_RESTART_FAILS: world.restartFails ? '1' : '0',
-    },
+  const cmd = mountCommand({
+    remote: 'chi_tacc',
+    container: 'c',
+    store: '~/mnt',
+    rcloneConfigPath: '~/.config/rclone/rclone.conf',
+    service: SERVICE,
   });
+  const r = spawnSync(
+    'unshare',
+    ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /run && mkdir -p /run/systemd/system && exec sh -c "$0"', cmd],
+    {
+      encoding: 'utf8',
+      env: {
+        PATH: `${t.bin}:${process.env.PATH}`,
+        HOME: t.home,
+        WORLD_ACTIVE: world.active ? '1' : '0',
+        WORLD_MOUNTED: world.mounted ? '1' : '0',
+        WORLD_RESTART_FAILS: world.restartFails ? '1' : '0',
+      },
+    },
+  );
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, calls: readFileSync(t.calls, 'utf8').split('\n').filter(Boolean) };
 }
 
-const conf = (t: ReturnType<typeof setUp>, text: string) => writeFileSync(join(t.home, '.config', 'rclone', 'rclone.conf'), text, { mode: 0o600 });
+const conf = (t: ReturnType<typeof setUp>, text: string) =>
+  writeFileSync(join(t.home, '.config', 'rclone', 'rclone.conf'), text, { mode: 0o600 });
 
 describe("the runner's mount step on a systemd node", () => {
   const t = setUp();

@@ -50,22 +50,44 @@ export interface Run {
  * ssh's own failures to connect (exit 255 before the command ran). Under TCG, with qemu niced on a busy 2-core
  * host, the VM's sshd can take longer than a connect timeout to send its banner.
  */
-export const SSH_CONNECT_FAILURE = /Connection timed out during banner exchange|kex_exchange_identification|Connection (refused|reset|closed) by|connect to host .* (timed out|Connection refused)/;
+export const SSH_CONNECT_FAILURE =
+  /Connection timed out during banner exchange|kex_exchange_identification|Connection (refused|reset|closed) by|connect to host .* (timed out|Connection refused)/;
 
 /**
  * One command on the VM as cc (a login shell's environment: new sessions see new group memberships). A failure
  * to connect is retried (`retries`, default 4): the command never started, so running it again is safe.
  */
-export async function vmRun(vm: Vm, command: string, opts: { input?: string | Buffer; timeoutMs?: number; retries?: number } = {}): Promise<Run> {
+export async function vmRun(
+  vm: Vm,
+  command: string,
+  opts: { input?: string | Buffer; timeoutMs?: number; retries?: number } = {},
+): Promise<Run> {
   for (let attempt = 0; ; attempt++) {
     const r = await execa(
       'ssh',
       [
-        '-p', String(vm.port), '-i', vm.privateKeyPath,
-        '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=accept-new',
-        '-o', `UserKnownHostsFile=${vm.knownHostsPath}`, '-o', 'ConnectTimeout=60', '-o', 'LogLevel=ERROR',
-        '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=6',
-        `${vm.user}@${vm.host}`, command,
+        '-p',
+        String(vm.port),
+        '-i',
+        vm.privateKeyPath,
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        'StrictHostKeyChecking=accept-new',
+        '-o',
+        `UserKnownHostsFile=${vm.knownHostsPath}`,
+        '-o',
+        'ConnectTimeout=60',
+        '-o',
+        'LogLevel=ERROR',
+        '-o',
+        'ServerAliveInterval=10',
+        '-o',
+        'ServerAliveCountMax=6',
+        `${vm.user}@${vm.host}`,
+        command,
       ],
       { reject: false, input: opts.input ?? '', timeout: opts.timeoutMs ?? 600_000 },
     );
@@ -77,7 +99,11 @@ export async function vmRun(vm: Vm, command: string, opts: { input?: string | Bu
 }
 
 /** Like vmRun, but the command must succeed; returns its stdout. */
-export async function vmOk(vm: Vm, command: string, opts: { input?: string | Buffer; timeoutMs?: number; retries?: number } = {}): Promise<string> {
+export async function vmOk(
+  vm: Vm,
+  command: string,
+  opts: { input?: string | Buffer; timeoutMs?: number; retries?: number } = {},
+): Promise<string> {
   const r = await vmRun(vm, command, opts);
   if (r.exitCode !== 0) throw new Error(`on the VM, \`${command}\` exited ${r.exitCode}:\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
@@ -97,7 +123,12 @@ export async function waitFor<T>(what: string, seconds: number, probe: () => Pro
 }
 
 export async function waitForSsh(vm: Vm, seconds: number): Promise<void> {
-  await waitFor('SSH on the VM', seconds, async () => ((await vmRun(vm, 'true', { timeoutMs: 90_000, retries: 0 })).exitCode === 0 ? true : undefined), 2000);
+  await waitFor(
+    'SSH on the VM',
+    seconds,
+    async () => ((await vmRun(vm, 'true', { timeoutMs: 90_000, retries: 0 })).exitCode === 0 ? true : undefined),
+    2000,
+  );
 }
 
 export async function bootId(vm: Vm): Promise<string> {

@@ -36,7 +36,11 @@ export function checkDatasetUrl(url: string, pinnedSha256: string | undefined): 
     throw new EtlError(`--url ${url} is not a URL`, 'Give the https:// URL of the MovieLens zip, or a local copy with --source.');
   }
   if (u.protocol === 'https:') return;
-  if (u.protocol !== 'http:') throw new EtlError(`--url ${url}: only https:// (or http:// with --sha256) is supported`, 'Use the https:// URL of the zip, or --source for a local file.');
+  if (u.protocol !== 'http:')
+    throw new EtlError(
+      `--url ${url}: only https:// (or http:// with --sha256) is supported`,
+      'Use the https:// URL of the zip, or --source for a local file.',
+    );
   if (!pinnedSha256 && !isLoopbackLiteral(u)) {
     throw new EtlError(
       `refusing to download ${url} over plain http without a pinned SHA-256: anyone on the network path could replace the zip (and its .md5)`,

@@ -26,7 +26,10 @@ export function datasetEntries(entries: readonly string[], zipName: string): Dat
   const controlled = entries.filter((e) => CONTROL.test(e));
   if (controlled.length) {
     throw new EtlError(
-      `refusing the zip: entry names with control characters (${controlled.slice(0, 3).map((e) => JSON.stringify(e)).join(', ')})`,
+      `refusing the zip: entry names with control characters (${controlled
+        .slice(0, 3)
+        .map((e) => JSON.stringify(e))
+        .join(', ')})`,
       'Such names break object listings and terminals; a genuine MovieLens zip has none. Get the archive again from the official source.',
     );
   }
@@ -35,7 +38,10 @@ export function datasetEntries(entries: readonly string[], zipName: string): Dat
   const candidates = files.filter((e) => basename(e) === 'ratings.csv' && depth(e) <= 2);
   const holds = `it holds: ${files.slice(0, 12).join(', ')}${files.length > 12 ? `, … (${files.length} files)` : ''}`;
   if (candidates.length > 1) {
-    throw new EtlError(`the zip holds ${candidates.length} candidate ratings files (${candidates.join(', ')}); expected exactly one ratings.csv`, `Pass a zip of one dataset (${SUPPORTED}).`);
+    throw new EtlError(
+      `the zip holds ${candidates.length} candidate ratings files (${candidates.join(', ')}); expected exactly one ratings.csv`,
+      `Pass a zip of one dataset (${SUPPORTED}).`,
+    );
   }
   if (candidates.length === 0) {
     const near = (re: RegExp) => files.filter((e) => re.test(basename(e)));

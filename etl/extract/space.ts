@@ -15,7 +15,13 @@ export const SPACE_MARGIN_BYTES = 16 * 1024 * 1024;
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
 /** Pure: the error to raise when `needed` bytes do not fit in `free` bytes at `dir`, else undefined. */
-export function spaceProblem(needed: number, free: number, dir: string, zipPath: string, margin = SPACE_MARGIN_BYTES): EtlError | undefined {
+export function spaceProblem(
+  needed: number,
+  free: number,
+  dir: string,
+  zipPath: string,
+  margin = SPACE_MARGIN_BYTES,
+): EtlError | undefined {
   if (needed + margin <= free) return undefined;
   return new EtlError(
     `disk full: not enough space to unzip ${zipPath}: needed ${mb(needed)} (+ ${mb(margin)} headroom), free ${mb(free)} in ${dir}`,

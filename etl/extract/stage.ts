@@ -44,7 +44,8 @@ export interface ExtractResult {
 
 /** A local zip: the file itself, or the one zip in a directory (the one named like --url if several). */
 export function resolveSource(source: string, url: string): string {
-  if (!existsSync(source)) throw new EtlError(`--source ${source} does not exist`, 'Give the path of a MovieLens zip, or of a directory holding one.');
+  if (!existsSync(source))
+    throw new EtlError(`--source ${source} does not exist`, 'Give the path of a MovieLens zip, or of a directory holding one.');
   if (!statSync(source).isDirectory()) return source;
   const zips = readdirSync(source).filter((f) => f.endsWith('.zip'));
   const named = zips.find((f) => f === basename(url));
@@ -83,7 +84,12 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   if (previous?.result.dataset) for (const note of recoverInterrupted(layout.staging, previous.result.dataset)) ctx.log.warn(note);
   const unchanged = previous?.inputsKey === inputsKey && existsSync(previous.result.zip.path) && (await stagedIntact(previous.result));
   if (!ctx.force && unchanged) {
-    return { stage: 'extract', status: 'skipped', message: `${previous.result.dataset} already extracted from ${origin} (--force to redo)`, details: { dataset: previous.result.dataset } };
+    return {
+      stage: 'extract',
+      status: 'skipped',
+      message: `${previous.result.dataset} already extracted from ${origin} (--force to redo)`,
+      details: { dataset: previous.result.dataset },
+    };
   }
   const startedAt = new Date();
   const t0 = performance.now();
@@ -95,7 +101,11 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   } else {
     mkdirSync(layout.downloads, { recursive: true });
     // Keyed by the whole URL: another URL whose file name is the same (a mirror, another release) is another file.
-    zipPath = join(layout.downloads, createHash('sha256').update(o.url).digest('hex').slice(0, 12), basename(new URL(o.url).pathname) || 'dataset.zip');
+    zipPath = join(
+      layout.downloads,
+      createHash('sha256').update(o.url).digest('hex').slice(0, 12),
+      basename(new URL(o.url).pathname) || 'dataset.zip',
+    );
     mkdirSync(dirname(zipPath), { recursive: true });
     checkDatasetUrl(o.url, o.sha256);
     if (ctx.force || !existsSync(zipPath)) {
@@ -119,7 +129,8 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   else if (!localZip) {
     const published = await publishedMd5(o.url);
     if ('md5' in published) checksum = { algorithm: 'md5', expected: published.md5, from: 'published' };
-    else if (o.allowUnverified) ctx.log.warn(`no checksum published at ${o.url}.md5 (${published.missing}); only the size was verified (--allow-unverified)`);
+    else if (o.allowUnverified)
+      ctx.log.warn(`no checksum published at ${o.url}.md5 (${published.missing}); only the size was verified (--allow-unverified)`);
     else {
       throw new EtlError(
         `cannot verify ${basename(zipPath)}: no checksum given and none published at ${o.url}.md5 (${published.missing})`,
@@ -133,7 +144,9 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
       if (!localZip) rmSync(zipPath, { force: true });
       throw new EtlError(
         `${basename(zipPath)}: ${checksum.algorithm} is ${actual}, expected ${checksum.expected} (${checksum.from})`,
-        localZip ? 'The local archive is damaged or another file: get it again.' : 'The damaged download was deleted: rerun extract to fetch it again.',
+        localZip
+          ? 'The local archive is damaged or another file: get it again.'
+          : 'The damaged download was deleted: rerun extract to fetch it again.',
       );
     }
     ctx.log.info(`${checksum.algorithm} verified`);
@@ -152,7 +165,13 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
   const dataset = chosen.dataset;
   const under = chosen.files.every((f) => f.startsWith(`${dataset}/`));
   try {
-    ({ files } = await unzipInto(zipPath, tmp, (entry, done, total) => ctx.log.progress(`  unzip ${entry}: ${Math.round((100 * done) / Math.max(total, 1))}% of ${(total / 1e6).toFixed(0)} MB`), (name) => wanted.has(name)));
+    ({ files } = await unzipInto(
+      zipPath,
+      tmp,
+      (entry, done, total) =>
+        ctx.log.progress(`  unzip ${entry}: ${Math.round((100 * done) / Math.max(total, 1))}% of ${(total / 1e6).toFixed(0)} MB`),
+      (name) => wanted.has(name),
+    ));
     mkdirSync(layout.staging, { recursive: true });
     for (const note of recoverInterrupted(layout.staging, dataset)) ctx.log.warn(note);
     replaceDir(under ? join(tmp, dataset) : tmp, join(layout.staging, dataset));
@@ -168,11 +187,28 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     checksum,
     stagingDir,
     ratings: rel(chosen.ratings),
-    files: files.map((f) => ({ name: rel(f.name), bytes: f.bytes, sha256: f.sha256, fingerprint: fingerprintOf(join(stagingDir, rel(f.name))) })),
+    files: files.map((f) => ({
+      name: rel(f.name),
+      bytes: f.bytes,
+      sha256: f.sha256,
+      fingerprint: fingerprintOf(join(stagingDir, rel(f.name))),
+    })),
     download: fetched,
-    timings: { downloadSeconds: (t1 - t0) / 1000, verifySeconds: (t2 - t1) / 1000, unzipSeconds: (performance.now() - t2) / 1000, totalSeconds: (performance.now() - t0) / 1000 },
+    timings: {
+      downloadSeconds: (t1 - t0) / 1000,
+      verifySeconds: (t2 - t1) / 1000,
+      unzipSeconds: (performance.now() - t2) / 1000,
+      totalSeconds: (performance.now() - t0) / 1000,
+    },
   };
-  await writeManifest(layout.manifests, { stage: 'extract', inputsKey, tool: TOOL, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), result });
+  await writeManifest(layout.manifests, {
+    stage: 'extract',
+    inputsKey,
+    tool: TOOL,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    result,
+  });
   const total = files.reduce((a, f) => a + f.bytes, 0);
   return {
     stage: 'extract',
@@ -193,6 +229,8 @@ export const extractStage: Stage<ExtractOptions> = {
       .addOption(new Option('--md5 <hex>', 'expected MD5 of the zip (default: the one published at <url>.md5, if any)'))
       .addOption(new Option('--retries <n>', 'download attempts after the first').default('5'))
       .addOption(new Option('--idle-timeout <seconds>', 'drop and resume a download that receives nothing for this long').default('60'))
-      .addOption(new Option('--allow-unverified', 'accept a download checked by its size only when no checksum is given or published at <url>.md5')),
+      .addOption(
+        new Option('--allow-unverified', 'accept a download checked by its size only when no checksum is given or published at <url>.md5'),
+      ),
   run,
 };

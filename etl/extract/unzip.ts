@@ -65,7 +65,9 @@ export async function unzipInto(
 ): Promise<{ files: ExtractedFile[] }> {
   // yauzl's own name validation is switched off so that OUR message names the entry; the checks are ours.
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-    yauzl.open(zipPath, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, decodeStrings: true }, (err, z) => (err ? reject(err) : resolve(z!))),
+    yauzl.open(zipPath, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, decodeStrings: true }, (err, z) =>
+      err ? reject(err) : resolve(z!),
+    ),
   ).catch((e: Error) => {
     throw new EtlError(`${zipPath} is not a readable zip: ${e.message}`, 'Delete it and run extract again to download it anew.');
   });
@@ -78,8 +80,17 @@ export async function unzipInto(
       zip.on('end', resolve);
       zip.on('entry', (entry: yauzl.Entry) => {
         const reason = unsafeEntryReason(entry.fileName);
-        if (reason) return reject(new EtlError(`refusing zip entry '${entry.fileName}': it ${reason}`, 'The archive is not a genuine MovieLens zip; get it again from the official source.'));
-        if (isSymlink(entry)) return reject(new EtlError(`refusing zip entry '${entry.fileName}': it is a symbolic link`, 'The archive is not a genuine MovieLens zip.'));
+        if (reason)
+          return reject(
+            new EtlError(
+              `refusing zip entry '${entry.fileName}': it ${reason}`,
+              'The archive is not a genuine MovieLens zip; get it again from the official source.',
+            ),
+          );
+        if (isSymlink(entry))
+          return reject(
+            new EtlError(`refusing zip entry '${entry.fileName}': it is a symbolic link`, 'The archive is not a genuine MovieLens zip.'),
+          );
         const target = join(dir, entry.fileName);
         if (relative(dir, target).startsWith('..')) return reject(new EtlError(`refusing zip entry '${entry.fileName}'`));
         if (entry.fileName.endsWith('/') || (include && !include(entry.fileName))) {
@@ -116,7 +127,16 @@ export async function unzipInto(
               zip.readEntry();
             })
             .catch((e: Error) =>
-              reject(e instanceof EtlError ? e : isDiskFull(e) ? diskFullError(`extracting ${entry.fileName}`, target) : new EtlError(`${zipPath}: cannot extract ${entry.fileName}: ${e.message}`, 'The archive is damaged or truncated: delete it and get it again.')),
+              reject(
+                e instanceof EtlError
+                  ? e
+                  : isDiskFull(e)
+                    ? diskFullError(`extracting ${entry.fileName}`, target)
+                    : new EtlError(
+                        `${zipPath}: cannot extract ${entry.fileName}: ${e.message}`,
+                        'The archive is damaged or truncated: delete it and get it again.',
+                      ),
+              ),
             );
         });
         return undefined;
@@ -158,5 +178,10 @@ export async function listEntries(zipPath: string): Promise<{ names: string[]; u
 /** yauzl refuses unsafe names itself too; say it in the same words as our own checks. */
 function entryError(e: Error): Error {
   const m = /^(invalid relative path|absolute path): (.*)$/.exec(e.message);
-  return m ? new EtlError(`refusing zip entry '${m[2]}': ${m[1]}`, 'The archive is not a genuine MovieLens zip; get it again from the official source.') : e;
+  return m
+    ? new EtlError(
+        `refusing zip entry '${m[2]}': ${m[1]}`,
+        'The archive is not a genuine MovieLens zip; get it again from the official source.',
+      )
+    : e;
 }

@@ -153,7 +153,9 @@ export async function clearOwnKilledLock(
     rmSync(o.recordPath, { force: true });
     return false;
   }
-  o.log.warn(`${o.takingOver ? 'taking over' : 'removing'} the load lock on ${container} left by a killed load of this work dir (${describeHolder(holder)})`);
+  o.log.warn(
+    `${o.takingOver ? 'taking over' : 'removing'} the load lock on ${container} left by a killed load of this work dir (${describeHolder(holder)})`,
+  );
   await removeLock(target, object);
   rmSync(o.recordPath, { force: true });
   return true;
@@ -163,7 +165,13 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
   const lease = o.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
   if (!(lease >= 10)) throw new EtlError(`--lock-lease must be at least 10 s, not ${lease}`);
   const object = `${root}/${LOAD_LOCK_OBJECT}`;
-  const body: LockBody = { token: randomBytes(16).toString('hex'), host: o.host ?? hostname(), pid: process.pid, since: new Date().toISOString(), leaseSeconds: lease };
+  const body: LockBody = {
+    token: randomBytes(16).toString('hex'),
+    host: o.host ?? hostname(),
+    pid: process.pid,
+    since: new Date().toISOString(),
+    leaseSeconds: lease,
+  };
   const text = `${JSON.stringify(body)}\n`;
   const rc = rcOf(target);
   const expiry = { 'X-Delete-After': String(lease) };
@@ -229,23 +237,28 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
   const safe = (lease * 1000) / 2;
   let lost: string | undefined;
   let renewing = false;
-  const timer = setInterval(() => {
-    if (renewing || lost) return;
-    const started = performance.now();
-    if (started - confirmed >= safe) {
-      lost = `its lease was last renewed ${((started - confirmed) / 1000).toFixed(0)} s ago (lease ${lease} s)`;
-      return;
-    }
-    renewing = true;
-    rc.put(object, text, 'renew the load lock', { headers: expiry, lowLevelRetries: 1 })
-      .then(() => {
-        confirmed = started;
-      })
-      .catch((e: unknown) => o.log.warn(`could not renew the load lock on ${container} (${(e as Error).message.split('\n')[0]}); retrying`))
-      .finally(() => {
-        renewing = false;
-      });
-  }, (lease * 1000) / 8);
+  const timer = setInterval(
+    () => {
+      if (renewing || lost) return;
+      const started = performance.now();
+      if (started - confirmed >= safe) {
+        lost = `its lease was last renewed ${((started - confirmed) / 1000).toFixed(0)} s ago (lease ${lease} s)`;
+        return;
+      }
+      renewing = true;
+      rc.put(object, text, 'renew the load lock', { headers: expiry, lowLevelRetries: 1 })
+        .then(() => {
+          confirmed = started;
+        })
+        .catch((e: unknown) =>
+          o.log.warn(`could not renew the load lock on ${container} (${(e as Error).message.split('\n')[0]}); retrying`),
+        )
+        .finally(() => {
+          renewing = false;
+        });
+    },
+    (lease * 1000) / 8,
+  );
   timer.unref();
 
   const assertHeld = () => {
@@ -279,7 +292,9 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
         o.log.warn(`left the load lock on ${container} alone: it is no longer ours`);
         return false;
       } catch (e) {
-        o.log.warn(`left the load lock on ${container} to expire (${(e as Error).message.split('\n')[0]}); the next load from this work dir takes it over`);
+        o.log.warn(
+          `left the load lock on ${container} to expire (${(e as Error).message.split('\n')[0]}); the next load from this work dir takes it over`,
+        );
         return false;
       }
     },

@@ -17,7 +17,11 @@ export function rcOf(target: RcloneTarget): RcSession {
 }
 
 /** The container's state: does it exist, and what does its pointer say? */
-export async function readPointer(target: RcloneTarget, root: string, o: { knownMissing?: boolean } = {}): Promise<{ containerExists: boolean; pointer?: Pointer }> {
+export async function readPointer(
+  target: RcloneTarget,
+  root: string,
+  o: { knownMissing?: boolean } = {},
+): Promise<{ containerExists: boolean; pointer?: Pointer }> {
   const rc = rcOf(target);
   let text: string;
   try {
@@ -54,7 +58,13 @@ export async function putJson(target: RcloneTarget, dest: string, value: unknown
 }
 
 /** Uploads the files to `dest/<name>`; rclone checks each upload's MD5 against Swift's ETag. */
-export async function upload(target: RcloneTarget, files: readonly { name: string; local: string }[], dest: string, parallel: number, what: string): Promise<RcloneStats> {
+export async function upload(
+  target: RcloneTarget,
+  files: readonly { name: string; local: string }[],
+  dest: string,
+  parallel: number,
+  what: string,
+): Promise<RcloneStats> {
   if (files.length === 0) return { bytes: 0, transfers: 0, checks: 0, errors: 0, elapsedTime: 0 };
   for (const f of files) checkName(f.name);
   return rcOf(target).upload(files, dest, what, parallel);
@@ -65,7 +75,14 @@ export async function upload(target: RcloneTarget, files: readonly { name: strin
  * cannot allow Swift's COPY, so an access-ruled credential is refused (401/403): then false, and the caller
  * uploads instead.
  */
-export async function copyServerSide(target: RcloneTarget, from: string, to: string, names: string[], parallel: number, log: Logger): Promise<boolean> {
+export async function copyServerSide(
+  target: RcloneTarget,
+  from: string,
+  to: string,
+  names: string[],
+  parallel: number,
+  log: Logger,
+): Promise<boolean> {
   if (names.length === 0) return true;
   names.forEach(checkName);
   try {

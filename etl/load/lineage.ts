@@ -53,11 +53,15 @@ export async function lineage(outputDir: string, extract: ExtractRecord | undefi
     if (!existsSync(local)) throw new EtlError(`${local} is missing`, 'Run the transform stage again (npm run etl -- transform --force).');
     const id = await contentId(local, o);
     if (id.sha256 !== o.sha256) {
-      throw new EtlError(`${local} changed after the transform wrote it (SHA-256 ${id.sha256}, the transform recorded ${o.sha256})`, 'Run the transform stage again (npm run etl -- transform --force).');
+      throw new EtlError(
+        `${local} changed after the transform wrote it (SHA-256 ${id.sha256}, the transform recorded ${o.sha256})`,
+        'Run the transform stage again (npm run etl -- transform --force).',
+      );
     }
     objects.push({ name: o.path, local, bytes: id.bytes, sha256: id.sha256 });
   }
-  if (objects.length === 0) throw new EtlError('the transform manifest lists no outputs', 'Run the transform stage again (npm run etl -- transform --force).');
+  if (objects.length === 0)
+    throw new EtlError('the transform manifest lists no outputs', 'Run the transform stage again (npm run etl -- transform --force).');
 
   let raw: Lineage['raw'];
   if (transform.dataset) {
@@ -80,7 +84,10 @@ export async function lineage(outputDir: string, extract: ExtractRecord | undefi
       if (!existsSync(local)) throw new EtlError(`${local} is missing`, 'Run the extract stage again (npm run etl -- extract --force).');
       const id = await contentId(local, f);
       if (id.sha256 !== f.sha256) {
-        throw new EtlError(`${local} changed after it was extracted (SHA-256 ${id.sha256}, the extract recorded ${f.sha256})`, 'Run the extract stage again (npm run etl -- extract --force), then transform and load.');
+        throw new EtlError(
+          `${local} changed after it was extracted (SHA-256 ${id.sha256}, the extract recorded ${f.sha256})`,
+          'Run the extract stage again (npm run etl -- extract --force), then transform and load.',
+        );
       }
       objects.push({ name: `${RAW}/${extract.dataset}/${f.name}`, local, bytes: id.bytes, sha256: id.sha256 });
     }
@@ -88,7 +95,11 @@ export async function lineage(outputDir: string, extract: ExtractRecord | undefi
   }
   for (const o of objects) {
     const p = nameProblem(o.name);
-    if (p) throw new EtlError(`cannot publish the file ${JSON.stringify(o.name)}: its name ${p}`, 'Rename it (object names may not hold control characters), or get a genuine MovieLens zip.');
+    if (p)
+      throw new EtlError(
+        `cannot publish the file ${JSON.stringify(o.name)}: its name ${p}`,
+        'Rename it (object names may not hold control characters), or get a genuine MovieLens zip.',
+      );
   }
   objects.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { raw, objects, key: datasetKey(objects) };

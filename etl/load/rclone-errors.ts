@@ -103,13 +103,19 @@ function classify(stderr: string, what: string, remote: string, exit: RcloneExit
   const tail = stderr.trim().split('\n').slice(-5).join('\n') || '(rclone printed nothing)';
   const status = exit === undefined ? '' : ` (rclone exit ${exit})`;
   if (exit === RCLONE_EXIT.usage) {
-    return new EtlError(`${what}: rclone refused its command line${status}:\n${tail}`, `This rclone may be too old for a flag the load uses (rclone version; 1.60 or newer is needed), or it is a bug: please report it.`);
+    return new EtlError(
+      `${what}: rclone refused its command line${status}:\n${tail}`,
+      `This rclone may be too old for a flag the load uses (rclone version; 1.60 or newer is needed), or it is a bug: please report it.`,
+    );
   }
   if (exit === RCLONE_EXIT.directoryNotFound || exit === RCLONE_EXIT.fileNotFound) {
     return new EtlError(`${what}: not found${status}:\n${tail}`, `Check the container name and remote '${remote}'.`);
   }
   if (exit === RCLONE_EXIT.temporary) {
-    return new EtlError(`${what} failed with a temporary error${status}:\n${tail}`, 'Rerun the same command in a moment: finished uploads are not repeated.');
+    return new EtlError(
+      `${what} failed with a temporary error${status}:\n${tail}`,
+      'Rerun the same command in a moment: finished uploads are not repeated.',
+    );
   }
   return new EtlError(`${what} failed${status}:\n${tail}`, 'Rerun the same command: finished uploads are not repeated.');
 }

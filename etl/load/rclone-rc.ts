@@ -52,21 +52,42 @@ export interface RcSession {
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
 
 /** Starts `rclone rcd` and logs in once (so a bad credential fails here, worded as rclone words it). */
-export async function startRcSession(target: RcloneTarget, log: Logger, o: { trace?: (what: string) => void; loginProbe?: string; fastList?: boolean } = {}): Promise<RcSession> {
+export async function startRcSession(
+  target: RcloneTarget,
+  log: Logger,
+  o: { trace?: (what: string) => void; loginProbe?: string; fastList?: boolean } = {},
+): Promise<RcSession> {
   const user = randomBytes(8).toString('hex');
   const pass = randomBytes(24).toString('hex');
   const secrets = [...target.secrets, pass];
-  const args = ['rcd', '--rc-addr', '127.0.0.1:0', '--rc-server-read-timeout', '24h', '--rc-server-write-timeout', '24h', '--use-json-log', '-v'];
+  const args = [
+    'rcd',
+    '--rc-addr',
+    '127.0.0.1:0',
+    '--rc-server-read-timeout',
+    '24h',
+    '--rc-server-write-timeout',
+    '24h',
+    '--use-json-log',
+    '-v',
+  ];
   if (target.configPath) args.push('--config', target.configPath);
   const setpriv = SETPRIV.find((p) => existsSync(p));
   const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', target.binary, ...args]] : [target.binary, args];
   let child: ChildProcess;
   try {
-    child = spawn(cmd, argv, { env: { ...process.env, ...target.env, RCLONE_RC_USER: user, RCLONE_RC_PASS: pass }, stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(cmd, argv, {
+      env: { ...process.env, ...target.env, RCLONE_RC_USER: user, RCLONE_RC_PASS: pass },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
   } catch (e) {
     throw new EtlError(`could not run rclone: ${(e as Error).message}`, 'Install rclone (apt-get install rclone) or pass --rclone <path>.');
   }
-  const notFound = () => new EtlError(`rclone was not found ('${target.binary}')`, 'Install rclone (apt-get install rclone; Chameleon images ship it) or pass --rclone <path>.');
+  const notFound = () =>
+    new EtlError(
+      `rclone was not found ('${target.binary}')`,
+      'Install rclone (apt-get install rclone; Chameleon images ship it) or pass --rclone <path>.',
+    );
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const tail: string[] = [];
@@ -76,7 +97,10 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
       child.kill('SIGKILL');
       reject(e);
     };
-    const timer = setTimeout(() => fail(new EtlError(`rclone rcd did not start within 60 s:\n${tail.join('\n')}`, 'Rerun the load.')), 60_000);
+    const timer = setTimeout(
+      () => fail(new EtlError(`rclone rcd did not start within 60 s:\n${tail.join('\n')}`, 'Rerun the load.')),
+      60_000,
+    );
     timer.unref();
     createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (raw) => {
       const line = redact(raw, secrets);
@@ -93,7 +117,11 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
     child.once('error', (e: NodeJS.ErrnoException) => {
       exited = { code: null, error: e };
       clearTimeout(timer);
-      reject(e.code === 'ENOENT' ? notFound() : new EtlError(`could not run rclone: ${e.message}`, 'Install rclone (apt-get install rclone) or pass --rclone <path>.'));
+      reject(
+        e.code === 'ENOENT'
+          ? notFound()
+          : new EtlError(`could not run rclone: ${e.message}`, 'Install rclone (apt-get install rclone) or pass --rclone <path>.'),
+      );
     });
     child.once('exit', (code) => {
       exited ??= { code };
@@ -121,7 +149,14 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
     return new Promise<T>((resolve, reject) => {
       if (exited) return reject(classifyRcloneFailure(`rclone rcd has exited (${exited.code}):\n${tail.join('\n')}`, what, target.remote));
       const req = request(
-        { host: '127.0.0.1', port, method: 'POST', path: `/${method}`, agent, headers: { authorization, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: `/${method}`,
+          agent,
+          headers: { authorization, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -132,15 +167,21 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
             try {
               out = JSON.parse(text || '{}') as typeof out;
             } catch {
-              return reject(classifyRcloneFailure(`rclone rc ${method}: HTTP ${res.statusCode}: ${text.slice(0, 500)}`, what, target.remote));
+              return reject(
+                classifyRcloneFailure(`rclone rc ${method}: HTTP ${res.statusCode}: ${text.slice(0, 500)}`, what, target.remote),
+              );
             }
             if (res.statusCode === 200 && !out.error) return resolve(out as T);
             const status = Number(out.status ?? res.statusCode);
-            reject(classifyRcloneFailure(String(out.error ?? `HTTP ${res.statusCode}`), what, target.remote, status === 404 ? 4 : undefined));
+            reject(
+              classifyRcloneFailure(String(out.error ?? `HTTP ${res.statusCode}`), what, target.remote, status === 404 ? 4 : undefined),
+            );
           });
         },
       );
-      req.on('error', (e) => reject(classifyRcloneFailure(`rclone rcd is unreachable: ${e.message}\n${tail.join('\n')}`, what, target.remote)));
+      req.on('error', (e) =>
+        reject(classifyRcloneFailure(`rclone rcd is unreachable: ${e.message}\n${tail.join('\n')}`, what, target.remote)),
+      );
       req.end(body);
     });
   };
@@ -150,10 +191,13 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
   try {
     // rclone's swift backend logs in at its first request, not when it creates the file system: a HEAD of an
     // object the caller names (the pointer; one an access-ruled credential may HEAD), which may not exist.
-    probed = Boolean((await call<{ item: unknown }>('operations/stat', { fs, remote: inRoot(o.loginProbe ?? fs) }, 'log in to the object store')).item);
+    probed = Boolean(
+      (await call<{ item: unknown }>('operations/stat', { fs, remote: inRoot(o.loginProbe ?? fs) }, 'log in to the object store')).item,
+    );
   } catch (e) {
     await close();
-    if (e instanceof RcloneError) throw classifyRcloneFailure(`Failed to create file system for "${fs}": ${e.output}`, 'log in to the object store', target.remote);
+    if (e instanceof RcloneError)
+      throw classifyRcloneFailure(`Failed to create file system for "${fs}": ${e.output}`, 'log in to the object store', target.remote);
     throw e;
   }
 
@@ -196,7 +240,11 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
     probeExisted: probed,
     async cat(path, what) {
       const name = `in-${++seq}`;
-      await call('operations/copyfile', { srcFs: fs, srcRemote: inRoot(path), dstFs: local, dstRemote: name, _config: { NoCheckDest: true, LowLevelRetries: 2 } }, what);
+      await call(
+        'operations/copyfile',
+        { srcFs: fs, srcRemote: inRoot(path), dstFs: local, dstRemote: name, _config: { NoCheckDest: true, LowLevelRetries: 2 } },
+        what,
+      );
       try {
         return readFileSync(join(local, name), 'utf8');
       } finally {
@@ -208,7 +256,17 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
       writeFileSync(join(local, name), text, { mode: 0o600 });
       const headers = Object.entries(po.headers ?? {}).map(([Key, Value]) => ({ Key, Value }));
       try {
-        await call('operations/copyfile', { srcFs: local, srcRemote: name, dstFs: fs, dstRemote: inRoot(path), _config: { NoCheckDest: true, UploadHeaders: headers, LowLevelRetries: po.lowLevelRetries ?? 10 } }, what);
+        await call(
+          'operations/copyfile',
+          {
+            srcFs: local,
+            srcRemote: name,
+            dstFs: fs,
+            dstRemote: inRoot(path),
+            _config: { NoCheckDest: true, UploadHeaders: headers, LowLevelRetries: po.lowLevelRetries ?? 10 },
+          },
+          what,
+        );
       } finally {
         rmSync(join(local, name), { force: true });
       }
@@ -218,11 +276,18 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
       const r = await call<{ list: { Path: string; Size: number; IsDir?: boolean; Hashes?: { md5?: string } }[] }>(
         'operations/list',
         // UseListR: rclone's --fast-list (one recursive listing request, not one per directory).
-        { fs, remote: at, opt: { recurse: true, showHash: true, noModTime: true, noMimeType: true, filesOnly: true, hashTypes: ['md5'] }, _config: { UseListR: o.fastList !== false } },
+        {
+          fs,
+          remote: at,
+          opt: { recurse: true, showHash: true, noModTime: true, noMimeType: true, filesOnly: true, hashTypes: ['md5'] },
+          _config: { UseListR: o.fastList !== false },
+        },
         what,
       );
       const prefix = `${at}/`;
-      return r.list.filter((x) => !x.IsDir).map((x) => ({ name: x.Path.startsWith(prefix) ? x.Path.slice(prefix.length) : x.Path, bytes: x.Size, md5: x.Hashes?.md5 }));
+      return r.list
+        .filter((x) => !x.IsDir)
+        .map((x) => ({ name: x.Path.startsWith(prefix) ? x.Path.slice(prefix.length) : x.Path, bytes: x.Size, md5: x.Hashes?.md5 }));
     },
     async upload(files, dest, what, parallel) {
       const group = `upload-${++seq}`;
@@ -230,25 +295,50 @@ export async function startRcSession(target: RcloneTarget, log: Logger, o: { tra
       const t0 = performance.now();
       const progress = setInterval(() => {
         call<RcloneStats>('core/stats', { group }, `${what}: progress`)
-          .then((s) => log.progress(`  ${what}: ${(s.bytes / 1048576).toFixed(1)} MiB in ${s.transfers} objects, ${((performance.now() - t0) / 1000).toFixed(1)}s`))
+          .then((s) =>
+            log.progress(
+              `  ${what}: ${(s.bytes / 1048576).toFixed(1)} MiB in ${s.transfers} objects, ${((performance.now() - t0) / 1000).toFixed(1)}s`,
+            ),
+          )
           .catch(() => undefined);
       }, 5000);
       try {
         // Real files: a staged file may be a link, and rclone's local backend skips links without --copy-links.
         await pool(files, parallel, async (f) => {
           const real = realpathSync(f.local);
-          await call('operations/copyfile', { srcFs: dirname(real), srcRemote: basename(real), dstFs: fs, dstRemote: `${to}/${f.name}`, _group: group, _config: { CheckSum: true } }, what);
+          await call(
+            'operations/copyfile',
+            {
+              srcFs: dirname(real),
+              srcRemote: basename(real),
+              dstFs: fs,
+              dstRemote: `${to}/${f.name}`,
+              _group: group,
+              _config: { CheckSum: true },
+            },
+            what,
+          );
         });
       } finally {
         clearInterval(progress);
       }
       const s = await call<Partial<RcloneStats>>('core/stats', { group }, `${what}: stats`);
-      return { bytes: s.bytes ?? 0, transfers: s.transfers ?? 0, checks: s.checks ?? 0, errors: s.errors ?? 0, elapsedTime: s.elapsedTime ?? 0 };
+      return {
+        bytes: s.bytes ?? 0,
+        transfers: s.transfers ?? 0,
+        checks: s.checks ?? 0,
+        errors: s.errors ?? 0,
+        elapsedTime: s.elapsedTime ?? 0,
+      };
     },
     async copy(names, from, to, what, parallel) {
       const [a, b] = [inRoot(from), inRoot(to)];
       await pool(names, parallel, async (n) => {
-        await call('operations/copyfile', { srcFs: fs, srcRemote: `${a}/${n}`, dstFs: fs, dstRemote: `${b}/${n}`, _config: { CheckSum: true, LowLevelRetries: 1 } }, what);
+        await call(
+          'operations/copyfile',
+          { srcFs: fs, srcRemote: `${a}/${n}`, dstFs: fs, dstRemote: `${b}/${n}`, _config: { CheckSum: true, LowLevelRetries: 1 } },
+          what,
+        );
       });
     },
     async deleteFile(path, what) {

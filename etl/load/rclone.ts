@@ -105,7 +105,7 @@ export async function rclone(
     if (msg.trim()) stderrLines.push(msg);
     if (!options.quiet && parsed && (parsed.level === 'error' || parsed.level === 'critical')) log.warn(`rclone: ${parsed.msg}`);
   };
-  let result;
+  let result: Awaited<typeof child>;
   try {
     result = await child;
   } catch (e) {

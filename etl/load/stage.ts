@@ -90,7 +90,8 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const { log } = ctx;
   const container = o.container;
   if (!container) throw new EtlError('load needs the container name', 'Pass --container object-persist-<teamId> (or set ETL_CONTAINER).');
-  if (o.prune) log.warn('--prune is gone: versions beyond --keep are deleted after a publish, and objects this tool did not write are never deleted');
+  if (o.prune)
+    log.warn('--prune is gone: versions beyond --keep are deleted after a publish, and objects this tool did not write are never deleted');
   const keep = Number(o.keep ?? DEFAULT_KEEP);
   if (!Number.isInteger(keep) || keep < 1 || keep > 100) throw new EtlError(`--keep '${o.keep}' is not a whole number from 1 to 100`);
   const lease = Number(o.lockLease ?? DEFAULT_LEASE_SECONDS);
@@ -105,25 +106,51 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const startedAt = new Date();
   // ETL_LOAD_TRACE=1: one line per step with its start time (the bench's phase timings, the chaos test's phases).
   const t0 = performance.now();
-  const trace = process.env.ETL_LOAD_TRACE ? (what: string) => log.info(`load trace: +${Math.round(performance.now() - t0)} ms ${what}`) : undefined;
+  const trace = process.env.ETL_LOAD_TRACE
+    ? (what: string) => log.info(`load trace: +${Math.round(performance.now() - t0)} ms ${what}`)
+    : undefined;
 
   const fromEnv = rcloneEnvFromEtlEnv(o.remote, process.env);
   const configText = o.rcloneConfig && existsSync(o.rcloneConfig) ? readFileSync(o.rcloneConfig, 'utf8') : '';
-  const base: RcloneTarget = { binary: o.rclone, remote: o.remote, configPath: o.rcloneConfig, env: fromEnv.env, secrets: [...fromEnv.secrets, ...secretsInRcloneConfig(configText)] };
+  const base: RcloneTarget = {
+    binary: o.rclone,
+    remote: o.remote,
+    configPath: o.rcloneConfig,
+    env: fromEnv.env,
+    secrets: [...fromEnv.secrets, ...secretsInRcloneConfig(configText)],
+  };
   // rclone starts and logs in while the files' content identities are checked (a hash only for a changed file).
   const session = startRcSession(base, log, { trace, loginProbe: `${o.remote}:${container}/${POINTER_OBJECT}`, fastList: o.fastList });
   session.catch(() => undefined);
-  let lin;
+  let lin: Awaited<ReturnType<typeof lineage>>;
   try {
     trace?.('lineage (content identities)');
     lin = await lineage(layout.output, extract?.result, transform.result);
   } catch (e) {
-    await session.then((s) => s.close(), () => undefined);
+    await session.then(
+      (s) => s.close(),
+      () => undefined,
+    );
     throw e;
   }
   const rc = await session;
   try {
-    return await publishVersion({ ctx, o, container, keep, lease, transfers, checkers, layout, extract, transform, lin, startedAt, target: { ...base, rc }, log });
+    return await publishVersion({
+      ctx,
+      o,
+      container,
+      keep,
+      lease,
+      transfers,
+      checkers,
+      layout,
+      extract,
+      transform,
+      lin,
+      startedAt,
+      target: { ...base, rc },
+      log,
+    });
   } finally {
     trace?.('stop rclone');
     await rc.close();
@@ -158,7 +185,14 @@ async function publishVersion(a: {
   const lockRecord = join(layout.manifests, 'load-lock.json');
   const publishedCopy = join(layout.manifests, 'published.json');
   const record = async (result: LoadResult) => {
-    const m: StageManifest<LoadResult> = { stage: 'load', inputsKey, tool: TOOL, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), result };
+    const m: StageManifest<LoadResult> = {
+      stage: 'load',
+      inputsKey,
+      tool: TOOL,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      result,
+    };
     await writeManifest(layout.manifests, m);
   };
   const summaryOf = (over: Partial<LoadResult>): LoadResult => ({
@@ -192,17 +226,28 @@ async function publishVersion(a: {
       const leftovers = first.pointer.pending.length + first.pointer.retiring.length;
       if (leftovers === 0) {
         await record(summaryOf({}));
-        return skipped(container, key, `already published and verified (${files.length} objects match its manifest); nothing uploaded (--force to redo)`, files, datasetBytes);
+        return skipped(
+          container,
+          key,
+          `already published and verified (${files.length} objects match its manifest); nothing uploaded (--force to redo)`,
+          files,
+          datasetBytes,
+        );
       }
       log.info(`dataset ${key} is published; cleaning up ${leftovers} abandoned upload(s) or old version(s) recorded in ${POINTER_OBJECT}`);
     } else {
-      log.warn(`the current version ${key} in ${container} is damaged (${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}): repairing it`);
+      log.warn(
+        `the current version ${key} in ${container} is damaged (${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}): repairing it`,
+      );
     }
   }
 
   if (!first.containerExists) {
     if (o.createContainer === false) {
-      throw new EtlError(`container '${container}' does not exist`, `Create it (openstack container create ${container}, or rclone mkdir ${root}), or drop --no-create-container.`);
+      throw new EtlError(
+        `container '${container}' does not exist`,
+        `Create it (openstack container create ${container}, or rclone mkdir ${root}), or drop --no-create-container.`,
+      );
     }
     await rcOf(target).mkdir(root, `create container ${container}`);
     log.info(`container ${container} did not exist: created it`);
@@ -256,18 +301,31 @@ async function publishVersion(a: {
       //    id maps of a new seed): the 877 MB raw file is uploaded once per source zip, not once per seed. The
       //    rest is uploaded at the same time: both go into the version's own prefix, nothing of another version
       //    is touched, and the copy's fallback (an access-ruled credential cannot COPY) uploads what it refused.
-      const same = cur ? files.filter((f) => cur.objects.some((c) => c.name === f.name && c.sha256 === f.sha256 && c.bytes === f.bytes)) : [];
+      const same = cur
+        ? files.filter((f) => cur.objects.some((c) => c.name === f.name && c.sha256 === f.sha256 && c.bytes === f.bytes))
+        : [];
       const sameNames = new Set(same.map((f) => f.name));
       const rest = files.filter((f) => !sameNames.has(f.name));
-      log.info(`uploading dataset ${key} to ${container}/${prefix}/: ${rest.length} files (${humanBytes(rest.reduce((a, f) => a + f.bytes, 0))}), ${same.length} copied server-side`);
+      log.info(
+        `uploading dataset ${key} to ${container}/${prefix}/: ${rest.length} files (${humanBytes(rest.reduce((a, f) => a + f.bytes, 0))}), ${same.length} copied server-side`,
+      );
       const uploadStart = Date.now();
       lock.assertHeld();
       // 3. rclone checks each upload's MD5 against Swift's ETag and skips what an interrupted run already sent.
       const copying = same.length
-        ? copyServerSide(target, `${root}/${versionPrefix(p.current!)}`, vroot, same.map((f) => f.name), checkers, log).then(async (ok) => {
+        ? copyServerSide(
+            target,
+            `${root}/${versionPrefix(p.current!)}`,
+            vroot,
+            same.map((f) => f.name),
+            checkers,
+            log,
+          ).then(async (ok) => {
             if (ok) {
               for (const f of same) reused.set(f.name, cur!.objects.find((c) => c.name === f.name)!.md5);
-              log.info(`reused ${same.length} unchanged objects of version ${p.current} (server-side copy): ${same.map((f) => f.name).join(', ')}`);
+              log.info(
+                `reused ${same.length} unchanged objects of version ${p.current} (server-side copy): ${same.map((f) => f.name).join(', ')}`,
+              );
               return undefined;
             }
             lock.assertHeld();
@@ -296,7 +354,10 @@ async function publishVersion(a: {
         problems = versionProblems(expected, listing);
       }
       if (problems.length) {
-        throw new EtlError(`the uploaded version ${key} is not complete: ${problems.slice(0, 5).join('; ')}`, 'Nothing was published; the current dataset is as it was. Rerun the load.');
+        throw new EtlError(
+          `the uploaded version ${key} is not complete: ${problems.slice(0, 5).join('; ')}`,
+          'Nothing was published; the current dataset is as it was. Rerun the load.',
+        );
       }
       if (!had) {
         const md5 = new Map(listing.map((l) => [l.name, l.md5!]));
@@ -308,7 +369,11 @@ async function publishVersion(a: {
           container,
           tool: TOOL,
           objects: files.map((f) => ({ name: f.name, bytes: f.bytes, md5: md5.get(f.name)!, sha256: f.sha256 })),
-          lineage: { dataset: lin.raw?.dataset ?? null, zipSha256: lin.raw?.zipSha256 ?? null, transformInput: { path: transform.result.input.path, sha256: transform.result.input.sha256 } },
+          lineage: {
+            dataset: lin.raw?.dataset ?? null,
+            zipSha256: lin.raw?.zipSha256 ?? null,
+            transformInput: { path: transform.result.input.path, sha256: transform.result.input.sha256 },
+          },
           extract: extract?.result ?? null,
           transform: transform.result,
           load: { verified: true, verifiedAt: publishedAt, reusedObjects: reused.size },
@@ -335,7 +400,14 @@ async function publishVersion(a: {
     const retiredKeys = await retire(target, root, pointerObject, p, lock.assertHeld, checkers, log);
 
     const uploadedBytes = stats.bytes;
-    const result = summaryOf({ uploadedBytes, uploadedObjects: stats.transfers, reusedObjects: reused.size, retired: retiredKeys, uploadSeconds, mbPerSecond: uploadedBytes / 1e6 / Math.max(uploadSeconds, 1e-3) });
+    const result = summaryOf({
+      uploadedBytes,
+      uploadedObjects: stats.transfers,
+      reusedObjects: reused.size,
+      retired: retiredKeys,
+      uploadSeconds,
+      mbPerSecond: uploadedBytes / 1e6 / Math.max(uploadSeconds, 1e-3),
+    });
     await record(result);
     const summary =
       `published ${files.length} objects (${humanBytes(datasetBytes)}) as version ${key} in ${container}: uploaded ${result.uploadedObjects} objects, ` +
@@ -351,7 +423,15 @@ async function publishVersion(a: {
 }
 
 /** Deletes what the pointer lists as retiring, then records that it is gone. */
-async function retire(target: RcloneTarget, root: string, pointerObject: string, p: Pointer, assertHeld: () => void, parallel: number, l: Logger): Promise<string[]> {
+async function retire(
+  target: RcloneTarget,
+  root: string,
+  pointerObject: string,
+  p: Pointer,
+  assertHeld: () => void,
+  parallel: number,
+  l: Logger,
+): Promise<string[]> {
   if (p.retiring.length === 0) return [];
   const keys = p.retiring.map((r) => r.key);
   l.info(`deleting ${keys.length} version(s) beyond the retention count or abandoned: ${keys.join(', ')}`);
@@ -375,7 +455,12 @@ async function readPointerOrExplain(target: RcloneTarget, root: string, containe
 }
 
 /** The manifest of a version: this work dir's copy when it is the same version, else the container's. */
-async function versionManifest(target: RcloneTarget, root: string, key: string, localCopy: string | undefined): Promise<VersionManifest | undefined> {
+async function versionManifest(
+  target: RcloneTarget,
+  root: string,
+  key: string,
+  localCopy: string | undefined,
+): Promise<VersionManifest | undefined> {
   if (localCopy && existsSync(localCopy)) {
     try {
       const m = JSON.parse(readFileSync(localCopy, 'utf8')) as VersionManifest;
@@ -385,7 +470,9 @@ async function versionManifest(target: RcloneTarget, root: string, key: string, 
     }
   }
   try {
-    const m = JSON.parse(await rcOf(target).cat(`${root}/${versionPrefix(key)}/${VERSION_MANIFEST}`, 'read the version manifest')) as VersionManifest;
+    const m = JSON.parse(
+      await rcOf(target).cat(`${root}/${versionPrefix(key)}/${VERSION_MANIFEST}`, 'read the version manifest'),
+    ) as VersionManifest;
     return m.datasetKey === key && Array.isArray(m.objects) ? m : undefined;
   } catch (e) {
     if (e instanceof RcloneError && e.notFound) return undefined;
@@ -399,7 +486,14 @@ function skipped(container: string, key: string, why: string, files: LocalObject
     stage: 'load',
     status: 'skipped',
     message: `dataset ${key} in ${container}: ${why}`,
-    details: { container, datasetKey: key, version: `${versionPrefix(key)}/`, objects: files.length, datasetBytes: bytes, uploadedBytes: 0 },
+    details: {
+      container,
+      datasetKey: key,
+      version: `${versionPrefix(key)}/`,
+      objects: files.length,
+      datasetBytes: bytes,
+      uploadedBytes: 0,
+    },
   };
 }
 
@@ -409,16 +503,26 @@ export const loadStage: Stage<LoadOptions> = {
   addOptions: (cmd: Command) =>
     cmd
       .addOption(new Option('--container <name>', 'Swift container, object-persist-<teamId>').env('ETL_CONTAINER'))
-      .addOption(new Option('--remote <name>', 'rclone remote for the object store').env('ETL_RCLONE_REMOTE').default(DEFAULT_RCLONE_REMOTE))
+      .addOption(
+        new Option('--remote <name>', 'rclone remote for the object store').env('ETL_RCLONE_REMOTE').default(DEFAULT_RCLONE_REMOTE),
+      )
       .addOption(new Option('--rclone-config <path>', "rclone config file (default: rclone's own, or RCLONE_CONFIG)"))
       .addOption(new Option('--rclone <path>', 'rclone binary').default('rclone'))
       .addOption(new Option('--transfers <n>', 'parallel uploads').default('32'))
       .addOption(new Option('--checkers <n>', 'parallel checks').default('16'))
       .addOption(new Option('--no-fast-list', 'list the container page by page instead of in one go'))
-      .addOption(new Option('--keep <n>', 'published versions kept in the container, the current one included').default(String(DEFAULT_KEEP)))
+      .addOption(
+        new Option('--keep <n>', 'published versions kept in the container, the current one included').default(String(DEFAULT_KEEP)),
+      )
       .addOption(new Option('--prune').hideHelp().default(false))
       .addOption(new Option('--no-create-container', 'fail if the container does not exist instead of creating it'))
-      .addOption(new Option('--break-lock', "remove the container's load lock left by a load that was killed on another machine").default(false))
-      .addOption(new Option('--lock-lease <seconds>', 'how long the container lock outlives its last renewal').default(String(DEFAULT_LEASE_SECONDS)).hideHelp()),
+      .addOption(
+        new Option('--break-lock', "remove the container's load lock left by a load that was killed on another machine").default(false),
+      )
+      .addOption(
+        new Option('--lock-lease <seconds>', 'how long the container lock outlives its last renewal')
+          .default(String(DEFAULT_LEASE_SECONDS))
+          .hideHelp(),
+      ),
   run,
 };

@@ -69,7 +69,8 @@ export function parsePointer(text: string): Pointer | undefined {
     throw new Error(`${POINTER_OBJECT} is not JSON`);
   }
   const o = v as Partial<Pointer>;
-  if (!o || typeof o !== 'object' || o.format !== POINTER_FORMAT) throw new Error(`${POINTER_OBJECT} has format ${JSON.stringify(o?.format)}, this tool reads ${POINTER_FORMAT}`);
+  if (!o || typeof o !== 'object' || o.format !== POINTER_FORMAT)
+    throw new Error(`${POINTER_OBJECT} has format ${JSON.stringify(o?.format)}, this tool reads ${POINTER_FORMAT}`);
   const records = (x: unknown, what: string): VersionRecord[] => {
     if (!Array.isArray(x)) throw new Error(`${POINTER_OBJECT}: ${what} is not a list`);
     for (const r of x as VersionRecord[]) {
@@ -103,7 +104,9 @@ export function publish(p: Pointer, version: VersionRecord, keep: number): Point
   const versions = [version, ...others].slice(0, keep);
   const kept = new Set(versions.map((v) => v.key));
   const dropped = others.filter((v) => !kept.has(v.key));
-  const abandoned = p.pending.filter((x) => x.key !== version.key && !kept.has(x.key)).map((x) => ({ key: x.key, publishedAt: '', objects: x.objects }));
+  const abandoned = p.pending
+    .filter((x) => x.key !== version.key && !kept.has(x.key))
+    .map((x) => ({ key: x.key, publishedAt: '', objects: x.objects }));
   const retiring = mergeRecords([...p.retiring.filter((r) => !kept.has(r.key)), ...dropped, ...abandoned]);
   return { format: POINTER_FORMAT, current: version.key, versions, pending: [], retiring };
 }
@@ -171,7 +174,8 @@ const CONTROL = /[\x00-\x1f\x7f]/;
 
 export function nameProblem(name: string): string | undefined {
   if (CONTROL.test(name)) return `contains a control character (${JSON.stringify(name)})`;
-  if (!name || name.startsWith('/') || name.split('/').some((s) => s === '' || s === '.' || s === '..')) return `is not a plain relative path (${JSON.stringify(name)})`;
+  if (!name || name.startsWith('/') || name.split('/').some((s) => s === '' || s === '.' || s === '..'))
+    return `is not a plain relative path (${JSON.stringify(name)})`;
   return undefined;
 }
 

@@ -30,11 +30,10 @@ export interface HostKey {
   fingerprint: string;
 }
 
-export type ConsoleKeys =
-  | { ok: true; keys: HostKey[]; fingerprints: string[] }
-  | { ok: false; problem: string };
+export type ConsoleKeys = { ok: true; keys: HostKey[]; fingerprints: string[] } | { ok: false; problem: string };
 
-const KEY_TYPES = /(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)\s+([A-Za-z0-9+/]+={0,2})(?:\s|$)/;
+const KEY_TYPES =
+  /(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)\s+([A-Za-z0-9+/]+={0,2})(?:\s|$)/;
 const FINGERPRINT = /\b\d{3,5} (SHA256:[A-Za-z0-9+/]{43})\b/;
 
 /** `SHA256:...` of a key blob, the way ssh-keygen -l prints it. */
@@ -82,13 +81,26 @@ export function parseConsoleHostKeys(consoleText: string): ConsoleKeys {
   const lines = consoleText.split(/\r?\n|\r/);
   const keyBlocks = blocks(lines, 'SSH HOST KEY KEYS').map((b) => b.map(parseKeyLine).filter((k): k is HostKey => Boolean(k)));
   const fingerprints = [
-    ...new Set(blocks(lines, 'SSH HOST KEY FINGERPRINTS').flatMap((b) => b.map((l) => FINGERPRINT.exec(l)?.[1]).filter((f): f is string => Boolean(f)))),
+    ...new Set(
+      blocks(lines, 'SSH HOST KEY FINGERPRINTS').flatMap((b) =>
+        b.map((l) => FINGERPRINT.exec(l)?.[1]).filter((f): f is string => Boolean(f)),
+      ),
+    ),
   ];
   const nonEmpty = keyBlocks.filter((b) => b.length > 0);
   if (keyBlocks.length > 0 && nonEmpty.length === 0) {
     return { ok: false, problem: 'the console log has an SSH host key block, but no valid key in it (truncated or garbled)' };
   }
-  const sets = [...new Set(nonEmpty.map((b) => b.map((k) => k.fingerprint).sort().join(' ')))];
+  const sets = [
+    ...new Set(
+      nonEmpty.map((b) =>
+        b
+          .map((k) => k.fingerprint)
+          .sort()
+          .join(' '),
+      ),
+    ),
+  ];
   if (sets.length > 1) {
     return { ok: false, problem: 'the console log shows different SSH host keys at different times (was the server rebuilt?)' };
   }
@@ -96,7 +108,10 @@ export function parseConsoleHostKeys(consoleText: string): ConsoleKeys {
   if (fingerprints.length > 0) {
     const stray = keys.filter((k) => !fingerprints.includes(k.fingerprint));
     if (stray.length > 0) {
-      return { ok: false, problem: `the console log's host key ${stray[0]!.type} does not match its fingerprints block (${stray[0]!.fingerprint})` };
+      return {
+        ok: false,
+        problem: `the console log's host key ${stray[0]!.type} does not match its fingerprints block (${stray[0]!.fingerprint})`,
+      };
     }
   }
   return { ok: true, keys, fingerprints };
@@ -148,7 +163,11 @@ export type ConsoleFetch = { ok: true; text: string } | { ok: false; why: string
 export async function fetchConsoleLog(cloud: string, serverId: string, env: NodeJS.ProcessEnv = process.env): Promise<ConsoleFetch> {
   // OS_PASSWORD etc. may be what clouds.yaml's entry relies on, so only the runner's own secrets are dropped.
   const { PERSIST_APP_CREDENTIAL_SECRET: _a, PERSIST_ETL_CREDENTIAL_SECRET: _b, ...rest } = env;
-  const child = execa('openstack', ['--os-cloud', cloud, 'console', 'log', 'show', serverId], { reject: false, env: rest, extendEnv: false });
+  const child = execa('openstack', ['--os-cloud', cloud, 'console', 'log', 'show', serverId], {
+    reject: false,
+    env: rest,
+    extendEnv: false,
+  });
   // Our own timer, cleared in every case: execa's `timeout` stays armed when the spawn itself fails (no client
   // installed) and kept the runner alive for its whole length after the run had ended.
   const timer = setTimeout(() => child.kill('SIGTERM'), 60_000);
@@ -158,7 +177,8 @@ export async function fetchConsoleLog(cloud: string, serverId: string, env: Node
   } finally {
     clearTimeout(timer);
   }
-  if ((r as { code?: string }).code === 'ENOENT') return { ok: false, why: 'the openstack client is not installed (pip install python-openstackclient)' };
+  if ((r as { code?: string }).code === 'ENOENT')
+    return { ok: false, why: 'the openstack client is not installed (pip install python-openstackclient)' };
   if (r.exitCode !== 0) return { ok: false, why: (r.stderr || r.stdout).trim().split('\n').pop() || `openstack exited with ${r.exitCode}` };
   return { ok: true, text: r.stdout };
 }
@@ -202,12 +222,21 @@ export async function pinFromConsole(o: PinOptions): Promise<PinResult> {
     if (!parsed.ok) return tofu(parsed.problem);
     if (parsed.keys.length === 0 && parsed.fingerprints.length > 0) return pinByFingerprint(o, parsed.fingerprints);
     if (parsed.keys.length > 0) {
-      appendFileSync(o.knownHostsPath, knownHostsLines(o.host, o.port, parsed.keys).map((l) => `${l}\n`).join(''), { mode: 0o600 });
-      o.log.info(`pinned the host key of server ${o.serverId} from its console log (${parsed.keys.map((k) => `${k.type} ${k.fingerprint}`).join(', ')})`);
+      appendFileSync(
+        o.knownHostsPath,
+        knownHostsLines(o.host, o.port, parsed.keys)
+          .map((l) => `${l}\n`)
+          .join(''),
+        { mode: 0o600 },
+      );
+      o.log.info(
+        `pinned the host key of server ${o.serverId} from its console log (${parsed.keys.map((k) => `${k.type} ${k.fingerprint}`).join(', ')})`,
+      );
       return 'pinned';
     }
     // cloud-init prints the keys at the end of its final stage; before that the log is readable but has none.
-    if (/Cloud-init v\. \S+ finished/.test(got.text)) return tofu('cloud-init finished without printing the host keys (ssh.emit_keys_to_console off?)');
+    if (/Cloud-init v\. \S+ finished/.test(got.text))
+      return tofu('cloud-init finished without printing the host keys (ssh.emit_keys_to_console off?)');
     if (Date.now() > deadline) return tofu(`no host keys in it after ${o.waitSeconds ?? 900}s`);
     o.log.progress(`  waiting for cloud-init to print the host keys to the console of ${o.serverId} (attempt ${attempt})`);
     await sleep(10_000);
@@ -221,7 +250,11 @@ export async function pinFromConsole(o: PinOptions): Promise<PinResult> {
  */
 async function pinByFingerprint(o: PinOptions, fingerprints: string[]): Promise<PinResult> {
   const scan = await execa('ssh-keyscan', ['-T', '10', '-p', String(o.port), o.host], { reject: false });
-  const offered = scan.stdout.split('\n').filter((l) => !l.startsWith('#')).map(parseKeyLine).filter((k): k is HostKey => Boolean(k));
+  const offered = scan.stdout
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map(parseKeyLine)
+    .filter((k): k is HostKey => Boolean(k));
   if (offered.length === 0) {
     o.log.warn(
       `the console log of server ${o.serverId} shows only host key fingerprints and ${o.host}:${o.port} did not answer ssh-keyscan yet; ` +
@@ -236,7 +269,15 @@ async function pinByFingerprint(o: PinOptions, fingerprints: string[]): Promise<
       'Something other than your server answers at this address (or the floating IP points elsewhere): check `npx cdktf output node` and the console log, and do not rerun until they agree.',
     );
   }
-  appendFileSync(o.knownHostsPath, knownHostsLines(o.host, o.port, good).map((l) => `${l}\n`).join(''), { mode: 0o600 });
-  o.log.info(`pinned the host key of server ${o.serverId} by the fingerprints in its console log (${good.map((k) => k.fingerprint).join(', ')})`);
+  appendFileSync(
+    o.knownHostsPath,
+    knownHostsLines(o.host, o.port, good)
+      .map((l) => `${l}\n`)
+      .join(''),
+    { mode: 0o600 },
+  );
+  o.log.info(
+    `pinned the host key of server ${o.serverId} by the fingerprints in its console log (${good.map((k) => k.fingerprint).join(', ')})`,
+  );
   return 'pinned';
 }

@@ -84,7 +84,11 @@ export interface Preflight {
 export function parsePreflight(output: string): Preflight {
   const get = (k: string) => new RegExp(`^${k} (.*)$`, 'm').exec(output)?.[1]?.trim();
   const node = get('node');
-  return { nodeVersion: node && node !== 'missing' ? node : undefined, rclone: get('rclone') === 'present', freeMb: Number(get('free_mb') ?? 0) };
+  return {
+    nodeVersion: node && node !== 'missing' ? node : undefined,
+    rclone: get('rclone') === 'present',
+    freeMb: Number(get('free_mb') ?? 0),
+  };
 }
 
 export function checkPreflight(p: Preflight, minFreeMb: number, where: string): void {
@@ -94,7 +98,11 @@ export function checkPreflight(p: Preflight, minFreeMb: number, where: string): 
       'cloud-init installs it; if cloud-init failed, see /var/log/cloud-init-output.log on the node, or run: sudo apt-get install -y nodejs',
     );
   }
-  if (!p.rclone) throw new EtlError(`rclone is missing on ${where}`, 'Install it on the node: sudo apt-get install -y rclone (Chameleon images ship it).');
+  if (!p.rclone)
+    throw new EtlError(
+      `rclone is missing on ${where}`,
+      'Install it on the node: sudo apt-get install -y rclone (Chameleon images ship it).',
+    );
   if (p.freeMb < minFreeMb) {
     throw new EtlError(
       `only ${p.freeMb} MB free on ${where}; the ETL needs about ${minFreeMb} MB`,

@@ -36,7 +36,10 @@ export const POINTER_KEY_SCRIPT = `let t='';process.stdin.on('data',d=>t+=d).on(
  * the mount, whose cached size of a rewritten object may be stale), waits until the mount lists that version,
  * switches the link, and prints `VERSION <key>` and the view's top level.
  */
-export function viewSwitchCommand(v: NodeView, o: { remote: string; container: string; rcloneConfigPath: string; waitSeconds?: number }): string {
+export function viewSwitchCommand(
+  v: NodeView,
+  o: { remote: string; container: string; rcloneConfigPath: string; waitSeconds?: number },
+): string {
   const store = shPath(v.store);
   const link = shPath(v.currentLink);
   const mp = shPath(v.mountPoint);

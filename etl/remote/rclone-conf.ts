@@ -29,11 +29,15 @@ export function renderRcloneConf(r: RcloneRemote): string {
     if (value !== undefined && /[\p{Cc}\u2028\u2029]/u.test(value)) {
       throw new EtlError(
         `the ${what} for rclone.conf contains a line break or another control character; it would inject lines into rclone.conf, so nothing was written`,
-        'Check where it comes from: chi.authUrl / chi.region in persist.config.yaml, the storage stack\'s outputs (terraform.storage.tfstate or --outputs), or PERSIST_APP_CREDENTIAL_*; remove the line break and rerun.',
+        "Check where it comes from: chi.authUrl / chi.region in persist.config.yaml, the storage stack's outputs (terraform.storage.tfstate or --outputs), or PERSIST_APP_CREDENTIAL_*; remove the line break and rerun.",
       );
     }
   }
-  if (/[\[\]]/.test(r.name)) throw new EtlError(`the rclone remote name ${JSON.stringify(r.name)} contains "[" or "]"`, 'Use a plain name of letters, digits, _ . and -.');
+  if (/[[\]]/.test(r.name))
+    throw new EtlError(
+      `the rclone remote name ${JSON.stringify(r.name)} contains "[" or "]"`,
+      'Use a plain name of letters, digits, _ . and -.',
+    );
   const lines = [
     `[${r.name}]`,
     'type = swift',

@@ -124,7 +124,10 @@ async function waitForCloudInit(o: RunOnNodeOptions, where: string): Promise<voi
     o.log.warn(`cloud-init finished on ${where} with recoverable warnings (see: cloud-init status --long); continuing`);
   }
   if (state === 'error') {
-    const tail = await ssh(o.target, 'sudo -n tail -n 40 /var/log/cloud-init-output.log 2>/dev/null || tail -n 40 /var/log/cloud-init-output.log');
+    const tail = await ssh(
+      o.target,
+      'sudo -n tail -n 40 /var/log/cloud-init-output.log 2>/dev/null || tail -n 40 /var/log/cloud-init-output.log',
+    );
     throw new EtlError(
       `cloud-init failed on ${where}:\n${tail.stdout.trimEnd()}`,
       'Fix the cause above, then recreate the node: cdktf deploy node (after cdktf destroy node), or finish the setup by hand over ssh.',
@@ -185,7 +188,14 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
   }
   try {
     // Secrets only through stdin into a 0600 file: never in argv, user_data or logs.
-    const rclone = { name: layout.remoteName, authUrl: storage.authUrl, region: storage.region, userId: storage.userId, credentialId: storage.credentialId, credentialSecret: o.secret };
+    const rclone = {
+      name: layout.remoteName,
+      authUrl: storage.authUrl,
+      region: storage.region,
+      userId: storage.userId,
+      credentialId: storage.credentialId,
+      credentialSecret: o.secret,
+    };
     const conf = await ssh(o.target, writeSecretFileCommand(layout.rcloneConfigPath), { input: renderRcloneConf(rclone), secrets });
     if (conf.exitCode !== 0) throw new EtlError(`could not write the rclone config on ${where}: ${conf.stderr.trim()}`);
 
@@ -205,19 +215,15 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
 
     log.info(`running 'etl ${o.stage}' on ${where}`);
     const tail: string[] = [];
-    const run = await ssh(
-      o.target,
-      etlCommand({ stage: o.stage, remoteDir }),
-      {
-        input: JSON.stringify(nodeJob(o.spec, o.run)),
-        onLine: (line) => {
-          log.info(`  [node] ${line}`);
-          tail.push(line);
-          if (tail.length > 12) tail.shift();
-        },
-        secrets,
+    const run = await ssh(o.target, etlCommand({ stage: o.stage, remoteDir }), {
+      input: JSON.stringify(nodeJob(o.spec, o.run)),
+      onLine: (line) => {
+        log.info(`  [node] ${line}`);
+        tail.push(line);
+        if (tail.length > 12) tail.shift();
       },
-    );
+      secrets,
+    });
     if (run.exitCode === ETL_BUSY_EXIT) {
       throw new EtlError(
         `an ETL process of an earlier, interrupted run is still running on ${where} (it holds ${remoteDir}/${ETL_FLOCK})`,
@@ -244,17 +250,35 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
     if (o.mount && (o.stage === 'all' || o.stage === 'load')) {
       const view = nodeView(layout.mountPoint);
       const service = layout.mountService;
-      const m = await ssh(o.target, mountCommand({ remote: layout.remoteName, container: storage.container, store: view.store, rcloneConfigPath: layout.rcloneConfigPath, service }), { secrets });
+      const m = await ssh(
+        o.target,
+        mountCommand({
+          remote: layout.remoteName,
+          container: storage.container,
+          store: view.store,
+          rcloneConfigPath: layout.rcloneConfigPath,
+          service,
+        }),
+        { secrets },
+      );
       if (m.exitCode !== 0) {
         // On systemd the mount command prints the unit's last journal lines (rclone's own error) to stderr.
-        const said = m.stderr.trim().split('\n').filter((l) => l.trim() && !/^mount: unchanged/.test(l)).slice(-12);
+        const said = m.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.trim() && !/^mount: unchanged/.test(l))
+          .slice(-12);
         throw new EtlError(
           `the data is in the container, but the read-only mount at ${view.store} did not come up${said.length ? `; the node said:\n${said.map((l) => `  ${l}`).join('\n')}` : ''}`,
           `Fix the cause shown (an expired credential: redeploy storage with a later credential.expiresAt), then rerun; on the node: systemctl status ${service}, journalctl -u ${service}.`,
         );
       }
       // Readers switch to the published version by one rename on the node; nothing is remounted.
-      const s = await ssh(o.target, viewSwitchCommand(view, { remote: layout.remoteName, container: storage.container, rcloneConfigPath: layout.rcloneConfigPath }), { secrets });
+      const s = await ssh(
+        o.target,
+        viewSwitchCommand(view, { remote: layout.remoteName, container: storage.container, rcloneConfigPath: layout.rcloneConfigPath }),
+        { secrets },
+      );
       const lines = s.stdout.split('\n').filter(Boolean);
       version = /^VERSION ([0-9a-f]{16})$/.exec(lines[0] ?? '')?.[1];
       mountListing = lines.slice(1);
@@ -271,4 +295,3 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
     await ssh(o.target, unlockIfOwnerCommand(lockDir, owner));
   }
 }
-

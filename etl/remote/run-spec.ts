@@ -68,7 +68,10 @@ export const runSpecSchema = z
         /** The zip to download; absent when `source` names a zip already on the node. */
         url: text.optional(),
         source: nodePath.optional(),
-        sha256: z.string().regex(/^[0-9a-f]{64}$/, 'is not a SHA-256 in hexadecimal').optional(),
+        sha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/, 'is not a SHA-256 in hexadecimal')
+          .optional(),
         allowUnverified: z.boolean(),
         seed: z.number().int().min(0),
         ratios: z.tuple([ratio, ratio, ratio]).refine((r) => Math.abs(r[0] + r[1] + r[2] - 1) < 1e-9, { message: 'must add up to 1' }),
@@ -93,7 +96,8 @@ export function parseRunSpec(textValue: string, where: string): RunSpec {
   return checkRunSpec(value, where);
 }
 
-const RESYNTH_HINT = 'It is written by the etl stack: run `npx cdktf deploy etl` to write it again (a spec file of your own must match etl/remote/run-spec.ts).';
+const RESYNTH_HINT =
+  'It is written by the etl stack: run `npx cdktf deploy etl` to write it again (a spec file of your own must match etl/remote/run-spec.ts).';
 
 export function checkRunSpec(value: unknown, where: string): RunSpec {
   const r = runSpecSchema.safeParse(value);
@@ -141,7 +145,12 @@ export function withOverrides(spec: RunSpec, o: RunOverrides): RunSpec {
   return checkRunSpec(
     {
       ...spec,
-      node: { ...spec.node, port: pick(o.port, spec.node.port), privateKeyPath: pick(o.privateKeyPath, spec.node.privateKeyPath), consoleCloud: pick(o.consoleCloud, spec.node.consoleCloud) },
+      node: {
+        ...spec.node,
+        port: pick(o.port, spec.node.port),
+        privateKeyPath: pick(o.privateKeyPath, spec.node.privateKeyPath),
+        consoleCloud: pick(o.consoleCloud, spec.node.consoleCloud),
+      },
       layout: {
         ...spec.layout,
         remoteDir: pick(o.remoteDir, spec.layout.remoteDir),
@@ -158,7 +167,10 @@ export function withOverrides(spec: RunSpec, o: RunOverrides): RunSpec {
 export function parseRatios(value: string): [number, number, number] {
   const parts = value.split(',').map((s) => Number(s.trim()));
   if (parts.length !== 3 || parts.some((n) => !Number.isFinite(n))) {
-    throw new EtlError(`--ratios ${JSON.stringify(value)} is not three numbers`, 'Give three shares adding up to 1, e.g. --ratios 0.8,0.1,0.1');
+    throw new EtlError(
+      `--ratios ${JSON.stringify(value)} is not three numbers`,
+      'Give three shares adding up to 1, e.g. --ratios 0.8,0.1,0.1',
+    );
   }
   return [parts[0], parts[1], parts[2]];
 }

@@ -15,15 +15,23 @@ export interface SshTarget {
 
 export function sshArgs(t: SshTarget): string[] {
   return [
-    '-p', String(t.port),
-    '-i', t.privateKeyPath,
-    '-o', 'BatchMode=yes',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'StrictHostKeyChecking=accept-new',
+    '-p',
+    String(t.port),
+    '-i',
+    t.privateKeyPath,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'StrictHostKeyChecking=accept-new',
     ...(t.knownHostsPath ? ['-o', `UserKnownHostsFile=${t.knownHostsPath}`] : []),
-    '-o', `ConnectTimeout=${t.connectTimeoutSeconds ?? 10}`,
-    '-o', 'ServerAliveInterval=15',
-    '-o', 'LogLevel=ERROR',
+    '-o',
+    `ConnectTimeout=${t.connectTimeoutSeconds ?? 10}`,
+    '-o',
+    'ServerAliveInterval=15',
+    '-o',
+    'LogLevel=ERROR',
     `${t.user}@${t.host}`,
   ];
 }
@@ -34,7 +42,12 @@ export function sshArgs(t: SshTarget): string[] {
  * left in ssh's environment (and that of any shell ssh starts, e.g. for a ProxyCommand) would be readable in
  * /proc/<pid>/environ for as long as the connection lives.
  */
-export const SECRET_ENV_NAMES = ['PERSIST_APP_CREDENTIAL_SECRET', 'PERSIST_ETL_CREDENTIAL_SECRET', 'OS_APPLICATION_CREDENTIAL_SECRET', 'OS_PASSWORD'] as const;
+export const SECRET_ENV_NAMES = [
+  'PERSIST_APP_CREDENTIAL_SECRET',
+  'PERSIST_ETL_CREDENTIAL_SECRET',
+  'OS_APPLICATION_CREDENTIAL_SECRET',
+  'OS_PASSWORD',
+] as const;
 
 /** The environment for a child of the runner: this process's, without the secrets. */
 export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -55,7 +68,12 @@ export interface SshResult {
  * yet) is not one: waitForSsh handles a node that is still booting.
  */
 export function isTransientSshFailure(exitCode: number, stderr: string): boolean {
-  return exitCode === 255 && /Connection timed out during banner exchange|kex_exchange_identification|Connection reset by peer|Connection closed by \S+ port \d+\s*$/m.test(stderr);
+  return (
+    exitCode === 255 &&
+    /Connection timed out during banner exchange|kex_exchange_identification|Connection reset by peer|Connection closed by \S+ port \d+\s*$/m.test(
+      stderr,
+    )
+  );
 }
 
 /**
@@ -99,7 +117,8 @@ async function sshOnce(
   }
   const r = await child;
   await closed;
-  if ((r as { code?: string }).code === 'ENOENT') throw new EtlError('ssh was not found', 'Install the OpenSSH client (apt-get install openssh-client).');
+  if ((r as { code?: string }).code === 'ENOENT')
+    throw new EtlError('ssh was not found', 'Install the OpenSSH client (apt-get install openssh-client).');
   return {
     exitCode: r.exitCode ?? 255,
     stdout: redact(String(r.stdout ?? ''), options.secrets ?? []),

@@ -49,7 +49,10 @@ export function outputsFromState(stateDir: string, stack: string): TfOutputs {
   if (Object.keys(outputs).length === 0) {
     // Also what a destroy leaves when Swift refused to delete the non-empty container: Terraform dropped the
     // outputs, the container and the credential are still there, and a deploy brings the outputs back.
-    throw new EtlError(`the '${stack}' stack has no outputs in ${file} (destroyed, or a destroy that was refused?)`, `Deploy it: npx cdktf deploy ${stack}`);
+    throw new EtlError(
+      `the '${stack}' stack has no outputs in ${file} (destroyed, or a destroy that was refused?)`,
+      `Deploy it: npx cdktf deploy ${stack}`,
+    );
   }
   if (stack === 'storage' && outputs.credential_secret === undefined) {
     const secret = credentialSecretFromState(state);
@@ -60,7 +63,9 @@ export function outputsFromState(stateDir: string, stack: string): TfOutputs {
 
 /** The created credential's secret from the storage state's resources, if the stack created one. */
 function credentialSecretFromState(state: StateFile): string | undefined {
-  const r = (state.resources ?? []).find((x) => (x.mode ?? 'managed') === 'managed' && x.type === CREDENTIAL_RESOURCE.type && x.name === CREDENTIAL_RESOURCE.name);
+  const r = (state.resources ?? []).find(
+    (x) => (x.mode ?? 'managed') === 'managed' && x.type === CREDENTIAL_RESOURCE.type && x.name === CREDENTIAL_RESOURCE.name,
+  );
   const secret = r?.instances?.[0]?.attributes?.secret;
   return typeof secret === 'string' && secret ? secret : undefined;
 }

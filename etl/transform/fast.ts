@@ -3,7 +3,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { basename } from 'node:path';
 import { EtlError } from '../errors';
 import { readHeader } from './header';
-import { DenseIds, IdCollector } from './ids';
+import { type DenseIds, IdCollector } from './ids';
 import { newScanState, newSplitWork, scanRange, splitRange, type ScanState, type SplitTables } from './kernels';
 import { WorkerPool } from './pool';
 import type { SplitThresholds } from './split';
@@ -115,7 +115,13 @@ function collector(seen: Uint8Array, big: Set<number>): IdCollector {
   return c;
 }
 
-export async function fastTransform(path: string, thresholds: SplitThresholds, sink: SplitSink, threads: number, progress?: Progress): Promise<FastResult> {
+export async function fastTransform(
+  path: string,
+  thresholds: SplitThresholds,
+  sink: SplitSink,
+  threads: number,
+  progress?: Progress,
+): Promise<FastResult> {
   const fd = openSync(path, 'r');
   let pool: WorkerPool | undefined;
   try {
@@ -136,7 +142,9 @@ export async function fastTransform(path: string, thresholds: SplitThresholds, s
     let states: ScanState[];
     if (pool) {
       pool.onProgress = report1;
-      states = await Promise.all(parts.map(([from, to], i) => pool!.request<ScanState>(i % threads, { type: 'scan', path, from, to, chunk, maxLine: MAX_LINE })));
+      states = await Promise.all(
+        parts.map(([from, to], i) => pool!.request<ScanState>(i % threads, { type: 'scan', path, from, to, chunk, maxLine: MAX_LINE })),
+      );
     } else {
       states = parts.map(([from, to]) => {
         const st = newScanState();
@@ -182,7 +190,8 @@ export async function fastTransform(path: string, thresholds: SplitThresholds, s
     const counts: [number, number, number] = [0, 0, 0];
     let written = dataStart;
     const emit = (job: Job, r: JobResult, outs: Uint8Array[]) => {
-      if (r.rows !== job.rows) throw new EtlError(`${basename(path)} changed while it was read`, 'Run the transform again once nothing writes to the file.');
+      if (r.rows !== job.rows)
+        throw new EtlError(`${basename(path)} changed while it was read`, 'Run the transform again once nothing writes to the file.');
       for (let s = 0; s < 3; s++) {
         if (r.lengths[s] > 0) sink(s as 0 | 1 | 2, outs[s].subarray(0, r.lengths[s]));
         counts[s] += r.counts[s];
@@ -197,11 +206,20 @@ export async function fastTransform(path: string, thresholds: SplitThresholds, s
       // and memory stays bounded however far one worker runs ahead.
       const SLOTS = 2;
       const window = SLOTS * threads;
-      const slots = await Promise.all(Array.from({ length: threads }, (_, i) => p.request<Uint8Array[][]>(i, { type: 'tables', tables, maxJobBytes, slots: SLOTS })));
+      const slots = await Promise.all(
+        Array.from({ length: threads }, (_, i) => p.request<Uint8Array[][]>(i, { type: 'tables', tables, maxJobBytes, slots: SLOTS })),
+      );
       const results = new Map<number, Promise<JobResult>>();
       const send = (j: number) => {
         const job = jobs[j];
-        const promise = p.request<JobResult>(j % threads, { type: 'split', path, from: job.from, to: job.to, firstRow: job.firstRow, slot: Math.floor(j / threads) % SLOTS });
+        const promise = p.request<JobResult>(j % threads, {
+          type: 'split',
+          path,
+          from: job.from,
+          to: job.to,
+          firstRow: job.firstRow,
+          slot: Math.floor(j / threads) % SLOTS,
+        });
         promise.catch(() => undefined); // awaited in order below; a failure meanwhile must not go unhandled
         results.set(j, promise);
       };
@@ -214,9 +232,19 @@ export async function fastTransform(path: string, thresholds: SplitThresholds, s
       }
     } else {
       const work = newSplitWork(maxJobBytes, 1, false);
-      for (const job of jobs) emit(job, splitRange(readSync, fd, job.from, job.to, job.firstRow, tables, work.input, work.slots[0]), work.slots[0]);
+      for (const job of jobs)
+        emit(job, splitRange(readSync, fd, job.from, job.to, job.firstRow, tables, work.input, work.slots[0]), work.slots[0]);
     }
-    return { bytes: size, rows, users: du, items: di, counts, threads: pool ? threads : 1, pass1Seconds, pass2Seconds: (performance.now() - t0) / 1000 - pass1Seconds };
+    return {
+      bytes: size,
+      rows,
+      users: du,
+      items: di,
+      counts,
+      threads: pool ? threads : 1,
+      pass1Seconds,
+      pass2Seconds: (performance.now() - t0) / 1000 - pass1Seconds,
+    };
   } finally {
     closeSync(fd);
     await pool?.close();

@@ -14,7 +14,8 @@ export function readHeader(fd: number, path: string): { raw: Buffer } {
   const n = readSync(fd, probe, 0, probe.length, 0);
   if (n === 0) throw new EtlError(`${basename(path)} is empty`, 'Download or extract the dataset again.');
   const nl = probe.indexOf(10);
-  if (nl < 0 && n === probe.length) throw new EtlError(`${basename(path)} line 1: no header line`, `Expected the header ${EXPECTED_HEADER.join(',')}.`);
+  if (nl < 0 && n === probe.length)
+    throw new EtlError(`${basename(path)} line 1: no header line`, `Expected the header ${EXPECTED_HEADER.join(',')}.`);
   const end = nl < 0 ? n : nl + 1;
   const raw = Buffer.from(probe.subarray(0, end));
   let fields: string[] = [];

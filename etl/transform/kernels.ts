@@ -41,7 +41,16 @@ export interface ScanState {
 }
 
 export function newScanState(): ScanState {
-  return { users: new Uint8Array(1 << 16), items: new Uint8Array(1 << 16), bigUsers: new Set(), bigItems: new Set(), rows: 0, lines: 0, checkpoints: [], fault: null };
+  return {
+    users: new Uint8Array(1 << 16),
+    items: new Uint8Array(1 << 16),
+    bigUsers: new Set(),
+    bigItems: new Set(),
+    rows: 0,
+    lines: 0,
+    checkpoints: [],
+    fault: null,
+  };
 }
 
 /**
@@ -61,7 +70,7 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
   let lineStart = start;
   let bad = ''; // the field that failed, 'shape' for a missing comma or newline, or '' while all is well
   let field = 0; // the field being read, for the message when a stray character follows its digits
-  scan: while (pos < end) {
+  while (pos < end) {
     line++;
     lineStart = pos;
     c = buf[pos];
@@ -85,11 +94,11 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     }
     if (pos === from || u > 2147483647 || (q && buf[pos++] !== 34)) {
       bad = 'userId';
-      break scan;
+      break;
     }
     if (pos >= end || buf[pos] !== 44) {
       bad = 'shape';
-      break scan;
+      break;
     }
     pos++;
     // field 2: movieId
@@ -104,11 +113,11 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     }
     if (pos === from || m > 2147483647 || (q && buf[pos++] !== 34)) {
       bad = 'movieId';
-      break scan;
+      break;
     }
     if (pos >= end || buf[pos] !== 44) {
       bad = 'shape';
-      break scan;
+      break;
     }
     pos++;
     // field 3: rating, digits with at most one '.' inside or after them
@@ -123,11 +132,11 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     }
     if (pos === from || buf[pos - 1] === 46 || (q && buf[pos++] !== 34)) {
       bad = 'rating';
-      break scan;
+      break;
     }
     if (pos >= end || buf[pos] !== 44) {
       bad = 'shape';
-      break scan;
+      break;
     }
     pos++;
     // field 4: timestamp
@@ -138,13 +147,13 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     while (pos < end && (c = buf[pos] - 48) >= 0 && c <= 9) pos++;
     if (pos === from || (q && buf[pos++] !== 34)) {
       bad = 'timestamp';
-      break scan;
+      break;
     }
     if (pos < end) {
       if (buf[pos] === 13) pos++;
       if (pos < end && buf[pos] !== 10) {
         bad = 'shape';
-        break scan;
+        break;
       }
       pos++;
     }
@@ -170,9 +179,17 @@ export function scanLines(buf: Uint8Array, start: number, end: number, st: ScanS
     if (text.endsWith('\r')) text = text.slice(0, -1);
     const early = bad === 'shape' && (pos >= end || buf[pos] === 10 || buf[pos] === 13);
     // a stray character right after a field's digits (1x,2,...) makes that field invalid
-    if (bad === 'shape' && !early && !(field === 3 && buf[pos] === 44)) bad = field === 0 ? 'userId' : field === 1 ? 'movieId' : field === 2 ? 'rating' : 'timestamp';
+    if (bad === 'shape' && !early && !(field === 3 && buf[pos] === 44))
+      bad = field === 0 ? 'userId' : field === 1 ? 'movieId' : field === 2 ? 'rating' : 'timestamp';
     const shape = bad === 'shape';
-    st.fault = { line, kind: shape ? 'shape' : 'field', field: shape && !early ? 'extra' : shape ? '' : bad, text, early, atEof: shape && pos >= end };
+    st.fault = {
+      line,
+      kind: shape ? 'shape' : 'field',
+      field: shape && !early ? 'extra' : shape ? '' : bad,
+      text,
+      early,
+      atEof: shape && pos >= end,
+    };
   }
 
   function growBitmap(bitmap: Uint8Array, id: number, limit: number): Uint8Array {
@@ -319,7 +336,26 @@ export function splitRange(
   const t2 = tables.t2;
   const seedMix = tables.seedMix;
   const put = (o: Buffer, p: number, n: number) => {
-    const d = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+    const d =
+      n < 10
+        ? 1
+        : n < 100
+          ? 2
+          : n < 1000
+            ? 3
+            : n < 10000
+              ? 4
+              : n < 100000
+                ? 5
+                : n < 1000000
+                  ? 6
+                  : n < 10000000
+                    ? 7
+                    : n < 100000000
+                      ? 8
+                      : n < 1000000000
+                        ? 9
+                        : 10;
     let e = p + d;
     do {
       const q = (n / 10) | 0;
@@ -360,7 +396,7 @@ export function splitRange(
     let h = (row >>> 0) ^ seedMix;
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    h = (h ^ (h >>> 16)) ^ (row > 0xffffffff ? Math.floor(row / 4294967296) : 0);
+    h = h ^ (h >>> 16) ^ (row > 0xffffffff ? Math.floor(row / 4294967296) : 0);
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
     h = (h ^ (h >>> 16)) >>> 0;

@@ -12,7 +12,9 @@ import { splitOf, type SplitThresholds } from './split';
  * Maps), not with rows: output is written in batches as it goes.
  */
 function parser(path: string, info: boolean) {
-  return createReadStream(path).pipe(parse({ bom: true, skip_empty_lines: true, relax_quotes: false, record_delimiter: ['\r\n', '\n'], info }));
+  return createReadStream(path).pipe(
+    parse({ bom: true, skip_empty_lines: true, relax_quotes: false, record_delimiter: ['\r\n', '\n'], info }),
+  );
 }
 
 /** Data records (the header checked and dropped). csv-parse's per-record `info` costs 2.7x, so it is not asked for. */
@@ -22,7 +24,8 @@ async function* records(path: string): AsyncGenerator<string[]> {
     for await (const record of parser(path, false) as AsyncIterable<string[]>) {
       if (first) {
         first = false;
-        if (record.join(',') !== EXPECTED_HEADER.join(',')) throw new EtlError(`${basename(path)} line 1: expected the header ${EXPECTED_HEADER.join(',')}`);
+        if (record.join(',') !== EXPECTED_HEADER.join(','))
+          throw new EtlError(`${basename(path)} line 1: expected the header ${EXPECTED_HEADER.join(',')}`);
         continue;
       }
       yield record;
@@ -30,7 +33,10 @@ async function* records(path: string): AsyncGenerator<string[]> {
   } catch (e) {
     if (e instanceof EtlError) throw e;
     const line = (e as { lines?: number }).lines;
-    throw new EtlError(`${basename(path)}${line ? ` line ${line}` : ''}: ${(e as Error).message}`, 'Each row must be userId,movieId,rating,timestamp.');
+    throw new EtlError(
+      `${basename(path)}${line ? ` line ${line}` : ''}: ${(e as Error).message}`,
+      'Each row must be userId,movieId,rating,timestamp.',
+    );
   }
   if (first) throw new EtlError(`${basename(path)} is empty`);
 }
@@ -74,7 +80,11 @@ export async function referenceTransform(
   let index = 0;
   for await (const record of records(path)) {
     const why = fault(record);
-    if (why) throw new EtlError(`${basename(path)} line ${await lineOf(path, index)}: ${why}`, 'Each row must be userId,movieId,rating,timestamp.');
+    if (why)
+      throw new EtlError(
+        `${basename(path)} line ${await lineOf(path, index)}: ${why}`,
+        'Each row must be userId,movieId,rating,timestamp.',
+      );
     users.add(Number(record[0]));
     items.add(Number(record[1]));
     index++;

@@ -14,11 +14,17 @@ export const DEFAULT_RATIOS: SplitRatios = { train: 0.7, validation: 0.15, evalu
 export function parseRatios(text: string): SplitRatios {
   const parts = text.split(',').map((p) => Number(p.trim()));
   if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p < 0)) {
-    throw new EtlError(`--ratios '${text}' is not three non-negative numbers`, 'Use e.g. --ratios 0.7,0.15,0.15 (train,validation,evaluation).');
+    throw new EtlError(
+      `--ratios '${text}' is not three non-negative numbers`,
+      'Use e.g. --ratios 0.7,0.15,0.15 (train,validation,evaluation).',
+    );
   }
   const sum = parts[0] + parts[1] + parts[2];
   if (Math.abs(sum - 1) > 1e-9) {
-    throw new EtlError(`--ratios '${text}' add up to ${Number(sum.toFixed(6))}, not 1`, 'Use e.g. --ratios 0.7,0.15,0.15 (train,validation,evaluation).');
+    throw new EtlError(
+      `--ratios '${text}' add up to ${Number(sum.toFixed(6))}, not 1`,
+      'Use e.g. --ratios 0.7,0.15,0.15 (train,validation,evaluation).',
+    );
   }
   return { train: parts[0], validation: parts[1], evaluation: parts[2] };
 }
@@ -35,7 +41,7 @@ export function splitThresholds(ratios: SplitRatios, seed: number): SplitThresho
   return {
     t1: Math.min(scale, Math.round(ratios.train * scale)),
     t2: Math.min(scale, Math.round((ratios.train + ratios.validation) * scale)),
-    seedMix: mix32(seed >>> 0 ^ 0x9e3779b9),
+    seedMix: mix32((seed >>> 0) ^ 0x9e3779b9),
   };
 }
 

@@ -73,18 +73,28 @@ export const MAP_FILES = { users: 'maps/users.tsv', items: 'maps/items.tsv' };
 async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult> {
   const layout = workLayout(ctx.workDir);
   for (const note of recoverInterrupted(ctx.workDir, 'output')) ctx.log.warn(note);
-  const extract = await readManifest<{ dataset?: string; stagingDir?: string; ratings?: string; files?: { name: string; sha256: string; fingerprint?: Fingerprint }[] }>(layout.manifests, 'extract');
+  const extract = await readManifest<{
+    dataset?: string;
+    stagingDir?: string;
+    ratings?: string;
+    files?: { name: string; sha256: string; fingerprint?: Fingerprint }[];
+  }>(layout.manifests, 'extract');
   // An --input of one's own names its dataset by its folder when that looks like one (…/ml-25m/ratings.csv).
   const dataset = o.input ? /^ml-/.exec(basename(dirname(resolve(o.input))))?.input : extract?.result.dataset;
-  const input = o.input ?? (dataset ? join(extract?.result.stagingDir ?? join(layout.staging, dataset), extract?.result.ratings ?? 'ratings.csv') : undefined);
+  const input =
+    o.input ??
+    (dataset ? join(extract?.result.stagingDir ?? join(layout.staging, dataset), extract?.result.ratings ?? 'ratings.csv') : undefined);
   if (!input) throw new EtlError('transform has no input', 'Run the extract stage first, or pass --input path/to/ratings.csv.');
-  if (!existsSync(input)) throw new EtlError(`${input} does not exist`, 'Run the extract stage first, or pass --input path/to/ratings.csv.');
+  if (!existsSync(input))
+    throw new EtlError(`${input} does not exist`, 'Run the extract stage first, or pass --input path/to/ratings.csv.');
   const seed = Number(o.seed);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 4294967295) throw new EtlError(`--seed '${o.seed}' is not a whole number from 0 to 4294967295`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 4294967295)
+    throw new EtlError(`--seed '${o.seed}' is not a whole number from 0 to 4294967295`);
   const ratios = parseRatios(o.ratios);
   const name = o.name ?? outputName(dataset ?? 'custom');
   const threads = o.threads === 'auto' || o.threads === undefined ? defaultThreads() : Number(o.threads);
-  if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new EtlError(`--threads '${o.threads}' is not 'auto' or a whole number from 1 to 64`);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64)
+    throw new EtlError(`--threads '${o.threads}' is not 'auto' or a whole number from 1 to 64`);
   const st = statSync(input);
   const previous = await readManifest<TransformResult>(layout.manifests, 'transform');
   // Keyed by the input's content, not its path or mtime: two work dirs (two nodes) with the same zip and options
@@ -138,7 +148,9 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
       };
     } else {
       const progress = (pass: 1 | 2, done: number, total: number) =>
-        ctx.log.progress(`  transform pass ${pass}/2 (${pass === 1 ? 'validate, collect ids' : 'write splits'}): ${Math.round((100 * done) / total)}% of ${(total / 1e6).toFixed(0)} MB`);
+        ctx.log.progress(
+          `  transform pass ${pass}/2 (${pass === 1 ? 'validate, collect ids' : 'write splits'}): ${Math.round((100 * done) / total)}% of ${(total / 1e6).toFixed(0)} MB`,
+        );
       const writers = splitFiles(name).map((f) => ({ path: f, fd: openSync(join(tmp, f), 'w'), hash: createHash('sha256'), bytes: 0 }));
       let fast: FastResult;
       try {
@@ -163,7 +175,12 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
       const maps = [fast.users, fast.items].map((ids, i) => {
         const text = Buffer.from(mapLines(ids).join(''));
         writeFileSync(join(tmp, i === 0 ? MAP_FILES.users : MAP_FILES.items), text);
-        return { path: i === 0 ? MAP_FILES.users : MAP_FILES.items, bytes: text.length, sha256: createHash('sha256').update(text).digest('hex'), rows: ids.count };
+        return {
+          path: i === 0 ? MAP_FILES.users : MAP_FILES.items,
+          bytes: text.length,
+          sha256: createHash('sha256').update(text).digest('hex'),
+          rows: ids.count,
+        };
       });
       outputs = [...writers.map((w, i) => ({ path: w.path, bytes: w.bytes, sha256: w.hash.digest('hex'), rows: fast.counts[i] })), ...maps];
       result = {
@@ -195,7 +212,14 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
     outputs,
     timings: { pass1Seconds, pass2Seconds, totalSeconds: total },
   };
-  await writeManifest(layout.manifests, { stage: 'transform', inputsKey, tool: TOOL, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), result: full });
+  await writeManifest(layout.manifests, {
+    stage: 'transform',
+    inputsKey,
+    tool: TOOL,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    result: full,
+  });
   const s = full.splits;
   return {
     stage: 'transform',
@@ -214,7 +238,14 @@ export const transformStage: Stage<TransformOptions> = {
       .addOption(new Option('--name <name>', 'output file prefix (default: movielens_<dataset>, e.g. movielens_32m)'))
       .addOption(new Option('--seed <n>', 'seed of the split').default('42'))
       .addOption(new Option('--ratios <train,val,eval>', 'split ratios, adding up to 1').default('0.7,0.15,0.15'))
-      .addOption(new Option('--engine <engine>', 'fast byte scanner, or the csv-parse reference').choices(['fast', 'reference']).default('fast'))
-      .addOption(new Option('--threads <n>', "worker threads of the fast engine ('auto': one per core, at most 4); the output does not depend on it").default('auto')),
+      .addOption(
+        new Option('--engine <engine>', 'fast byte scanner, or the csv-parse reference').choices(['fast', 'reference']).default('fast'),
+      )
+      .addOption(
+        new Option(
+          '--threads <n>',
+          "worker threads of the fast engine ('auto': one per core, at most 4); the output does not depend on it",
+        ).default('auto'),
+      ),
   run,
 };

@@ -23,7 +23,12 @@ export function synthesizedNode(teamId: string): SynthesizedNode {
   const config = testConfig({ teamId });
   const stack = new NodeStack(Testing.app(), 'node', { config });
   const json = JSON.parse(Testing.synth(stack)) as { resource: { openstack_compute_instance_v2: { node: { user_data: string } } } };
-  return { userData: json.resource.openstack_compute_instance_v2.node.user_data, cloudInit: stack.cloudInit, layout: stack.layout, containerName: config.containerName };
+  return {
+    userData: json.resource.openstack_compute_instance_v2.node.user_data,
+    cloudInit: stack.cloudInit,
+    layout: stack.layout,
+    containerName: config.containerName,
+  };
 }
 
 if (require.main === module) {
