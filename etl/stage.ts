@@ -10,6 +10,11 @@ export interface StageContext {
   /** Rerun even when the stage's manifest says its inputs are unchanged. */
   force: boolean;
   log: Logger;
+  /**
+   * The environment the stage reads its settings and credentials from (ETL_*, RCLONE_*).
+   * @default process.env
+   */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface StageResult {

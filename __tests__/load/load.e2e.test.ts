@@ -50,15 +50,12 @@ async function load(
   force = false,
   extraEnv: Record<string, string> = {},
 ) {
-  const saved = { ...process.env };
-  Object.assign(process.env, etlCredentialEnv(env, cred), extraEnv);
+  // The credential reaches the stage through its context, as the CLI's environment would: process.env is untouched.
   try {
-    return await loadStage.run({ workDir, force, log }, o);
+    return await loadStage.run({ workDir, force, log, env: { ...process.env, ...etlCredentialEnv(env, cred), ...extraEnv } }, o);
   } catch (e) {
     if (e instanceof EtlError) errors.push(`${e.message}\n${e.hint ?? ''}`);
     throw e;
-  } finally {
-    process.env = saved;
   }
 }
 
@@ -433,23 +430,20 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     it('two loads of different datasets at once: one publishes, the other is refused with 75, readers see the winner whole', async () => {
       const container = newContainer();
       const a = await fakeWorkDir('race-a', 200_000);
-      const saved = { ...process.env };
-      Object.assign(process.env, etlCredentialEnv(env));
-      try {
-        await loadStage.run({ workDir: a, force: false, log }, options(container));
-        const c = await fakeWorkDir('race-c', 200_000);
-        const d = await fakeWorkDir('race-d', 200_000);
-        const outcomes = await Promise.allSettled([c, d].map((w) => loadStage.run({ workDir: w, force: false, log }, options(container))));
-        expect(outcomes.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
-        const won = outcomes.findIndex((x) => x.status === 'fulfilled');
-        const lost = outcomes[1 - won] as PromiseRejectedResult;
-        expect(String(lost.reason.message)).toMatch(/another load into container/);
-        expect((lost.reason as EtlError).exitCode).toBe(75);
-        expect(await current(container)).toEqual(expectedObjects([c, d][won]));
-        expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
-      } finally {
-        process.env = saved;
-      }
+      const stageEnv = { ...process.env, ...etlCredentialEnv(env) };
+      await loadStage.run({ workDir: a, force: false, log, env: stageEnv }, options(container));
+      const c = await fakeWorkDir('race-c', 200_000);
+      const d = await fakeWorkDir('race-d', 200_000);
+      const outcomes = await Promise.allSettled(
+        [c, d].map((w) => loadStage.run({ workDir: w, force: false, log, env: stageEnv }, options(container))),
+      );
+      expect(outcomes.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+      const won = outcomes.findIndex((x) => x.status === 'fulfilled');
+      const lost = outcomes[1 - won] as PromiseRejectedResult;
+      expect(String(lost.reason.message)).toMatch(/another load into container/);
+      expect((lost.reason as EtlError).exitCode).toBe(75);
+      expect(await current(container)).toEqual(expectedObjects([c, d][won]));
+      expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
     });
   });
 

@@ -73,15 +73,11 @@ describe("the storage stack's access rules against the real Keystone + Swift", (
     ...extra,
   });
   async function load(workDir: string, o: LoadOptions, force = false) {
-    const saved = { ...process.env };
-    Object.assign(process.env, etlCredentialEnv(env, ruled));
     try {
-      return await loadStage.run({ workDir, force, log }, o);
+      return await loadStage.run({ workDir, force, log, env: { ...process.env, ...etlCredentialEnv(env, ruled) } }, o);
     } catch (e) {
       if (e instanceof EtlError) throw new Error(`${e.message}\n${e.hint ?? ''}\n${log.lines.slice(-15).join('\n')}`);
       throw e;
-    } finally {
-      process.env = saved;
     }
   }
   /** What a reader sees: the current version's objects, after checking it is whole. */

@@ -106,11 +106,12 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const startedAt = new Date();
   // ETL_LOAD_TRACE=1: one line per step with its start time (the bench's phase timings, the chaos test's phases).
   const t0 = performance.now();
-  const trace = process.env.ETL_LOAD_TRACE
+  const environment = ctx.env ?? process.env;
+  const trace = environment.ETL_LOAD_TRACE
     ? (what: string) => log.info(`load trace: +${Math.round(performance.now() - t0)} ms ${what}`)
     : undefined;
 
-  const fromEnv = rcloneEnvFromEtlEnv(o.remote, process.env);
+  const fromEnv = rcloneEnvFromEtlEnv(o.remote, environment);
   const configText = o.rcloneConfig && existsSync(o.rcloneConfig) ? readFileSync(o.rcloneConfig, 'utf8') : '';
   const base: RcloneTarget = {
     binary: o.rclone,
