@@ -224,12 +224,21 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
         .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
         .find((m) => m && Number(m[2]) === process.pid && /\brclone rcd\b/.test(m[3]));
     let psSeen: string | undefined;
+    let environSeen: string[] | undefined;
     const v2Names = ['evaluation/movielens_t_eval.txt', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'].map(
       (n) => `datasets/${v2Key}/${n}`,
     );
     for (let i = 0; i < 1200; i++) {
       const snapshot = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
-      if (!psSeen && rcdIn(snapshot)) psSeen = snapshot;
+      if (!psSeen && rcdIn(snapshot)) {
+        // Its environment is read at once: on a quiet machine the load (and its rcd) may end before the loop does.
+        try {
+          environSeen = readFileSync(`/proc/${rcdIn(snapshot)![1]}/environ`, 'utf8').split('\0');
+          psSeen = snapshot;
+        } catch {
+          // It ended between ps and the read: look again.
+        }
+      }
       if ((await Promise.all(v2Names.map((n) => hasObject(env, container, n)))).some(Boolean)) break;
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -240,7 +249,7 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     titles.push(ps);
     const rcd = rcdIn(ps);
     expect(rcd?.[3]).toMatch(/^rclone rcd --rc-addr 127\.0\.0\.1:0 /);
-    const environ = readFileSync(`/proc/${rcd![1]}/environ`, 'utf8').split('\0');
+    const environ = environSeen ?? readFileSync(`/proc/${rcd![1]}/environ`, 'utf8').split('\0');
     const rcPass = environ.find((e) => e.startsWith('RCLONE_RC_PASS='))!.slice('RCLONE_RC_PASS='.length);
     expect(rcPass).toMatch(/^[0-9a-f]{48}$/);
     expect(environ).toContain(`RCLONE_CONFIG_CHI_TACC_APPLICATION_CREDENTIAL_SECRET=${env.appCredential.secret}`);

@@ -192,7 +192,15 @@ export async function startRcSession(
     // rclone's swift backend logs in at its first request, not when it creates the file system: a HEAD of an
     // object the caller names (the pointer; one an access-ruled credential may HEAD), which may not exist.
     probed = Boolean(
-      (await call<{ item: unknown }>('operations/stat', { fs, remote: inRoot(o.loginProbe ?? fs) }, 'log in to the object store')).item,
+      (
+        await call<{ item: unknown }>(
+          'operations/stat',
+          // Few retries: a refused credential (401/403) is not going to change its mind, and rclone's default of
+          // 10 re-logins with backoff made a refused load take minutes to say so.
+          { fs, remote: inRoot(o.loginProbe ?? fs), _config: { LowLevelRetries: 2 } },
+          'log in to the object store',
+        )
+      ).item,
     );
   } catch (e) {
     await close();
