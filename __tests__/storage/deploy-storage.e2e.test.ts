@@ -74,6 +74,7 @@ async function credentialWorks(env: OpenStackEnv, cred: AppCredential): Promise<
 }
 
 interface StorageCoordinates {
+  container: string;
   authUrl: string;
   region: string;
   userId: string;
@@ -86,6 +87,7 @@ function runnerCoordinates(p: TestProject): StorageCoordinates {
   const o = outputsFromState(p.dir, 'storage');
   const text = (name: string) => String(o[name]?.value ?? '');
   return {
+    container: text('container_name'),
     authUrl: text('auth_url'),
     region: text('region'),
     userId: text('user_id'),
