@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ssh } from '../../etl/remote/ssh';
+import { standInRunSpec } from '../../scripts/stand-in-spec';
 
 // Issue 10, item 8: a secret from PERSIST_APP_CREDENTIAL_SECRET must not sit in the environment of the runner's
 // children (readable in /proc/<pid>/environ while they live). Read there, from the real processes.
@@ -80,42 +81,31 @@ describe("the secret is not in the environment of the runner's children", () => 
   it('etl:remote: the secret given by PERSIST_APP_CREDENTIAL_SECRET is in no child of the runner', async () => {
     const node = await silentNode();
     const dir = mkdtempSync(join(tmpdir(), 'child-env-'));
-    writeFileSync(
-      join(dir, 'node.json'),
-      JSON.stringify({
-        host: '127.0.0.1',
-        port: node.port,
-        user: 'cc',
-        privateKeyPath: '/nonexistent',
-        knownHostsPath: join(dir, 'known_hosts'),
-      }),
-    );
-    // Bring-your-own credential: no secret in the storage coordinates, so it must come from the environment.
-    writeFileSync(
-      join(dir, 'storage.json'),
-      JSON.stringify({
-        container: 'object-persist-env',
-        authUrl: 'http://127.0.0.1:1/v3',
-        region: 'CHI@TACC',
-        credentialId: 'c'.repeat(32),
-      }),
-    );
+    // Bring-your-own credential: no storage state here, so the secret must come from the environment.
+    const spec = standInRunSpec({
+      node: { host: '127.0.0.1', port: node.port, user: 'cc', privateKeyPath: '/nonexistent' },
+      storage: { authUrl: 'http://127.0.0.1:1/v3', region: 'CHI@TACC', userId: 'u', appCredential: { id: 'c'.repeat(32) } },
+      container: 'object-persist-env',
+      remoteDir: join(dir, 'node-etl'),
+      source: join(dir, 'none.zip'),
+    });
+    writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
     const child = execa(
       join(ROOT, 'node_modules', '.bin', 'tsx'),
       [
         join(ROOT, 'etl', 'remote-cli.ts'),
         'all',
-        '--node-json',
-        join(dir, 'node.json'),
-        '--storage-json',
-        join(dir, 'storage.json'),
+        '--spec',
+        join(dir, 'spec.json'),
+        '--known-hosts',
+        join(dir, 'known_hosts'),
         '--ssh-wait',
         '1',
       ],
       {
         cwd: ROOT,
         reject: false,
-        env: { PERSIST_APP_CREDENTIAL_SECRET: SENTINEL, PERSIST_CONFIG_FILE: '' },
+        env: { PERSIST_APP_CREDENTIAL_SECRET: SENTINEL, PERSIST_STATE_DIR: dir },
       },
     );
     try {

@@ -86,6 +86,11 @@ export type LoadResult = {
   mbPerSecond: number;
 };
 
+/** The RCLONE_* variables of an environment (rclone reads any flag as RCLONE_<FLAG>). */
+function rcloneSettings(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((kv): kv is [string, string] => kv[0].startsWith('RCLONE_') && kv[1] !== undefined));
+}
+
 async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
   const { log } = ctx;
   const container = o.container;
@@ -117,7 +122,9 @@ async function run(ctx: StageContext, o: LoadOptions): Promise<StageResult> {
     binary: o.rclone,
     remote: o.remote,
     configPath: o.rcloneConfig,
-    env: fromEnv.env,
+    // rclone's own settings of the stage's environment (RCLONE_<FLAG>) reach it with the remote's: the CLI's
+    // environment is process.env anyway, a test's or a caller's context may carry others.
+    env: { ...rcloneSettings(environment), ...fromEnv.env },
     secrets: [...fromEnv.secrets, ...secretsInRcloneConfig(configText)],
   };
   // rclone starts and logs in while the files' content identities are checked (a hash only for a changed file).
