@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { EtlError } from '../errors';
 import { parseRunSpec, type RunSpec } from './run-spec';
 
+// What the deployed stacks left in their local states (`terraform.<stack>.tfstate`, the project root by default,
+// stacks/state-files.ts): the run spec of the last `cdktf deploy etl`, and the created credential's secret.
+
 export type TfOutputs = Record<string, { value: unknown; sensitive?: boolean }>;
 
 /** Where the storage stack keeps the created credential (its pinned address, stacks/storage-stack.ts). */
@@ -14,13 +17,8 @@ interface StateFile {
 }
 
 /**
- * What the deployed stacks left in their local states (`terraform.<stack>.tfstate`, the project root by default,
- * stacks/common.ts): the run spec of the last `cdktf deploy etl`, and the created credential's secret.
- */
-
-/**
  * The outputs of a deployed stack, read from its local state `terraform.<stack>.tfstate` (the project root by
- * default, stacks/common.ts): the same values `terraform output -json` prints, without needing Terraform or an
+ * default, stacks/state-files.ts): the same values `terraform output -json` prints, without needing Terraform or an
  * initialised cdktf.out.
  *
  * For the storage stack, plus `credential_secret` (sensitive): the created credential's secret is deliberately
