@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtlError } from '../../etl/errors';
 import { memoryLogger } from '../../etl/log';
@@ -434,6 +434,21 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
         true,
       );
       expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
+    });
+
+    it('a work dir where the lock cannot be recorded: the load fails before it takes the lock, says what to fix, and leaves no lock', async () => {
+      // The record comes first: a load killed between taking the lock and recording it would leave a lock that no
+      // load knows as its own, and every load would be refused until its lease ran out (chaos found that moment).
+      const container = newContainer();
+      const work = await fakeWorkDir('unrecordable');
+      const record = join(work, 'manifests', 'load-lock.json');
+      mkdirSync(record, { recursive: true });
+      const failed = await refusal(load(work, options(container)));
+      expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
+      expect(failed?.message).toMatch(/cannot record the load lock in .*load-lock\.json .*nothing was taken or written/);
+      expect(failed?.hint).toMatch(/writable .*a file/);
+      rmSync(record, { recursive: true });
+      expect((await load(work, options(container))).status).toBe('done');
     });
 
     it('two loads of different datasets at once: one publishes, the other is refused with 75, readers see the winner whole', async () => {

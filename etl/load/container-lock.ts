@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import { EtlError } from '../errors';
 import { processAlive } from '../lock-owner';
 import type { Logger } from '../log';
@@ -148,7 +149,13 @@ export async function clearOwnKilledLock(
   if (rec.container !== container) return false;
   if (rec.pid === process.pid || processAlive(rec.pid)) return false;
   const object = `${root}/${LOAD_LOCK_OBJECT}`;
-  const holder = o.holder === undefined ? await readLock(target, object).catch(() => undefined) : (o.holder ?? undefined);
+  let holder: LockBody | undefined;
+  try {
+    holder = o.holder === undefined ? await readLock(target, object) : (o.holder ?? undefined);
+  } catch {
+    // Unknown whether it is still ours: keep the record, so a later load can still take the lock over.
+    return false;
+  }
   if (holder?.token !== rec.token) {
     rmSync(o.recordPath, { force: true });
     return false;
@@ -200,20 +207,29 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
     if (holder) o.log.warn(`--break-lock: removing the load lock on ${container} (${describeHolder(holder)})`);
     await remove();
   }
+  // A lock that a killed load of this work dir left is taken over before ours is recorded (the record names it).
+  if (!o.breakLock) await clearOwnKilledLock(target, root, container, { recordPath: o.recordPath, log: o.log, takingOver: true });
+  // Recorded before it is taken: a load killed between the PUT and the record would leave a lock that nobody
+  // knows as its own, and every load would be refused until the lease ran out.
+  await writeJsonAtomic(o.recordPath, { token: body.token, pid: process.pid, container } satisfies LocalRecord).catch((e: unknown) => {
+    throw new EtlError(
+      `cannot record the load lock in ${o.recordPath} (${(e as Error).message}); nothing was taken or written`,
+      `Make ${dirname(o.recordPath)} writable (and ${o.recordPath} a file, if it exists), then rerun.`,
+    );
+  });
   // The lease runs from when Swift received the PUT that created (or last renewed) the lock, which is after the
   // moment we sent it: timing from the send is the safe side.
   let sent = performance.now();
   if (!(await create())) {
+    // Held, or held a moment ago and expired since (then a second try may take it).
     const holder = await read();
-    if (holder && (await clearOwnKilledLock(target, root, container, { recordPath: o.recordPath, log: o.log, holder, takingOver: true }))) {
-      sent = performance.now();
-      if (!(await create())) throw refuse(await read());
-    } else if (holder || ((sent = performance.now()), !(await create()))) {
+    if (holder || ((sent = performance.now()), !(await create()))) {
+      const rec = readRecord(o.recordPath);
+      if (typeof rec === 'object' && rec.token === body.token) rmSync(o.recordPath, { force: true });
       throw refuse(holder ?? (await read()));
     }
   }
   let confirmed = sent;
-  await writeJsonAtomic(o.recordPath, { token: body.token, pid: process.pid, container } satisfies LocalRecord);
   // Reads the caller needs anyway run while the lock settles: the wait costs nothing then.
   const meanwhile = o.whileSettling?.();
   meanwhile?.catch(() => undefined);
