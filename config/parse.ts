@@ -5,6 +5,7 @@ import { applyEnv, bringYourOwnCredential } from './env-overlay';
 import { expiryWarnings, parseExpiry, toRfc3339 } from './expiry';
 import { describe, issue, NO_CONTROL, shown, type ConfigIssue } from './issues';
 import { closest } from './suggest';
+import { isLoopbackLiteral } from '../etl/loopback';
 
 export type { ConfigIssue } from './issues';
 
@@ -245,13 +246,23 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
   // Over plain http anyone on the path can swap the zip and its .md5 alike; only a pinned SHA-256 vouches for it.
   // A literal loopback address (a local test server) never leaves the machine (same rule as etl/extract/download.ts).
   const dataset = new URL(v.etl.datasetUrl);
-  const loopback = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(dataset.hostname) || dataset.hostname === '[::1]';
-  if (dataset.protocol === 'http:' && !v.etl.datasetSha256 && !loopback) {
+  if (dataset.protocol === 'http:' && !v.etl.datasetSha256 && !isLoopbackLiteral(dataset)) {
     errors.push(
       issue(
         'etl.datasetUrl',
         `"${v.etl.datasetUrl}" is plain http without etl.datasetSha256: anyone on the network path could replace the zip (and its .md5)`,
         'use the https:// URL, or pin the file with etl.datasetSha256 (sha256sum file.zip)',
+      ),
+    );
+  }
+  // The login sends the application credential's secret: over plain http anyone on the path reads it.
+  const keystone = new URL(v.chi.authUrl);
+  if (keystone.protocol === 'http:' && !isLoopbackLiteral(keystone)) {
+    errors.push(
+      issue(
+        'chi.authUrl',
+        `"${v.chi.authUrl}" is plain http: the node and the runner would send the application credential's secret in clear text to it`,
+        "use the https:// URL (CHI@TACC's is https://chi.tacc.chameleoncloud.org:5000/v3); plain http is only for a Keystone on this machine's loopback (127.x.x.x, [::1])",
       ),
     );
   }

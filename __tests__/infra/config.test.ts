@@ -157,6 +157,9 @@ describe('parseConfig: what injection checks still allow', () => {
     );
     expect(pinned.ok && pinned.config.etl).toMatchObject({ datasetUrl: 'http://mirror.example/ml-32m.zip', allowUnverified: true });
     expect(parseConfig(rawWith({ etl: { datasetUrl: 'http://127.0.0.1:8000/ml.zip' } }), {}, NOW).ok).toBe(true);
+    // The stand-in Keystone: loopback only.
+    expect(parseConfig(rawWith({ chi: { authUrl: 'http://127.0.0.1:5000/v3' } }), {}, NOW).ok).toBe(true);
+    expect(parseConfig(rawWith({ chi: { authUrl: 'http://[::1]:5000/v3' } }), {}, NOW).ok).toBe(true);
     expect(only(rawWith({ etl: { allowUnverified: 'yes please' } })).problem).toMatch(/must be true or false/);
   });
 
@@ -347,6 +350,21 @@ describe('parseConfig: each bad value gives its own clear message', () => {
       'etl.datasetUrl',
       /is plain http without etl\.datasetSha256: anyone on the network path could replace the zip/,
       /https:\/\/ URL, or pin the file with etl\.datasetSha256/,
+    ],
+    [
+      'plain http Keystone (the credential would cross the network in clear text)',
+      { chi: { authUrl: 'http://chi.tacc.chameleoncloud.org:5000/v3' } },
+      {},
+      'chi.authUrl',
+      /is plain http: the node and the runner would send the application credential's secret in clear text/,
+      /use the https:\/\/ URL .*only for a Keystone on this machine's loopback/,
+    ],
+    [
+      'plain http Keystone named localhost (a name is resolved, so it is not a loopback literal)',
+      { chi: { authUrl: 'http://localhost:5000/v3' } },
+      {},
+      'chi.authUrl',
+      /is plain http/,
     ],
     [
       'BYO id malformed',

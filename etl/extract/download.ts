@@ -3,6 +3,7 @@ import { createReadStream, existsSync, renameSync, rmSync, statSync } from 'node
 import { open } from 'node:fs/promises';
 import { diskFullError, EtlError, isDiskFull } from '../errors';
 import type { Logger } from '../log';
+import { isLoopbackLiteral } from '../loopback';
 
 export interface DownloadOptions {
   url: string;
@@ -13,15 +14,6 @@ export interface DownloadOptions {
   backoffMs?: number;
   /** A connection that delivers nothing for this long is dropped and the download resumed (default 60 s). */
   idleTimeoutMs?: number;
-}
-
-/**
- * A literal loopback address (127.0.0.0/8, ::1): traffic to it never leaves the machine, so no one on the
- * network can alter it (the tests' and the stand-ins' servers). A name such as `localhost` is not one: it is
- * resolved, and a resolver can send it anywhere.
- */
-export function isLoopbackLiteral(url: URL): boolean {
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname) || url.hostname === '[::1]';
 }
 
 /**
