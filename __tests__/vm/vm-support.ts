@@ -2,6 +2,7 @@ import execa from 'execa';
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sshArgs } from '../../etl/remote/ssh';
 
 /**
  * The VM test's plumbing: boot and stop the qemu VM (scripts/local-vm/vm.sh), run commands in it over the
@@ -63,34 +64,14 @@ export async function vmRun(
   opts: { input?: string | Buffer; timeoutMs?: number; retries?: number } = {},
 ): Promise<Run> {
   for (let attempt = 0; ; attempt++) {
-    const r = await execa(
-      'ssh',
-      [
-        '-p',
-        String(vm.port),
-        '-i',
-        vm.privateKeyPath,
-        '-o',
-        'BatchMode=yes',
-        '-o',
-        'IdentitiesOnly=yes',
-        '-o',
-        'StrictHostKeyChecking=accept-new',
-        '-o',
-        `UserKnownHostsFile=${vm.knownHostsPath}`,
-        '-o',
-        'ConnectTimeout=60',
-        '-o',
-        'LogLevel=ERROR',
-        '-o',
-        'ServerAliveInterval=10',
-        '-o',
-        'ServerAliveCountMax=6',
-        `${vm.user}@${vm.host}`,
-        command,
-      ],
-      { reject: false, input: opts.input ?? '', timeout: opts.timeoutMs ?? 600_000 },
-    );
+    // The runner's own ssh arguments (the VM test connects as the runner does), with a longer connect timeout
+    // for a TCG guest's sshd and a dead-connection limit for commands that run for minutes.
+    const target = { host: vm.host, port: vm.port, user: vm.user, privateKeyPath: vm.privateKeyPath, knownHostsPath: vm.knownHostsPath };
+    const r = await execa('ssh', ['-o', 'ServerAliveCountMax=6', ...sshArgs({ ...target, connectTimeoutSeconds: 60 }), command], {
+      reject: false,
+      input: opts.input ?? '',
+      timeout: opts.timeoutMs ?? 600_000,
+    });
     const run = { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
     if (run.exitCode !== 255 || !SSH_CONNECT_FAILURE.test(run.stderr) || attempt >= (opts.retries ?? 4)) return run;
     process.stderr.write(`vm test: ssh could not connect (${run.stderr.trim().split('\n').pop()}); retrying\n`);

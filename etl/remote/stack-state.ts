@@ -28,21 +28,35 @@ interface StateFile {
  * Terraform keeps that mode) is a stack not deployed yet.
  */
 export function outputsFromState(stateDir: string, stack: string): TfOutputs {
-  const file = join(stateDir, `terraform.${stack}.tfstate`);
-  if (!existsSync(file)) {
-    throw new EtlError(`the '${stack}' stack is not deployed (no ${file})`, `Deploy it first: npx cdktf deploy ${stack}`);
+  const file = stateFile(stateDir, stack);
+  const state = readState(file);
+  if (state === undefined) {
+    const why = existsSync(file) ? `${file} is empty` : `no ${file}`;
+    throw new EtlError(`the '${stack}' stack is not deployed (${why})`, `Deploy it first: npx cdktf deploy ${stack}`);
   }
-  let state: StateFile;
+  return outputsOf(state, file, stack);
+}
+
+const stateFile = (stateDir: string, stack: string) => join(stateDir, `terraform.${stack}.tfstate`);
+
+/** The parsed state, or undefined when the stack is not deployed (no file, or the empty one synth creates). */
+function readState(file: string): StateFile | undefined {
+  let text: string;
   try {
-    const text = readFileSync(file, 'utf8');
-    if (text.trim() === '') {
-      throw new EtlError(`the '${stack}' stack is not deployed (${file} is empty)`, `Deploy it first: npx cdktf deploy ${stack}`);
-    }
-    state = JSON.parse(text) as StateFile;
+    text = readFileSync(file, 'utf8');
   } catch (e) {
-    if (e instanceof EtlError) throw e;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new EtlError(`cannot read ${file}: ${(e as Error).message}`);
   }
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as StateFile;
+  } catch (e) {
+    throw new EtlError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+function outputsOf(state: StateFile, file: string, stack: string): TfOutputs {
   const outputs = { ...(state.outputs ?? {}) };
   if (Object.keys(outputs).length === 0) {
     // Also what a destroy leaves when Swift refused to delete the non-empty container: Terraform dropped the
@@ -74,11 +88,11 @@ export function runSpecFromState(stateDir: string): RunSpec {
   const value = outputs.run_spec?.value;
   if (typeof value !== 'string' || !value) {
     throw new EtlError(
-      `the 'etl' stack in ${join(stateDir, 'terraform.etl.tfstate')} has no run_spec output (deployed by an older version of this project?)`,
+      `the 'etl' stack in ${stateFile(stateDir, 'etl')} has no run_spec output (deployed by an older version of this project?)`,
       'Deploy it again: npx cdktf deploy etl (the ETL is rerun only where something changed).',
     );
   }
-  return parseRunSpec(value, `the etl stack's run_spec output (${join(stateDir, 'terraform.etl.tfstate')})`);
+  return parseRunSpec(value, `the etl stack's run_spec output (${stateFile(stateDir, 'etl')})`);
 }
 
 /**
@@ -86,9 +100,10 @@ export function runSpecFromState(stateDir: string): RunSpec {
  * storage stack is not deployed here or created none (bring your own).
  */
 export function createdCredential(stateDir: string): { id?: string; secret: string } | undefined {
-  const file = join(stateDir, 'terraform.storage.tfstate');
-  if (!existsSync(file) || readFileSync(file, 'utf8').trim() === '') return undefined;
-  const outputs = outputsFromState(stateDir, 'storage');
+  const file = stateFile(stateDir, 'storage');
+  const state = readState(file);
+  if (state === undefined) return undefined;
+  const outputs = outputsOf(state, file, 'storage');
   const secret = outputs.credential_secret?.value;
   if (typeof secret !== 'string' || !secret) return undefined;
   const id = outputs.credential_id?.value;
