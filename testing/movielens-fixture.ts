@@ -43,7 +43,11 @@ export function prng(seed: number): () => number {
 const RATINGS = ['0.5', '1.0', '1.5', '2.0', '2.5', '3.0', '3.5', '4.0', '4.5', '5.0'].map((r) => Buffer.from(r));
 const RATING_WEIGHTS = [1, 3, 2, 7, 5, 20, 13, 27, 9, 13];
 
-/** Decimal digits of a non-negative integer below 2^31 written at buf[pos]; returns the position after them. */
+/**
+ * Decimal digits of a non-negative integer below 2^31 written at buf[pos]; returns the position after them. The
+ * transform's split kernel writes digits the same way with its own copy: kernels must be self-contained (worker
+ * threads run their source text, etl/transform/pool.ts), so they cannot share a helper with this generator.
+ */
 function putUint(buf: Buffer, pos: number, n: number): number {
   const digits =
     n < 10

@@ -73,6 +73,59 @@ function phaseOf(run: Run): string {
   return phases.find(([re]) => re.test(w))?.[1] ?? w;
 }
 
+/**
+ * Where the kills land: the start of each step of a replacing load (its ETL_LOAD_TRACE line), and the node
+ * process before its first step. A replacing load of a new seed passes every one of them.
+ */
+const KILL_POINTS: { name: string; step: RegExp | null }[] = [
+  { name: 'node start', step: null },
+  { name: 'lineage', step: /lineage/ },
+  { name: 'log in', step: /log in to the object store/ },
+  { name: 'read pointer', step: /read the dataset pointer/ },
+  { name: 'take lock', step: /take the load lock/ },
+  { name: 'read lock', step: /read the load lock/ },
+  { name: 'record upload', step: /record the upload in the dataset pointer/ },
+  { name: 'server-side copy', step: /copy unchanged objects/ },
+  { name: 'upload', step: /upload dataset version/ },
+  { name: 'verify listing', step: /list the dataset version/ },
+  { name: 'write version manifest', step: /write the version manifest/ },
+  { name: 'publish (write pointer)', step: /publish the version/ },
+  { name: 'delete old versions', step: /delete old versions/ },
+  { name: 'record deletion', step: /record the deletion in the dataset pointer/ },
+  { name: 'release lock', step: /remove the load lock/ },
+  { name: 'stop rclone', step: /stop rclone/ },
+];
+
+/**
+ * Resolves `delay` ms after the run printed the trace line of `step` (at once for `null`, the process start),
+ * with the ms since its start; undefined when the run ended before reaching it. Pipes are written
+ * synchronously on Linux, so a line is seen as the step starts.
+ */
+function killAt(run: Run, step: RegExp | null, delay: number): Promise<number | undefined> {
+  const started = Date.now();
+  let reached: number | undefined;
+  return new Promise((resolve) => {
+    const fire = () => {
+      reached = Date.now() - started;
+      setTimeout(() => resolve(reached), delay);
+    };
+    void run.done.then(() => resolve(reached));
+    if (!step) {
+      fire();
+      return;
+    }
+    const seen = () => [...run.output().matchAll(/^load trace: \+\d+ ms (.+)$/gm)].some((m) => step.test(m[1]));
+    const onData = () => {
+      if (!seen()) return;
+      run.child.stdout!.off('data', onData);
+      run.child.stderr!.off('data', onData);
+      fire();
+    };
+    run.child.stdout!.on('data', onData);
+    run.child.stderr!.on('data', onData);
+  });
+}
+
 function killGroup(run: Run): void {
   try {
     process.kill(-run.child.pid!, 'SIGKILL');
@@ -100,7 +153,7 @@ async function completeLoad(work: string, container: string): Promise<void> {
 }
 
 describe('a published dataset is never half-replaced (chaos against the real Swift)', () => {
-  it('SIGKILL of the load at 24 seeded random moments of a replacing load: after each, readers see one whole published version; then a rerun completes and nothing is left over', async () => {
+  it('SIGKILL of the load in every step of a replacing load (24 or more kills, each a seeded 0-40 ms into a step): after each, readers see one whole published version; then a rerun completes and nothing is left over', async () => {
     const container = newContainer();
     // Three seeds of one zip in one work dir (as on a node: the transform rewrites output/ for a new seed): each
     // replacing load copies the raw file and maps server-side, uploads three splits, verifies, writes the
@@ -118,58 +171,77 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
     const seedOf = new Map<string, number>();
     const published = new Map<string, Map<string, string>>();
 
-    // The timeline of one whole replacing load, to spread the kills over all of it.
     let expected = await useSeed(0);
     await completeLoad(work, container);
     let key = (await readerView(env, container)).pointer!.current!;
     published.set(key, expected);
     seedOf.set(key, 0);
     expected = await useSeed(1);
-    const t0 = Date.now();
     await completeLoad(work, container);
-    // The first replacing load includes warm-ups (the first login of this work dir, caches); each load that
-    // ended before its kill shortens the span, so the kills keep landing inside loads as they get faster.
-    let total = Date.now() - t0;
     key = (await readerView(env, container)).pointer!.current!;
     published.set(key, expected);
     seedOf.set(key, 1);
 
-    // Seeded: the kill moments are the same on every run, so a failure can be replayed.
+    // Each kill waits for the load to start one step (its trace line), then a seeded 0-40 ms more: every step of
+    // a replacing load gets killed in, however fast or slow the machine (kills spread over a measured duration
+    // landed mostly in the login once loads got fast). Seeded: the same order and delays on every run.
     const random = prng(20261201);
-    const rows: { i: number; ms: number; phase: string; current: string }[] = [];
-    for (let i = 1; i <= 24; i++) {
-      const current = (await readerView(env, container)).pointer!.current!;
-      const target = [0, 1, 2].filter((x) => x !== seedOf.get(current))[i % 2];
-      expected = await useSeed(target);
-      const ms = Math.round(random() * total);
-      const started = Date.now();
-      const run = startLoad(work, container);
-      const endedAt = run.done.then(() => Date.now());
-      await sleep(ms);
-      const phase = phaseOf(run);
-      killGroup(run);
-      const { code } = await run.done;
-      if (code !== null) total = Math.min(total, (await endedAt) - started);
-      const view = await readerView(env, container);
-      // A kill after the switch: the target is now the current version.
-      if (view.pointer?.current !== current && !published.has(view.pointer!.current!)) {
-        published.set(view.pointer!.current!, expected);
-        seedOf.set(view.pointer!.current!, target);
+    const order = [...KILL_POINTS, ...KILL_POINTS.slice(0, 24 - KILL_POINTS.length)]
+      .map((p) => ({ p, r: random() }))
+      .sort((a, b) => a.r - b.r)
+      .map((x) => x.p);
+    const rows: { i: number; point: string; ms: number; phase: string; current: string }[] = [];
+    // The seed that was current before the current one: the next load uses the third, whose version the load that
+    // published the current one deleted (beyond --keep 2), so it uploads and deletes, passing every step.
+    let previousSeed = 0;
+    for (const point of order) {
+      // A point that a load did not reach (it found a leftover version to reuse, or ended first) is tried again.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const i = rows.length + 1;
+        const current = (await readerView(env, container)).pointer!.current!;
+        const currentSeed = seedOf.get(current)!;
+        const target = [0, 1, 2].find((x) => x !== currentSeed && x !== previousSeed) ?? (currentSeed + 1) % 3;
+        expected = await useSeed(target);
+        const delay = Math.round(random() * 40);
+        const run = startLoad(work, container);
+        const reached = await killAt(run, point.step, delay);
+        const phase = phaseOf(run);
+        killGroup(run);
+        const { code } = await run.done;
+        const view = await readerView(env, container);
+        // A kill after the switch: the target is now the current version.
+        if (view.pointer?.current !== current) {
+          previousSeed = currentSeed;
+          if (!published.has(view.pointer!.current!)) {
+            published.set(view.pointer!.current!, expected);
+            seedOf.set(view.pointer!.current!, target);
+          }
+        }
+        assertReadersSafe(view, published, `kill ${i} at ${point.name} + ${delay} ms (${phase}, exit ${code})`);
+        rows.push({
+          i,
+          point: reached === undefined ? `${point.name} (never reached)` : `${point.name} + ${delay} ms`,
+          ms: reached ?? -1,
+          phase: code === null ? phase : `${phase} (had ended: exit ${code})`,
+          current: view.pointer!.current!.slice(0, 8),
+        });
+        if (code === null && reached !== undefined) break;
       }
-      assertReadersSafe(view, published, `kill ${i} at ${ms} ms (${phase}, exit ${code})`);
-      rows.push({
-        i,
-        ms,
-        phase: code === null ? phase : `${phase} (had ended: exit ${code})`,
-        current: view.pointer!.current!.slice(0, 8),
-      });
     }
     // eslint-disable-next-line no-console
     console.log(
-      `kill moments (a whole replacing load took ${total} ms):\n${rows.map((r) => `  #${String(r.i).padStart(2)} ${String(r.ms).padStart(6)} ms  ${r.phase.padEnd(36)} current ${r.current}`).join('\n')}`,
+      `kill moments (trace step + delay, ms since start, the step it landed in):\n${rows
+        .map(
+          (r) =>
+            `  #${String(r.i).padStart(2)} ${r.point.padEnd(40)} ${String(r.ms).padStart(6)} ms  ${r.phase.padEnd(36)} current ${r.current}`,
+        )
+        .join('\n')}`,
     );
-    const phases = new Set(rows.map((r) => r.phase.replace(/ \(had ended.*/, '')));
-    expect(phases.size).toBeGreaterThanOrEqual(5);
+    // Killed while running, in distinct steps: every point a replacing load passes was reached and killed in.
+    const killedIn = new Set(
+      rows.filter((r) => !/had ended|never reached/.test(`${r.phase} ${r.point}`)).map((r) => r.point.replace(/ \+ .*/, '')),
+    );
+    expect([...KILL_POINTS.map((p) => p.name)].filter((name) => !killedIn.has(name))).toEqual([]);
 
     // A rerun completes; the container holds exactly the retained versions and the pointer.
     const now = (await readerView(env, container)).pointer!.current!;
