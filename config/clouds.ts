@@ -50,7 +50,8 @@ export function checkCloudsYaml(config: PersistConfig, file: string | undefined,
   const chiAuth = clouds[config.chi.cloud]?.auth?.auth_url;
   if (typeof chiAuth === 'string' && chiAuth.replace(/\/+$/, '') !== config.chi.authUrl.replace(/\/+$/, '')) {
     warnings.push(
-      `chi.authUrl is ${config.chi.authUrl} but clouds.yaml entry "${config.chi.cloud}" logs in at ${chiAuth}; rclone.conf gets chi.authUrl`,
+      `chi.authUrl is ${config.chi.authUrl} but clouds.yaml entry "${config.chi.cloud}" logs in at ${chiAuth}; rclone.conf ` +
+        `gets chi.authUrl`,
     );
   }
   return warnings;

@@ -87,7 +87,9 @@ export function bringYourOwnCredential(env: Record<string, string | undefined>, 
       field: BYO_CREDENTIAL_ID_ENV,
       env: BYO_CREDENTIAL_ID_ENV,
       problem: `is not set, but ${BYO_CREDENTIAL_SECRET_ENV} is`,
-      fix: `set both to bring your own application credential (its id and secret), or unset ${BYO_CREDENTIAL_SECRET_ENV} to let the storage stack create one`,
+      fix:
+        `set both to bring your own application credential (its id and secret), or unset ${BYO_CREDENTIAL_SECRET_ENV} to ` +
+        `let the storage stack create one`,
     });
     return undefined;
   }

@@ -47,7 +47,8 @@ export function expiryWarnings(expiresAt: string, now: Date): string[] {
     return [
       `credential.expiresAt is more than ${MAX_EXPIRY_MONTHS} months away (${expiresAt}): Chameleon leases last at most ` +
         `${MAX_EXPIRY_MONTHS} months, and the credential keeps working until then for anyone who has its secret; ` +
-        `choose the end of your lease or earlier (at most ${toRfc3339(limit).slice(0, 10)}), and deploy storage again with a new date when you need longer`,
+        `choose the end of your lease or earlier (at most ${toRfc3339(limit).slice(0, 10)}), and deploy storage again with a ` +
+        `new date when you need longer`,
     ];
   }
   return [];

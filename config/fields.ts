@@ -65,7 +65,8 @@ export const FIELDS: readonly FieldSpec[] = [
     kind: 'string',
     default: CHI_TACC_AUTH_URL,
     meaning:
-      'Keystone URL of CHI@TACC, written to rclone.conf (`auth`). Must match the clouds.yaml entry. https; plain http only to a loopback address (a local test Keystone).',
+      'Keystone URL of CHI@TACC, written to rclone.conf (`auth`). Must match the clouds.yaml entry. https; plain http only ' +
+      'to a loopback address (a local test Keystone).',
     hint: `an https:// URL ending in /v3, e.g. ${CHI_TACC_AUTH_URL}`,
   },
   {

@@ -262,7 +262,8 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
       issue(
         'chi.authUrl',
         `"${v.chi.authUrl}" is plain http: the node and the runner would send the application credential's secret in clear text to it`,
-        "use the https:// URL (CHI@TACC's is https://chi.tacc.chameleoncloud.org:5000/v3); plain http is only for a Keystone on this machine's loopback (127.x.x.x, [::1])",
+        "use the https:// URL (CHI@TACC's is https://chi.tacc.chameleoncloud.org:5000/v3); plain http is only for a Keystone " +
+          "on this machine's loopback (127.x.x.x, [::1])",
       ),
     );
   }
@@ -397,7 +398,9 @@ function secretsInFile(raw: Record<string, unknown>): ConfigIssue[] {
         found.push({
           field: full,
           problem: 'looks like a secret; secrets are never read from the configuration file',
-          fix: `remove it from the file; to bring your own application credential set ${BYO_CREDENTIAL_ID_ENV} and ${BYO_CREDENTIAL_SECRET_ENV} in the environment`,
+          fix:
+            `remove it from the file; to bring your own application credential set ${BYO_CREDENTIAL_ID_ENV} ` +
+            `and ${BYO_CREDENTIAL_SECRET_ENV} in the environment`,
         });
       } else walk(value, full);
     }

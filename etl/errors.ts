@@ -32,7 +32,8 @@ export function isDiskFull(e: unknown): boolean {
 export function diskFullError(doing: string, path?: string): EtlError {
   return new EtlError(
     `disk full: no space left on device (ENOSPC) while ${doing}${path ? ` (${path})` : ''}`,
-    `Free space on that filesystem (df -h${path ? ` ${path}` : ''}): delete old work directories or downloads, or use --work-dir on a larger disk ` +
+    `Free space on that filesystem (df -h${path ? ` ${path}` : ''}): delete old work directories or downloads, or use ` +
+      `--work-dir on a larger disk ` +
       '(on Chameleon: a flavor with a larger disk). Then rerun: finished stages are skipped, and the published dataset is untouched.',
     DISK_FULL_EXIT,
   );

@@ -195,7 +195,8 @@ export async function main(argv: string[]): Promise<number> {
       });
     } else if (!knownHostsPath || !node.serverId) {
       log.info(
-        `no server id for ${node.host}: its host key is accepted on first contact and remembered${knownHostsPath ? ` in ${knownHostsPath}` : ''}`,
+        `no server id for ${node.host}: ` +
+          `its host key is accepted on first contact and remembered${knownHostsPath ? ` in ${knownHostsPath}` : ''}`,
       );
     }
 

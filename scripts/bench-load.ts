@@ -139,7 +139,8 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
     '|---|---:|---:|---:|---:|---|',
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.seconds.toFixed(2)} | ${(r.bytes / 1e6).toFixed(0)} | ${r.bytes ? (r.bytes / 1e6 / r.seconds).toFixed(0) : '-'} | ${(r.seconds / base).toFixed(2)}x | ${r.note} |`,
+        `| ${r.name} | ${r.seconds.toFixed(2)} | ${(r.bytes / 1e6).toFixed(0)} ` +
+        `| ${r.bytes ? (r.bytes / 1e6 / r.seconds).toFixed(0) : '-'} | ${(r.seconds / base).toFixed(2)}x | ${r.note} |`,
     ),
     '',
     "steps of our loads (ETL_LOAD_TRACE: when each rc call began, from the stage's start; the process also starts node):",

@@ -1,8 +1,8 @@
 /**
- * `npm run bench [-- --rows N] [--load | --load-only]`: the transform (and the load) against its baselines, in one run on this machine. Each
- * contender runs in its own process under /usr/bin/time, so wall time and peak RSS are its own. Slow baselines
- * run on a sample and are extrapolated linearly (marked so). Results are ratios to ours, measured in the same
- * run; docs/benchmarks.md records them.
+ * `npm run bench [-- --rows N] [--load | --load-only]`: the transform (and the load) against its baselines, in one
+ * run on this machine. Each contender runs in its own process under /usr/bin/time, so wall time and peak RSS are
+ * its own. Slow baselines run on a sample and are extrapolated linearly (marked so). Results are ratios to ours,
+ * measured in the same run; docs/benchmarks.md records them.
  */
 import { Command } from 'commander';
 import execa from 'execa';
@@ -168,13 +168,16 @@ async function main() {
 
   const oursSeconds = results[1].seconds;
   const lines = [
-    `input: ${rows.toLocaleString('en-US')} rows, ${mb.toFixed(0)} MB (${input}); ${new Date().toISOString()}; load average before: ${loadBefore}`,
+    `input: ${rows.toLocaleString('en-US')} rows, ${mb.toFixed(0)} MB (${input}); ${new Date().toISOString()}; ` +
+      `load average before: ${loadBefore}`,
     '',
     '| contender | wall s | rows/s | MB/s | peak RSS MiB | time / ours | note |',
     '|---|---:|---:|---:|---:|---:|---|',
     ...results.map(
       (r) =>
-        `| ${r.name} | ${r.seconds.toFixed(2)} | ${Number.isFinite(r.seconds) ? Math.round(r.rows / r.seconds).toLocaleString('en-US') : '-'} | ${(mb / r.seconds).toFixed(0)} | ${r.rssMb.toFixed(0)} | ${(r.seconds / oursSeconds).toFixed(2)}x | ${r.note} |`,
+        `| ${r.name} | ${r.seconds.toFixed(2)} ` +
+        `| ${Number.isFinite(r.seconds) ? Math.round(r.rows / r.seconds).toLocaleString('en-US') : '-'} ` +
+        `| ${(mb / r.seconds).toFixed(0)} | ${r.rssMb.toFixed(0)} | ${(r.seconds / oursSeconds).toFixed(2)}x | ${r.note} |`,
     ),
   ];
   try {

@@ -1,8 +1,9 @@
 /**
- * `npm run demo`: the project's main job on local stand-ins, no Chameleon account needed. Starts a real
- * Keystone + Swift (playing CHI@TACC) and an sshd (playing the KVM@TACC node) on 127.0.0.1, then runs the
- * same command as a deploy's etl stack (ETL_RUN_COMMAND, with the spec in PERSIST_ETL_SPEC): ssh to the node, deliver rclone.conf, ship the ETL bundle,
- * extract -> transform -> load, mount the container read-only. `npm run demo -- --down` stops the stand-ins.
+ * `npm run demo`: the project's main job on local stand-ins, no Chameleon account needed. Starts a real Keystone +
+ * Swift (playing CHI@TACC) and an sshd (playing the KVM@TACC node) on 127.0.0.1, then runs the same command as a
+ * deploy's etl stack (ETL_RUN_COMMAND, with the spec in PERSIST_ETL_SPEC): ssh to the node, deliver rclone.conf,
+ * ship the ETL bundle, extract -> transform -> load, mount the container read-only. `npm run demo -- --down` stops
+ * the stand-ins.
  */
 import { Command } from 'commander';
 import execa from 'execa';
@@ -137,8 +138,10 @@ async function up(o: { rows: string; zip?: string; force: boolean; stage: string
   );
   const t = manifest.transform;
   log.info(
-    `current.json names version ${pointer.current}; its manifest.json: ${t.rows.toLocaleString('en-US')} ratings, ${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +
-      `training ${t.splits.training.toLocaleString('en-US')}, validation ${t.splits.validation.toLocaleString('en-US')}, evaluation ${t.splits.evaluation.toLocaleString('en-US')} (seed ${t.seed})`,
+    `current.json names version ${pointer.current}; its manifest.json: ${t.rows.toLocaleString('en-US')} ratings, ` +
+      `${t.users.toLocaleString('en-US')} users, ${t.items.toLocaleString('en-US')} items; ` +
+      `training ${t.splits.training.toLocaleString('en-US')}, validation ${t.splits.validation.toLocaleString('en-US')}, ` +
+      `evaluation ${t.splits.evaluation.toLocaleString('en-US')} (seed ${t.seed})`,
   );
   log.info(`\non the node, ${mountPoint} -> ${realpathSync(mountPoint)} (read-only):`);
   log.info((await execa('ls', ['-l', `${mountPoint}/`, join(mountPoint, 'training')])).stdout);

@@ -70,7 +70,9 @@ export class EtlStack extends StackWithPinnedAddresses {
       description: 'What the last run ran with (etl/remote/run-spec.ts); `npm run etl:remote` reruns with it',
     });
     new TerraformOutput(this, 'data_location', {
-      value: `swift://${config.chi.region}/${config.containerName}: current.json names the current version, datasets/<key>/ holds it (training/, validation/, evaluation/, maps/, raw/, manifest.json); on the node: ${node.layout.mountPoint}`,
+      value:
+        `swift://${config.chi.region}/${config.containerName}: current.json names the current version, datasets/<key>/ ` +
+        `holds it (training/, validation/, evaluation/, maps/, raw/, manifest.json); on the node: ${node.layout.mountPoint}`,
       description: 'Where the data is',
     });
     new TerraformOutput(this, 'rerun_command', {

@@ -254,7 +254,8 @@ export async function generateMovieLensZip(o: MovieLensZipOptions): Promise<Movi
     const zip = new ZipFile();
     zip.addBuffer(
       Buffer.from(
-        `Synthetic MovieLens-shaped ratings (chameleon-persist generator): ${stats.rows} ratings, ${stats.users} users, ${stats.movies} movies, seed ${seed}.\n`,
+        `Synthetic MovieLens-shaped ratings (chameleon-persist generator): ${stats.rows} ratings, ${stats.users} ` +
+          `users, ${stats.movies} movies, seed ${seed}.\n`,
       ),
       entries[0],
     );

@@ -35,7 +35,8 @@ export function checkDatasetUrl(url: string, pinnedSha256: string | undefined): 
     );
   if (!pinnedSha256 && !isLoopbackLiteral(u)) {
     throw new EtlError(
-      `refusing to download ${url} over plain http without a pinned SHA-256: anyone on the network path could replace the zip (and its .md5)`,
+      `refusing to download ${url} over plain http without a pinned SHA-256: anyone on the network path could replace the ` +
+        `zip (and its .md5)`,
       'Use the https:// URL, or pin the file: --sha256 <sha256sum of the zip> (etl.datasetSha256 in persist.config.yaml).',
     );
   }

@@ -50,7 +50,8 @@ export function datasetEntries(entries: readonly string[], zipName: string): Dat
       : near(/^u\.data$/).length
         ? 'it is an ml-100k archive (u.data, tab-separated), which this ETL does not read'
         : files.some((e) => basename(e) === 'ratings.csv')
-          ? `its ratings.csv is nested too deep (${files.find((e) => basename(e) === 'ratings.csv')}); expected ratings.csv at the top or in one top folder`
+          ? `its ratings.csv is nested too deep (${files.find((e) => basename(e) === 'ratings.csv')}); expected ratings.csv ` +
+            `at the top or in one top folder`
           : near(/^ratings\.csv$/i).length
             ? `its ratings file is named ${near(/^ratings\.csv$/i)[0]} (names are case-sensitive: expected ratings.csv)`
             : 'it has no ratings.csv';

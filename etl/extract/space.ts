@@ -25,7 +25,8 @@ export function spaceProblem(
   if (needed + margin <= free) return undefined;
   return new EtlError(
     `disk full: not enough space to unzip ${zipPath}: needed ${mb(needed)} (+ ${mb(margin)} headroom), free ${mb(free)} in ${dir}`,
-    `Free at least ${mb(needed + margin - free)} there (df -h ${dir}; delete old work directories or downloads), or use --work-dir on a larger disk ` +
+    `Free at least ${mb(needed + margin - free)} there (df -h ${dir}; delete old work directories or downloads), or use ` +
+      `--work-dir on a larger disk ` +
       '(on Chameleon: a flavor with a larger disk), then rerun.',
     DISK_FULL_EXIT,
   );

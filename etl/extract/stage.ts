@@ -134,7 +134,8 @@ async function run(ctx: StageContext, o: ExtractOptions): Promise<StageResult> {
     else {
       throw new EtlError(
         `cannot verify ${basename(zipPath)}: no checksum given and none published at ${o.url}.md5 (${published.missing})`,
-        'Pin it: --sha256 <sha256sum of the zip> (etl.datasetSha256 in persist.config.yaml); or accept a size check only with --allow-unverified (etl.allowUnverified: true).',
+        'Pin it: --sha256 <sha256sum of the zip> (etl.datasetSha256 in persist.config.yaml); or accept a size check only ' +
+          'with --allow-unverified (etl.allowUnverified: true).',
       );
     }
   }

@@ -119,7 +119,8 @@ export async function unzipInto(
             .then(() => {
               if (crc !== entry.crc32) {
                 throw new EtlError(
-                  `${zipPath}: ${entry.fileName} is damaged (CRC-32 ${crc.toString(16).padStart(8, '0')}, the zip says ${entry.crc32.toString(16).padStart(8, '0')})`,
+                  `${zipPath}: ${entry.fileName} is damaged (CRC-32 ${crc.toString(16).padStart(8, '0')}, the zip ` +
+                    `says ${entry.crc32.toString(16).padStart(8, '0')})`,
                   'Delete the archive and get it again.',
                 );
               }

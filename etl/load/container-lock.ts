@@ -161,7 +161,8 @@ export async function clearOwnKilledLock(
     return false;
   }
   o.log.warn(
-    `${o.takingOver ? 'taking over' : 'removing'} the load lock on ${container} left by a killed load of this work dir (${describeHolder(holder)})`,
+    `${o.takingOver ? 'taking over' : 'removing'} the load lock on ${container} left by a killed load of this work dir ` +
+      `(${describeHolder(holder)})`,
   );
   await removeLock(target, object);
   rmSync(o.recordPath, { force: true });
@@ -198,7 +199,8 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
     new EtlError(
       `another load into container ${container} is running (${describeHolder(holder)})`,
       `Wait for it to finish: loads into one container take turns. A lock of a load that was killed expires by itself ` +
-        `${lease} s after its last renewal; to remove it at once, rerun with --break-lock. The lock is the object ${LOAD_LOCK_OBJECT} in the container.`,
+        `${lease} s after its last renewal; to remove it at once, rerun with --break-lock. The lock is the ` +
+        `object ${LOAD_LOCK_OBJECT} in the container.`,
       LOCK_HELD_EXIT,
     );
 
@@ -309,7 +311,8 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
         return false;
       } catch (e) {
         o.log.warn(
-          `left the load lock on ${container} to expire (${(e as Error).message.split('\n')[0]}); the next load from this work dir takes it over`,
+          `left the load lock on ${container} to expire (${(e as Error).message.split('\n')[0]}); the next load from this ` +
+            `work dir takes it over`,
         );
         return false;
       }

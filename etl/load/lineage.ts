@@ -75,8 +75,10 @@ export async function lineage(outputDir: string, extract: ExtractRecord | undefi
     const staged = extract.files.find((f) => join(extract.stagingDir, f.name) === ratings);
     if (!staged || staged.sha256 !== transform.input.sha256) {
       throw new EtlError(
-        `the splits were made from ${transform.input.path} (SHA-256 ${transform.input.sha256}), which is not the staged raw file ${ratings} (SHA-256 ${staged?.sha256 ?? 'unknown'})`,
-        'Run the transform again on the staged dataset (npm run etl -- transform), or the whole ETL (all): the load publishes only splits made from the raw files it uploads.',
+        `the splits were made from ${transform.input.path} (SHA-256 ${transform.input.sha256}), which is not the staged raw ` +
+          `file ${ratings} (SHA-256 ${staged?.sha256 ?? 'unknown'})`,
+        'Run the transform again on the staged dataset (npm run etl -- transform), or the whole ETL (all): the load ' +
+          'publishes only splits made from the raw files it uploads.',
       );
     }
     for (const f of extract.files) {

@@ -305,7 +305,8 @@ export async function startRcSession(
         call<RcloneStats>('core/stats', { group }, `${what}: progress`)
           .then((s) =>
             log.progress(
-              `  ${what}: ${(s.bytes / 1048576).toFixed(1)} MiB in ${s.transfers} objects, ${((performance.now() - t0) / 1000).toFixed(1)}s`,
+              `  ${what}: ${(s.bytes / 1048576).toFixed(1)} MiB in ${s.transfers} objects, ` +
+                `${((performance.now() - t0) / 1000).toFixed(1)}s`,
             ),
           )
           .catch(() => undefined);

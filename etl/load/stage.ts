@@ -245,7 +245,8 @@ async function publishVersion(a: {
       log.info(`dataset ${key} is published; cleaning up ${leftovers} abandoned upload(s) or old version(s) recorded in ${POINTER_OBJECT}`);
     } else {
       log.warn(
-        `the current version ${key} in ${container} is damaged (${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}): repairing it`,
+        `the current version ${key} in ${container} is damaged ` +
+          `(${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; ${problems.length - 3} more` : ''}): repairing it`,
       );
     }
   }
@@ -315,7 +316,8 @@ async function publishVersion(a: {
       const sameNames = new Set(same.map((f) => f.name));
       const rest = files.filter((f) => !sameNames.has(f.name));
       log.info(
-        `uploading dataset ${key} to ${container}/${prefix}/: ${rest.length} files (${humanBytes(rest.reduce((a, f) => a + f.bytes, 0))}), ${same.length} copied server-side`,
+        `uploading dataset ${key} to ${container}/${prefix}/: ${rest.length} files ` +
+          `(${humanBytes(rest.reduce((a, f) => a + f.bytes, 0))}), ${same.length} copied server-side`,
       );
       const uploadStart = Date.now();
       lock.assertHeld();
@@ -418,8 +420,10 @@ async function publishVersion(a: {
     });
     await record(result);
     const summary =
-      `published ${files.length} objects (${humanBytes(datasetBytes)}) as version ${key} in ${container}: uploaded ${result.uploadedObjects} objects, ` +
-      `${humanBytes(uploadedBytes)} in ${uploadSeconds.toFixed(1)} s (${result.mbPerSecond.toFixed(1)} MB/s), reused ${reused.size}; total ${result.seconds.toFixed(1)} s` +
+      `published ${files.length} objects (${humanBytes(datasetBytes)}) as version ${key} in ${container}: ` +
+      `uploaded ${result.uploadedObjects} objects, ` +
+      `${humanBytes(uploadedBytes)} in ${uploadSeconds.toFixed(1)} s (${result.mbPerSecond.toFixed(1)} MB/s), ` +
+      `reused ${reused.size}; total ${result.seconds.toFixed(1)} s` +
       (retiredKeys.length ? `; deleted old versions ${retiredKeys.join(', ')}` : '');
     log.info(`summary: ${summary}`);
     return { stage: 'load', status: 'done', message: `dataset ${key}: ${summary}`, details: result };
@@ -457,7 +461,8 @@ async function readPointerOrExplain(target: RcloneTarget, root: string, containe
     if (e instanceof EtlError) throw e;
     throw new EtlError(
       `cannot read ${container}/${POINTER_OBJECT}: ${(e as Error).message}`,
-      'It was written by another tool or a newer version of this one; nothing was changed. Update chameleon-persist, or move that object aside.',
+      'It was written by another tool or a newer version of this one; nothing was changed. Update chameleon-persist, or move ' +
+        'that object aside.',
     );
   }
 }

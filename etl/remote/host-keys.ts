@@ -141,7 +141,8 @@ export function prepareKnownHostsDir(path: string, { tighten }: { tighten: boole
   } catch (e) {
     throw new EtlError(
       `cannot create the directory for the node's known_hosts file ${path}: ${(e as Error).message}`,
-      'Make it writable (or set XDG_CACHE_HOME, or pass --known-hosts <file> in a writable directory) and rerun; the runner does not connect without remembering the host key.',
+      'Make it writable (or set XDG_CACHE_HOME, or pass --known-hosts <file> in a writable directory) and rerun; the runner ' +
+        'does not connect without remembering the host key.',
     );
   }
 }
@@ -230,7 +231,8 @@ export async function pinFromConsole(o: PinOptions): Promise<PinResult> {
         { mode: 0o600 },
       );
       o.log.info(
-        `pinned the host key of server ${o.serverId} from its console log (${parsed.keys.map((k) => `${k.type} ${k.fingerprint}`).join(', ')})`,
+        `pinned the host key of server ${o.serverId} from its console log ` +
+          `(${parsed.keys.map((k) => `${k.type} ${k.fingerprint}`).join(', ')})`,
       );
       return 'pinned';
     }
@@ -265,8 +267,10 @@ async function pinByFingerprint(o: PinOptions, fingerprints: string[]): Promise<
   const good = offered.filter((k) => fingerprints.includes(k.fingerprint));
   if (good.length === 0) {
     throw new EtlError(
-      `${o.host}:${o.port} presents host keys (${offered.map((k) => k.fingerprint).join(', ')}) that are not the ones server ${o.serverId} printed to its console (${fingerprints.join(', ')}); nothing was sent to it`,
-      'Something other than your server answers at this address (or the floating IP points elsewhere): check `npx cdktf output node` and the console log, and do not rerun until they agree.',
+      `${o.host}:${o.port} presents host keys (${offered.map((k) => k.fingerprint).join(', ')}) that are not the ones ` +
+        `server ${o.serverId} printed to its console (${fingerprints.join(', ')}); nothing was sent to it`,
+      'Something other than your server answers at this address (or the floating IP points elsewhere): ' +
+        'check `npx cdktf output node` and the console log, and do not rerun until they agree.',
     );
   }
   appendFileSync(

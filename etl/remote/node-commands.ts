@@ -39,7 +39,10 @@ export { isStaleLocalOwner, lockOwner } from '../lock-owner';
 /** Takes the node's lock atomically (mkdir); prints LOCKED and the owner when another run holds it. */
 export function lockCommand(lockDir: string, owner: string): string {
   const d = shPath(lockDir);
-  return `mkdir -p "$(dirname ${d})" && if mkdir ${d} 2>/dev/null; then printf '%s\\n' ${sh(owner)} > ${d}/owner; echo ACQUIRED; else echo "LOCKED $(cat ${d}/owner 2>/dev/null)"; fi`;
+  return (
+    `mkdir -p "$(dirname ${d})" && if mkdir ${d} 2>/dev/null; then printf '%s\\n' ${sh(owner)} > ${d}/owner; echo ACQUIRED; ` +
+    `else echo "LOCKED $(cat ${d}/owner 2>/dev/null)"; fi`
+  );
 }
 
 export function unlockCommand(lockDir: string): string {
@@ -95,7 +98,8 @@ export function checkPreflight(p: Preflight, minFreeMb: number, where: string): 
   if (!p.nodeVersion || Number(p.nodeVersion.split('.')[0]) < 18) {
     throw new EtlError(
       `Node.js ${p.nodeVersion ?? 'is missing'} on ${where}; the ETL needs Node.js >= 18`,
-      'cloud-init installs it; if cloud-init failed, see /var/log/cloud-init-output.log on the node, or run: sudo apt-get install -y nodejs',
+      'cloud-init installs it; if cloud-init failed, see /var/log/cloud-init-output.log on the node, ' +
+        'or run: sudo apt-get install -y nodejs',
     );
   }
   if (!p.rclone)
@@ -150,14 +154,16 @@ export function mountCommand(m: { remote: string; container: string; store: stri
   const pathUnit = sh(m.service.replace(/\.service$/, '.path'));
   const systemd = [
     `sudo systemctl reset-failed ${svc} ${pathUnit} 2>/dev/null; want=$(sha256sum ${conf} | cut -d' ' -f1);`,
-    `if systemctl is-active -q ${svc} && mountpoint -q ${mp} && [ "$(cat ${stamp} 2>/dev/null)" = "$want" ]; then echo 'mount: unchanged, not restarted' >&2;`,
+    `if systemctl is-active -q ${svc} && mountpoint -q ${mp} && [ "$(cat ${stamp} 2>/dev/null)" = "$want" ]; ` +
+      `then echo 'mount: unchanged, not restarted' >&2;`,
     `else sudo systemctl restart ${svc} || { sudo journalctl -u ${svc} -n 12 --no-pager -o cat >&2; false; }; fi`,
     `&& (umask 077 && echo "$want" > ${stamp}) && sudo systemctl start ${pathUnit};`,
   ];
   return [
     `if [ -d /run/systemd/system ] && systemctl cat ${svc} >/dev/null 2>&1; then`,
     ...systemd,
-    `else mkdir -p ${mp}; mountpoint -q ${mp} || rclone mount ${sh(`${m.remote}:${m.container}`)} ${mp} --read-only --allow-other --dir-cache-time 5s --daemon --config ${conf}; fi`,
+    `else mkdir -p ${mp}; mountpoint -q ${mp} || rclone mount ${sh(`${m.remote}:${m.container}`)} ${mp} --read-only ` +
+      `--allow-other --dir-cache-time 5s --daemon --config ${conf}; fi`,
     `&& for i in $(seq 50); do mountpoint -q ${mp} && break; sleep 0.2; done; mountpoint -q ${mp}`,
   ].join(' ');
 }

@@ -29,7 +29,9 @@ export function nodeView(mountPoint: string): NodeView {
 }
 
 /** The version key in a pointer's text, checked (it becomes part of a path). */
-export const POINTER_KEY_SCRIPT = `let t='';process.stdin.on('data',d=>t+=d).on('end',()=>{const k=JSON.parse(t).current;if(!/^[0-9a-f]{16}$/.test(String(k)))process.exit(3);process.stdout.write(k)})`;
+export const POINTER_KEY_SCRIPT =
+  `let t='';process.stdin.on('data',d=>t+=d).on('end',()=>{const k=JSON.parse(t).current;` +
+  `if(!/^[0-9a-f]{16}$/.test(String(k)))process.exit(3);process.stdout.write(k)})`;
 
 /**
  * Points the view at the container's current version: reads the pointer from the store itself (rclone cat, not
@@ -46,7 +48,8 @@ export function viewSwitchCommand(
   const tries = Math.ceil((o.waitSeconds ?? 90) / 0.5);
   const manifest = `${store}/${VERSIONS_PREFIX}/"$key"/${VERSION_MANIFEST}`;
   return [
-    `key=$(rclone cat ${sh(`${o.remote}:${o.container}/${POINTER_OBJECT}`)} --config ${shPath(o.rcloneConfigPath)} --retries 3 | node -e ${sh(POINTER_KEY_SCRIPT)})`,
+    `key=$(rclone cat ${sh(`${o.remote}:${o.container}/${POINTER_OBJECT}`)} --config ${shPath(o.rcloneConfigPath)} ` +
+      `--retries 3 | node -e ${sh(POINTER_KEY_SCRIPT)})`,
     `|| { echo "no published version in ${o.container}/${POINTER_OBJECT}" >&2; exit 3; };`,
     `for i in $(seq ${tries}); do [ -f ${manifest} ] && break; sleep 0.5; done;`,
     `[ -f ${manifest} ] || { echo "version $key is not visible in ${v.store} yet" >&2; exit 4; };`,

@@ -28,8 +28,10 @@ export function renderRcloneConf(r: RcloneRemote): string {
     // The value itself is not shown: one of them is the secret.
     if (value !== undefined && /[\p{Cc}\u2028\u2029]/u.test(value)) {
       throw new EtlError(
-        `the ${what} for rclone.conf contains a line break or another control character; it would inject lines into rclone.conf, so nothing was written`,
-        "Check where it comes from: chi.authUrl / chi.region in persist.config.yaml, the storage stack's outputs (terraform.storage.tfstate or --outputs), or PERSIST_APP_CREDENTIAL_*; remove the line break and rerun.",
+        `the ${what} for rclone.conf contains a line break or another control character; it would inject lines into ` +
+          `rclone.conf, so nothing was written`,
+        "Check where it comes from: chi.authUrl / chi.region in persist.config.yaml, the storage stack's outputs " +
+          '(terraform.storage.tfstate or --outputs), or PERSIST_APP_CREDENTIAL_*; remove the line break and rerun.',
       );
     }
   }

@@ -72,8 +72,10 @@ async function waitForSsh(o: RunOnNodeOptions, where: string): Promise<void> {
       // later connection is a first contact and a changed key goes unnoticed. Not remembered = not trusted.
       if (known && !(await knownHostsHas(known, o.target.host, o.target.port))) {
         throw new EtlError(
-          `the host key of ${where} could not be recorded in ${known}, so a changed key could not be detected later; nothing was sent to the node`,
-          `Make ${dirname(known)} an existing directory writable by you (mode 0700) with space left, or pass --known-hosts <file> in one, and rerun.`,
+          `the host key of ${where} could not be recorded in ${known}, so a changed key could not be detected later; nothing ` +
+            `was sent to the node`,
+          `Make ${dirname(known)} an existing directory writable by you (mode 0700) with space left, or pass --known-hosts ` +
+            `<file> in one, and rerun.`,
         );
       }
       return;
@@ -85,13 +87,15 @@ async function waitForSsh(o: RunOnNodeOptions, where: string): Promise<void> {
           '(pinned from its console log, or accepted on first contact); the connection was refused and nothing was sent to it',
         'Someone may be intercepting the connection, or the server was rebuilt with new keys. Compare with the key in the ' +
           "server's console log (openstack console log show <server id> | grep -A3 'BEGIN SSH HOST KEY'). Only if it shows the new key, " +
-          `delete ${known ?? 'the old entry (ssh-keygen -R <address>)'} and rerun; otherwise do not connect: something else answers at this address.`,
+          `delete ${known ?? 'the old entry (ssh-keygen -R <address>)'} and rerun; otherwise do not connect: something else ` +
+          `answers at this address.`,
       );
     }
     if (/Permission denied/i.test(last)) {
       throw new EtlError(
         `${where} refused the SSH key ${o.target.privateKeyPath} (${last})`,
-        `Use the private key that matches the deployed keypair (ssh.privateKeyPath in persist.config.yaml); the user is '${o.target.user}'.`,
+        `Use the private key that matches the deployed keypair (ssh.privateKeyPath in persist.config.yaml); the user is ` +
+          `'${o.target.user}'.`,
       );
     }
     if (Date.now() > deadline) break;
@@ -238,8 +242,10 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
           ? `the node ran out of disk space during 'etl ${o.stage}'`
           : `'etl ${o.stage}' failed on ${where} (exit ${run.exitCode}); its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}`,
         full
-          ? 'Free space on the node (df -h; old work directories under the ETL directory) or use a flavor with a larger disk, then rerun: finished stages are skipped. Readers still see the version the container pointed at before.'
-          : 'Readers still see the version the container pointed at before (current.json is written only once a new version is whole). Fix the cause and rerun: finished stages are skipped.',
+          ? 'Free space on the node (df -h; old work directories under the ETL directory) or use a flavor with a larger ' +
+              'disk, then rerun: finished stages are skipped. Readers still see the version the container pointed at before.'
+          : 'Readers still see the version the container pointed at before (current.json is written only once a new version ' +
+              'is whole). Fix the cause and rerun: finished stages are skipped.',
         // The node's own status where it means something to a caller: 75 (busy, retry later), 74 (disk full).
         run.exitCode === 75 ? 75 : full ? DISK_FULL_EXIT : 1,
       );
@@ -269,8 +275,10 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
           .filter((l) => l.trim() && !/^mount: unchanged/.test(l))
           .slice(-12);
         throw new EtlError(
-          `the data is in the container, but the read-only mount at ${view.store} did not come up${said.length ? `; the node said:\n${said.map((l) => `  ${l}`).join('\n')}` : ''}`,
-          `Fix the cause shown (an expired credential: redeploy storage with a later credential.expiresAt), then rerun; on the node: systemctl status ${service}, journalctl -u ${service}.`,
+          `the data is in the container, but the read-only mount at ${view.store} ` +
+            `did not come up${said.length ? `; the node said:\n${said.map((l) => `  ${l}`).join('\n')}` : ''}`,
+          `Fix the cause shown (an expired credential: redeploy storage with a later credential.expiresAt), then rerun; on ` +
+            `the node: systemctl status ${service}, journalctl -u ${service}.`,
         );
       }
       // Readers switch to the published version by one rename on the node; nothing is remounted.
@@ -284,8 +292,10 @@ export async function runOnNode(o: RunOnNodeOptions): Promise<RunOnNodeResult> {
       mountListing = lines.slice(1);
       if (s.exitCode !== 0 || !version || !mountListing.includes('training')) {
         throw new EtlError(
-          `the data is in the container, but ${layout.mountPoint} could not be pointed at it: ${s.stderr.trim().split('\n').pop() ?? `exit ${s.exitCode}`}`,
-          `On the node: ls ${view.store} (the mount of the container) and ls -l ${layout.mountPoint}; then rerun: npm run etl:remote -- load.`,
+          `the data is in the container, but ${layout.mountPoint} ` +
+            `could not be pointed at it: ${s.stderr.trim().split('\n').pop() ?? `exit ${s.exitCode}`}`,
+          `On the node: ls ${view.store} (the mount of the container) and ls -l ${layout.mountPoint}; ` +
+            `then rerun: npm run etl:remote -- load.`,
         );
       }
       log.info(`${layout.mountPoint} shows version ${version} of ${storage.container} (read-only): ${mountListing.join(' ')}`);

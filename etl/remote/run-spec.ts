@@ -97,7 +97,8 @@ export function parseRunSpec(textValue: string, where: string): RunSpec {
 }
 
 const RESYNTH_HINT =
-  'It is written by the etl stack: run `npx cdktf deploy etl` to write it again (a spec file of your own must match etl/remote/run-spec.ts).';
+  'It is written by the etl stack: run `npx cdktf deploy etl` to write it again (a spec file of your own must match ' +
+  'etl/remote/run-spec.ts).';
 
 export function checkRunSpec(value: unknown, where: string): RunSpec {
   const r = runSpecSchema.safeParse(value);

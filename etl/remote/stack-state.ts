@@ -119,8 +119,10 @@ export function resolveSecret(credentialId: string, created: { id?: string; secr
   const secret = env.PERSIST_APP_CREDENTIAL_SECRET;
   if (!secret) {
     throw new EtlError(
-      `no secret for the application credential ${credentialId}: the storage stack's state holds none for it and PERSIST_APP_CREDENTIAL_SECRET is not set`,
-      'With your own credential, export PERSIST_APP_CREDENTIAL_SECRET (and PERSIST_APP_CREDENTIAL_ID) before running; with a created one, run from the project that deployed the storage stack (or set PERSIST_STATE_DIR to it).',
+      `no secret for the application credential ${credentialId}: the storage stack's state holds none for it and ` +
+        `PERSIST_APP_CREDENTIAL_SECRET is not set`,
+      'With your own credential, export PERSIST_APP_CREDENTIAL_SECRET (and PERSIST_APP_CREDENTIAL_ID) before running; with a ' +
+        'created one, run from the project that deployed the storage stack (or set PERSIST_STATE_DIR to it).',
     );
   }
   return secret;

@@ -26,7 +26,8 @@ export function readHeader(fd: number, path: string): { raw: Buffer } {
   }
   if (fields.length !== 4 || fields.some((f, i) => f.trim() !== EXPECTED_HEADER[i])) {
     throw new EtlError(
-      `${basename(path)} line 1: expected the header ${EXPECTED_HEADER.join(',')}, found ${JSON.stringify(raw.toString('utf8').trimEnd().slice(0, 80))}`,
+      `${basename(path)} line 1: expected the header ${EXPECTED_HEADER.join(',')}, ` +
+        `found ${JSON.stringify(raw.toString('utf8').trimEnd().slice(0, 80))}`,
       'Is this the ratings.csv of a MovieLens dataset? Pass the right file with --input.',
     );
   }

@@ -34,7 +34,8 @@ export interface OutputFile {
 
 /** How a row's split is decided, for a reader who wants to reproduce it without this code (see split.ts). */
 export const SPLIT_RULE =
-  'row i (0-based over data rows) -> h = fmix32(fmix32(i xor fmix32(seed xor 0x9e3779b9))) (murmur3 finalizer); training if h < round(train*2^32), validation if h < round((train+validation)*2^32), else evaluation';
+  'row i (0-based over data rows) -> h = fmix32(fmix32(i xor fmix32(seed xor 0x9e3779b9))) (murmur3 finalizer); training if ' +
+  'h < round(train*2^32), validation if h < round((train+validation)*2^32), else evaluation';
 
 export interface TransformResult {
   /** Output file prefix, e.g. movielens_32m. */
@@ -149,7 +150,8 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
     } else {
       const progress = (pass: 1 | 2, done: number, total: number) =>
         ctx.log.progress(
-          `  transform pass ${pass}/2 (${pass === 1 ? 'validate, collect ids' : 'write splits'}): ${Math.round((100 * done) / total)}% of ${(total / 1e6).toFixed(0)} MB`,
+          `  transform pass ${pass}/2 (${pass === 1 ? 'validate, collect ids' : 'write splits'}): ` +
+            `${Math.round((100 * done) / total)}% of ${(total / 1e6).toFixed(0)} MB`,
         );
       const writers = splitFiles(name).map((f) => ({ path: f, fd: openSync(join(tmp, f), 'w'), hash: createHash('sha256'), bytes: 0 }));
       let fast: FastResult;
@@ -224,7 +226,10 @@ async function run(ctx: StageContext, o: TransformOptions): Promise<StageResult>
   return {
     stage: 'transform',
     status: 'done',
-    message: `${full.rows.toLocaleString('en-US')} ratings, ${full.users.toLocaleString('en-US')} users, ${full.items.toLocaleString('en-US')} items -> ${s.training.toLocaleString('en-US')} / ${s.validation.toLocaleString('en-US')} / ${s.evaluation.toLocaleString('en-US')} (${total.toFixed(2)}s)`,
+    message:
+      `${full.rows.toLocaleString('en-US')} ratings, ${full.users.toLocaleString('en-US')} users, ` +
+      `${full.items.toLocaleString('en-US')} items -> ${s.training.toLocaleString('en-US')} / ` +
+      `${s.validation.toLocaleString('en-US')} / ${s.evaluation.toLocaleString('en-US')} (${total.toFixed(2)}s)`,
     details: full as unknown as Record<string, unknown>,
   };
 }
