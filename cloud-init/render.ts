@@ -94,8 +94,7 @@ export function mountServiceUnit(o: NodeCloudInitOptions): string {
   const remote = `${o.remoteName}:${o.containerName}`;
   // The whole container is mounted at the store; the tutorial's path shows its current version (node-view.ts).
   const store = nodeView(o.mountPoint).store;
-  return (
-    `[Unit]
+  return `[Unit]
 Description=Read-only rclone mount of ${remote} at ${store} (${o.mountPoint} shows its current dataset version)
 Documentation=https://rclone.org/commands/rclone_mount/
 Wants=network-online.target
@@ -116,8 +115,7 @@ Group=${o.user}
 # (findmnt reads the mount table without touching the dead mount), so a healthy start logs no failure.
 ExecStartPre=/bin/sh -c 'if findmnt -rn --mountpoint ${store} >/dev/null; then exec /bin/fusermount3 -uz ${store}; fi'
 # --dir-cache-time 10s: a version the runner has just published is listed within seconds, without a remount.
-ExecStart=/usr/bin/env rclone mount ${remote} ${store} --config ${o.rcloneConfigPath} --read-only ` +
-    `--allow-other --dir-cache-time 10s --vfs-cache-mode off
+ExecStart=/usr/bin/env rclone mount ${remote} ${store} --config ${o.rcloneConfigPath} --read-only --allow-other --dir-cache-time 10s --vfs-cache-mode off
 ExecStop=/bin/fusermount3 -uz ${store}
 # Also after a clean exit (someone ran fusermount3 -u): the mount is meant to be there. To unmount, stop the
 # .path unit first, or it starts this again: sudo systemctl stop ${MOUNT_PATH_UNIT} ${MOUNT_SERVICE}
@@ -126,8 +124,7 @@ RestartSec=10
 
 [Install]
 WantedBy=multi-user.target
-`
-  );
+`;
 }
 
 export function mountPathUnit(o: NodeCloudInitOptions): string {
