@@ -9,6 +9,7 @@ import { startRcSession } from '../../etl/load/rclone-rc';
 import { parsePointer } from '../../etl/load/versions';
 import { loadStage, type LoadOptions } from '../../etl/load/stage';
 import {
+  appCredentialToken,
   createAppCredential,
   ensureOpenStack,
   OPENSTACK_SCRIPT,
@@ -362,6 +363,26 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
   describe('loads into one container take turns (its load lock: a token and a lease)', () => {
     const lockBody = (host: string, pid: number, token = 'f'.repeat(32)) =>
       JSON.stringify({ token, host, pid, since: '2026-11-25T06:00:00.000Z', leaseSeconds: 60 });
+
+    it('what the lock relies on in Swift: If-None-Match: * refuses a second create (412); If-Match is ignored on PUT and DELETE, so no conditional delete is to be had', async () => {
+      // The design follows from these answers (etl/load/container-lock.ts): if a Swift ever honours If-Match,
+      // this fails and a stale lock could be deleted conditionally instead of waiting for its lease.
+      const container = newContainer();
+      await putContainer(env, container);
+      const token = await appCredentialToken(env);
+      const url = `${env.swiftUrl}/${container}/${LOAD_LOCK_OBJECT}`;
+      const put = (headers: Record<string, string>, body: string) =>
+        fetch(url, { method: 'PUT', headers: { 'x-auth-token': token, ...headers }, body }).then((r) => r.status);
+      expect(await put({ 'If-None-Match': '*' }, 'first')).toBe(201);
+      expect(await put({ 'If-None-Match': '*' }, 'second')).toBe(412);
+      expect((await getObject(env, container, LOAD_LOCK_OBJECT))?.toString()).toBe('first');
+      const wrongEtag = '"0123456789abcdef0123456789abcdef"';
+      expect(await put({ 'If-Match': wrongEtag }, 'third')).toBe(201);
+      expect((await getObject(env, container, LOAD_LOCK_OBJECT))?.toString()).toBe('third');
+      const del = await fetch(url, { method: 'DELETE', headers: { 'x-auth-token': token, 'If-Match': wrongEtag } });
+      expect(del.status).toBe(204);
+      expect(await hasObject(env, container, LOAD_LOCK_OBJECT)).toBe(false);
+    });
 
     it('a live lock of another load: refused with exit 75 and nothing written; --break-lock takes it', async () => {
       const container = newContainer();

@@ -20,8 +20,8 @@ import { RcloneError } from './rclone-errors';
  * - Stale by lease, not by hostname + pid (two nodes of a team share a hostname, and pids repeat across
  *   machines and namespaces): the object carries `X-Delete-After`, and Swift itself answers 404 for it, and lets a
  *   conditional PUT create it again, once the lease has run out, by its own clock. Nobody deletes somebody else's
- *   stale lock, so two loads cannot both "clean it up" (Swift ignores `If-Match` on DELETE and PUT: tested, so a
- *   conditional delete is not to be had). The holder renews the lease while it works and writes nothing more once
+ *   stale lock, so two loads cannot both "clean it up" (Swift ignores `If-Match` on DELETE and PUT, so a
+ *   conditional delete is not to be had: load.e2e's "what the lock relies on in Swift"). The holder renews the lease while it works and writes nothing more once
  *   half a lease has passed without a confirmed renewal.
  * - A lock of a killed load from the same work dir is known by its token (recorded beside the work dir's
  *   manifests) and is taken over at once instead of after the lease.
