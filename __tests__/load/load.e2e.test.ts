@@ -206,15 +206,17 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       RCLONE_RETRIES: '1',
       RCLONE_LOW_LEVEL_RETRIES: '2',
     });
+    let ended = false;
     const outcome = run.then(
       () => 'finished',
       (e: Error) => e,
     );
+    void outcome.then(() => (ended = true));
     // Stop the proxy as soon as the first object of the new version has landed (HEAD, not a listing: Swift's
     // container listing can lag behind a PUT by the updater's interval).
     // The upload is recorded in the pointer (a GET, no listing lag) before its first object is written.
     let v2Key: string | undefined;
-    for (let i = 0; i < 2400 && !v2Key; i++) {
+    for (let i = 0; i < 2400 && !v2Key && !ended; i++) {
       const text = await getObject(env, container, 'current.json');
       v2Key = text ? parsePointer(String(text))?.pending[0]?.key : undefined;
       if (!v2Key) await new Promise((r) => setTimeout(r, 25));
@@ -229,7 +231,7 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     const v2Names = ['evaluation/movielens_t_eval.txt', 'training/movielens_t_train.txt', 'validation/movielens_t_val.txt'].map(
       (n) => `datasets/${v2Key}/${n}`,
     );
-    for (let i = 0; i < 1200; i++) {
+    for (let i = 0; i < 1200 && !ended; i++) {
       const snapshot = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
       if (!psSeen && rcdIn(snapshot)) {
         // Its environment is read at once: on a quiet machine the load (and its rcd) may end before the loop does.
@@ -246,6 +248,8 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     // The upload runs in this load's one rclone rcd: a child of this process, on loopback only, and its secrets
     // (the rc password, the credential) are in its environment, never in what `ps` shows any user. (Looked for
     // from the moment the upload was recorded: on a busy machine this test's own HEADs can outlast the upload.)
+    // The load must still be uploading when the proxy stops (else this test proves nothing): say how it ended.
+    if (ended) throw new Error(`the load ended before the proxy was stopped: ${String(await outcome)}`);
     const ps = psSeen ?? execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
     titles.push(ps);
     const rcd = rcdIn(ps);
@@ -282,7 +286,7 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
     expect(rerun.details.uploadedBytes).toBeLessThan(v2Bytes);
     expect(rerun.details.uploadedBytes).toBeGreaterThan(0);
     expect((await readerView(env, container)).pointer?.pending).toEqual([]);
-  });
+  }, 300_000);
 
   it('refuses splits made from another raw file than the staged one, naming both, and publishes nothing', async () => {
     const container = newContainer();
@@ -479,8 +483,12 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       await loadStage.run({ workDir: a, force: false, log, env: stageEnv }, options(container));
       const c = await fakeWorkDir('race-c', 200_000);
       const d = await fakeWorkDir('race-d', 200_000);
+      // Each holds the lock for 8 s or more (its 800 KB upload at 100 KB/s), so the other's attempt always lands
+      // while it is held: on a busy machine one login can take seconds longer than the other's whole load, and two
+      // loads that merely take turns both publish, rightly.
+      const slowEnv = { ...stageEnv, RCLONE_BWLIMIT: '100k' };
       const outcomes = await Promise.allSettled(
-        [c, d].map((w) => loadStage.run({ workDir: w, force: false, log, env: stageEnv }, options(container))),
+        [c, d].map((w) => loadStage.run({ workDir: w, force: false, log, env: slowEnv }, options(container))),
       );
       expect(outcomes.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
       const won = outcomes.findIndex((x) => x.status === 'fulfilled');
