@@ -339,7 +339,10 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
     const d = await fakeWorkDir('ns-d', 200_000);
     // Both are pid 1 of their own PID namespace and named persist-team-node: hostname + pid cannot tell them apart.
     const wrap = ['unshare', '--uts', '--pid', '--fork', '--kill-child', 'sh', '-c', 'hostname persist-team-node && exec "$@"', 'ns'];
-    const runs = [startLoad(c, container, {}, wrap), startLoad(d, container, {}, wrap)];
+    // Each holds the lock 8 s or more (800 KB at 100 KB/s), so the other's attempt lands while it is held even when
+    // one login is seconds slower than the other's whole load (else both publish in turn, rightly).
+    const slow = { RCLONE_BWLIMIT: '100k' };
+    const runs = [startLoad(c, container, slow, wrap), startLoad(d, container, slow, wrap)];
     const results = await Promise.all(runs.map((r) => r.done));
     expect(results.map((r) => r.code).sort()).toEqual([0, 75]);
     const loser = results.find((r) => r.code === 75)!;
