@@ -77,7 +77,7 @@ function phaseOf(run: Run): string {
  * Where the kills land: the start of each step of a replacing load (its ETL_LOAD_TRACE line), and the node
  * process before its first step. A replacing load of a new seed passes every one of them.
  */
-const KILL_POINTS: { name: string; step: RegExp | null }[] = [
+const KILL_POINTS: { name: string; step: RegExp | null; required?: false; maxDelayMs?: number }[] = [
   { name: 'node start', step: null },
   { name: 'lineage', step: /lineage/ },
   { name: 'log in', step: /log in to the object store/ },
@@ -92,8 +92,11 @@ const KILL_POINTS: { name: string; step: RegExp | null }[] = [
   { name: 'publish (write pointer)', step: /publish the version/ },
   { name: 'delete old versions', step: /delete old versions/ },
   { name: 'record deletion', step: /record the deletion in the dataset pointer/ },
-  { name: 'release lock', step: /remove the load lock/ },
-  { name: 'stop rclone', step: /stop rclone/ },
+  // Tens of ms before the process exits: a short delay, so the kill lands while the lock is being removed.
+  { name: 'release lock', step: /remove the load lock/, maxDelayMs: 10 },
+  // The process exits milliseconds after this line (the lock is already gone): a kill lands in the exit or after
+  // it, either is fine, so it is tried but not required to land while the load runs.
+  { name: 'stop rclone', step: /stop rclone/, required: false },
 ];
 
 /**
@@ -202,7 +205,7 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
         const currentSeed = seedOf.get(current)!;
         const target = [0, 1, 2].find((x) => x !== currentSeed && x !== previousSeed) ?? (currentSeed + 1) % 3;
         expected = await useSeed(target);
-        const delay = Math.round(random() * 40);
+        const delay = Math.round(random() * (point.maxDelayMs ?? 40));
         const run = startLoad(work, container);
         const reached = await killAt(run, point.step, delay);
         const phase = phaseOf(run);
@@ -225,7 +228,7 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
           phase: code === null ? phase : `${phase} (had ended: exit ${code})`,
           current: view.pointer!.current!.slice(0, 8),
         });
-        if (code === null && reached !== undefined) break;
+        if ((code === null && reached !== undefined) || point.required === false) break;
       }
     }
     // eslint-disable-next-line no-console
@@ -241,7 +244,7 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
     const killedIn = new Set(
       rows.filter((r) => !/had ended|never reached/.test(`${r.phase} ${r.point}`)).map((r) => r.point.replace(/ \+ .*/, '')),
     );
-    expect([...KILL_POINTS.map((p) => p.name)].filter((name) => !killedIn.has(name))).toEqual([]);
+    expect(KILL_POINTS.filter((p) => p.required !== false && !killedIn.has(p.name)).map((p) => p.name)).toEqual([]);
 
     // A rerun completes; the container holds exactly the retained versions and the pointer.
     const now = (await readerView(env, container)).pointer!.current!;
