@@ -150,6 +150,18 @@ export async function hasObject(env: OpenStackEnv, container: string, name: stri
   return res.status === 200;
 }
 
+/** An object's size and MD5 from a HEAD (the object server: no container-listing lag), or undefined when absent. */
+export async function headObject(env: OpenStackEnv, container: string, name: string): Promise<{ bytes: number; hash: string } | undefined> {
+  const token = await appCredentialToken(env);
+  const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, {
+    method: 'HEAD',
+    headers: { 'x-auth-token': token },
+  });
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw new Error(`HEAD ${container}/${name}: ${res.status}`);
+  return { bytes: Number(res.headers.get('content-length')), hash: String(res.headers.get('etag')).replace(/"/g, '') };
+}
+
 export async function getObject(env: OpenStackEnv, container: string, name: string): Promise<Buffer | undefined> {
   const token = await appCredentialToken(env);
   const res = await fetch(`${env.swiftUrl}/${container}/${name.split('/').map(encodeURIComponent).join('/')}`, {
