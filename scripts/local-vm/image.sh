@@ -75,11 +75,28 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 in_root() { chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
 log "installing the image's packages"
 in_root apt-get update -q >"$BUILD/apt.log" 2>&1
-in_root apt-get install -y -q --no-install-recommends \
-  linux-image-cloud-amd64 initramfs-tools systemd-timesyncd udev kmod \
-  cloud-init cloud-guest-utils openssh-server sudo locales netbase ifupdown isc-dhcp-client iproute2 procps less \
-  e2fsprogs rclone fuse3 apparmor needrestart busybox-static util-linux >>"$BUILD/apt.log" 2>&1 \
-  || { tail -n 30 "$BUILD/apt.log" >&2; exit 1; }
+install_packages() {
+  in_root apt-get install -y -q --no-install-recommends \
+    linux-image-cloud-amd64 initramfs-tools systemd-timesyncd udev kmod \
+    cloud-init cloud-guest-utils openssh-server sudo locales netbase ifupdown isc-dhcp-client iproute2 procps less \
+    e2fsprogs rclone fuse3 apparmor needrestart busybox-static util-linux >>"$BUILD/apt.log" 2>&1
+}
+# What dpkg said when a package failed to configure (the tail of the log shows only the later packages).
+dpkg_errors() { grep -n -B6 -A4 -E 'dpkg: error|returned error exit status|Errors were encountered' "$BUILD/apt.log" | head -n 80 >&2; }
+if ! install_packages; then
+  # Seen once in CI (apparmor and openssh-server failed to configure; the same recipe built cleanly right after):
+  # say what dpkg said, configure what is left, and try once more before giving up.
+  log "apt-get install failed; dpkg said:"
+  dpkg_errors
+  log "configuring what is left (dpkg --configure -a) and trying once more"
+  in_root dpkg --configure -a >>"$BUILD/apt.log" 2>&1 || true
+  if ! install_packages; then
+    cp "$BUILD/apt.log" "$CACHE/last-failed-build.log"
+    log "the image's packages did not install; the whole apt log is in $CACHE/last-failed-build.log"
+    dpkg_errors
+    exit 1
+  fi
+fi
 # The setup script's installs (with and without Recommends: the before/after measurement of issue 14 uses both),
 # downloaded only. apt uses a cached .deb when its version and hash match the index it fetches at boot.
 in_root apt-get install -y -q --download-only docker.io nodejs >>"$BUILD/apt.log" 2>&1 \
