@@ -72,7 +72,9 @@ mount --bind /dev "$ROOT/dev"
 mount --bind /dev/pts "$ROOT/dev/pts"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 
-in_root() { chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
+# The caller's temp dir is not the chroot's: a test run's TMPDIR (/tmp/chameleon-persist-tests-…) does not exist in
+# it, and maintainer scripts that call mktemp (apparmor's, openssh-server's) then fail to configure.
+in_root() { chroot "$ROOT" env -u TMPDIR -u TMP -u TEMP DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
 log "installing the image's packages"
 in_root apt-get update -q >"$BUILD/apt.log" 2>&1
 install_packages() {
@@ -84,8 +86,8 @@ install_packages() {
 # What dpkg said when a package failed to configure (the tail of the log shows only the later packages).
 dpkg_errors() { grep -n -B6 -A4 -E 'dpkg: error|returned error exit status|Errors were encountered' "$BUILD/apt.log" | head -n 80 >&2; }
 if ! install_packages; then
-  # Seen once in CI (apparmor and openssh-server failed to configure; the same recipe built cleanly right after):
-  # say what dpkg said, configure what is left, and try once more before giving up.
+  # Say what dpkg said (the log's tail shows only the packages after the failed one), configure what is left, and
+  # try once more before giving up.
   log "apt-get install failed; dpkg said:"
   dpkg_errors
   log "configuring what is left (dpkg --configure -a) and trying once more"
