@@ -45,12 +45,17 @@ function startLoad(work: string, container: string, extraEnv: Record<string, str
   return { child, done, output: () => output };
 }
 
+/** The steps the load started so far, in order: its ETL_LOAD_TRACE lines without their times. */
+function traceSteps(run: Run): string[] {
+  return [...run.output().matchAll(/^load trace: \+\d+ ms (.+)$/gm)].map((m) => m[1]);
+}
+
 /**
  * What the load is doing right now: the last step it started, from its ETL_LOAD_TRACE lines (one `rclone rcd`
  * does every step, so its argv no longer tells them apart). A lock renewal runs beside the others: not a phase.
  */
 function phaseOf(run: Run): string {
-  const steps = [...run.output().matchAll(/^load trace: \+\d+ ms (.+)$/gm)].map((m) => m[1]).filter((w) => !/renew the load lock/.test(w));
+  const steps = traceSteps(run).filter((w) => !/renew the load lock/.test(w));
   const w = steps[steps.length - 1];
   if (!w) return 'node (before the first step)';
   const phases: [RegExp, string][] = [
@@ -117,7 +122,7 @@ function killAt(run: Run, step: RegExp | null, delay: number): Promise<number | 
       fire();
       return;
     }
-    const seen = () => [...run.output().matchAll(/^load trace: \+\d+ ms (.+)$/gm)].some((m) => step.test(m[1]));
+    const seen = () => traceSteps(run).some((w) => step.test(w));
     const onData = () => {
       if (!seen()) return;
       run.child.stdout!.off('data', onData);
