@@ -28,7 +28,8 @@ log() { echo "local-cloud: $*" >&2; }
 . "$HERE/harness-lib.sh" # port_free, pick_port, wait_http, start_daemon, stop_daemon, secret_file, pid_alive
 
 AGENTS=(neutron-linuxbridge-agent neutron-dhcp-agent neutron-l3-agent neutron-metadata-agent)
-DAEMONS=(epmd rabbitmq mariadb libvirtd glance-api placement-api nova-api nova-conductor nova-scheduler nova-compute neutron-server "${AGENTS[@]}")
+OUTSIDE=(archive-proxy files ns-forward) # what the guests and the "laptop" namespace see as the internet
+DAEMONS=(epmd rabbitmq mariadb libvirtd glance-api placement-api nova-api nova-conductor nova-scheduler nova-compute neutron-server "${AGENTS[@]}" "${OUTSIDE[@]}")
 DBS=(glance placement nova_api nova nova_cell0 neutron)
 
 service() { # name, config files... -- command...: start it, restarting it first if its config changed
@@ -53,8 +54,8 @@ db_url() { echo "mysql+pymysql://openstack:$(cat "$S/db-password")@localhost/$1?
 mysql_root() { mariadb --no-defaults --socket="$(mysql_sock)" -uroot "$@"; }
 
 choose_ports() {
-  local names=(EPMD_PORT RABBIT_PORT RABBIT_DIST_PORT GLANCE_PORT PLACEMENT_PORT NOVA_PORT METADATA_PORT NEUTRON_PORT)
-  local prefs=(4370 5673 25673 9292 8778 8774 8775 9696)
+  local names=(EPMD_PORT RABBIT_PORT RABBIT_DIST_PORT GLANCE_PORT PLACEMENT_PORT NOVA_PORT METADATA_PORT NEUTRON_PORT FILES_PORT ARCHIVE_PORT)
+  local prefs=(4370 5673 25673 9292 8778 8774 8775 9696 8070 3142)
   # shellcheck disable=SC1091
   [ -f "$S/ports.env" ] && . "$S/ports.env"
   local n running=0
@@ -155,17 +156,9 @@ authtoken() { # [keystone_authtoken] for service $1, and its policy files (defau
 # Without these, oslo.policy looks for policy.yaml and policy.d/ in /etc/$1 too.
 policy_file = $S/etc/$1/policy.yaml
 policy_dirs = $S/etc/$1/policy.d
-[keystone_authtoken]
-www_authenticate_uri = $KEYSTONE_URL/v3
-auth_url = $KEYSTONE_URL/v3
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = $1
-password = $(cat "$S/$1-password")
-region_name = $REGION
 EOF
+  svc_auth keystone_authtoken "$1"
+  echo "www_authenticate_uri = $KEYSTONE_URL/v3"
 }
 
 svc_auth() { # [section] with keystoneauth password options for service user $2
@@ -262,8 +255,13 @@ metadata_listen = 127.0.0.1
 metadata_listen_port = $METADATA_PORT
 metadata_workers = 1
 compute_driver = $([ "$VIRT" = libvirt ] && echo libvirt.LibvirtDriver || echo fake.FakeDriver)
+# A guest's disk is a qcow2 overlay of the cached image, not a 20 GB raw copy made under TCG at every boot.
+force_raw_images = false
 [api]
 auth_strategy = keystone
+# The outside world as a guest sees it here (write_vendor_data): Chameleon's images need none of it.
+vendordata_providers = StaticJSON
+vendordata_jsonfile_path = $S/etc/nova/vendor_data.json
 [api_database]
 connection = $(db_url nova_api)
 [database]
@@ -348,6 +346,7 @@ nova_manage() { nova-manage --config-file "$S/etc/nova/nova.conf" "$@" >>"$S/log
 start_nova() {
   local t0=$SECONDS conf="$S/etc/nova/nova.conf"
   write_nova_conf
+  write_vendor_data
   if [ ! -f "$S/nova/.db-done" ]; then
     log "creating Nova's databases and cells (first start)"
     nova_manage api_db sync || die "nova api_db sync failed; see $S/logs/nova-manage.log"
@@ -361,7 +360,7 @@ start_nova() {
   t0=$SECONDS
   local n
   for n in api conductor scheduler compute; do
-    service "nova-$n" "$conf" "$S/etc/nova/api-paste.ini" -- "nova-$n" --config-file "$conf"
+    service "nova-$n" "$conf" "$S/etc/nova/api-paste.ini" "$S/etc/nova/vendor_data.json" -- "nova-$n" --config-file "$conf"
   done
 }
 
@@ -416,18 +415,23 @@ firewall_driver = iptables
 EOF
   cat >"$S/etc/neutron/plugins/ml2/linuxbridge_agent.ini" <<EOF
 [linux_bridge]
-# physnet1 (sharednet1) has no uplink, only our bridge; public's uplink is a veth whose peer is the gateway in netns $EXT_NS.
-physical_interface_mappings = public:$PUB_IF
-bridge_mappings = physnet1:$SN_IF
+# Each physnet is a veth: public's peer is the gateway in netns $EXT_NS; physnet1's (sharednet1) sits unused in
+# $SN_NS. The agent then puts every port of a network, the guest's tap included, into its own brq<net id> bridge.
+physical_interface_mappings = public:$PUB_IF,physnet1:$SN_IF
 [vxlan]
 enable_vxlan = false
 [securitygroup]
 enable_security_group = true
 firewall_driver = iptables
 EOF
+  # dnsmasq drops to "nobody" after it starts, and then cannot reread its hosts file under the 0700 state dir
+  # when a port is added (SIGHUP): it keeps serving only the ports it knew at start, and a new guest's DHCP
+  # requests go unanswered. Kept as root, as every daemon of this harness runs.
+  echo 'user=root' >"$S/etc/neutron/dnsmasq.conf"
   cat >"$S/etc/neutron/dhcp_agent.ini" <<EOF
 [DEFAULT]
 interface_driver = linuxbridge
+dnsmasq_config_file = $S/etc/neutron/dnsmasq.conf
 enable_isolated_metadata = true
 force_metadata = true
 EOF
@@ -446,22 +450,69 @@ EOF
 }
 
 # The wiring the agents plug into. Names carry this state dir's tag; nothing gets an address in the root
-# namespace, so it has no route to the floating range (203.0.113.0/24) or to sharednet1 (10.56.0.0/22).
+# namespace, so it has no route to the floating range ($PUBLIC_CIDR) or to sharednet1 (10.56.0.0/22).
+#   $EXT_NS  the outside: the public network's gateway ($PUBLIC_GW), where the user's commands and ssh run
+#   $FAR_NS  another outside host ($FAR_ADDR, routed through $EXT_NS): an address outside ssh.allowedCidr
+#   $SN_NS   holds the unused peer of sharednet1's veth (this kernel has no dummy interfaces)
 net_up() {
-  ip netns list | grep -qw "$EXT_NS" || ip netns add "$EXT_NS"
-  ip -n "$EXT_NS" link set lo up
-  if ! ip link show "$PUB_IF" >/dev/null 2>&1; then
-    ip link add "$PUB_IF" type veth peer name "$GW_IF" netns "$EXT_NS"
-  fi
-  ip -n "$EXT_NS" addr replace 203.0.113.1/24 dev "$GW_IF"
-  ip -n "$EXT_NS" link set "$GW_IF" up
-  # No dummy driver in this kernel: sharednet1 gets a bridge of ours, which the agent uses as the network's bridge.
-  ip link show "$SN_IF" >/dev/null 2>&1 || ip link add "$SN_IF" type bridge
+  local ns
+  for ns in "$EXT_NS" "$FAR_NS" "$SN_NS"; do
+    ip netns list | grep -qw "$ns" || ip netns add "$ns"
+    ip -n "$ns" link set lo up
+  done
+  # An earlier layout used a bridge of ours for sharednet1: the guest's tap then landed in a bridge of its own.
+  if ip -d link show "$SN_IF" 2>/dev/null | grep -qw bridge; then ip link del "$SN_IF"; fi
+  ip link show "$PUB_IF" >/dev/null 2>&1 || ip link add "$PUB_IF" type veth peer name "$GW_IF" netns "$EXT_NS"
+  ip link show "$SN_IF" >/dev/null 2>&1 || ip link add "$SN_IF" type veth peer name "$SP_IF" netns "$SN_NS"
+  ip -n "$EXT_NS" link show "$FX_IF" >/dev/null 2>&1 || ip -n "$EXT_NS" link add "$FX_IF" type veth peer name "$FF_IF" netns "$FAR_NS"
+  ip -n "$EXT_NS" addr replace "$PUBLIC_GW/24" dev "$GW_IF"
+  ip -n "$EXT_NS" addr replace "${FAR_ADDR%.*}.1/24" dev "$FX_IF"
+  ip -n "$FAR_NS" addr replace "$FAR_ADDR/24" dev "$FF_IF"
   local i
+  for i in "$GW_IF" "$FX_IF"; do ip -n "$EXT_NS" link set "$i" up; done
+  ip -n "$FAR_NS" link set "$FF_IF" up
+  ip -n "$FAR_NS" route replace default via "${FAR_ADDR%.*}.1"
+  ip -n "$SN_NS" link set "$SP_IF" up
+  ip netns exec "$EXT_NS" sysctl -qw net.ipv4.ip_forward=1 # between the far host and the floating IPs only
   for i in "$PUB_IF" "$SN_IF"; do
     sysctl -qw "net.ipv6.conf.$i.disable_ipv6=1" # not even a link-local route in the root namespace
     ip link set "$i" up
   done
+}
+
+# What a guest and the outside namespaces see of the root namespace: Keystone, Swift and the cloud's APIs, a
+# file server standing in for the dataset's web site ($S/www), and Debian's archive through a proxy that reaches
+# nothing else. All listen on 127.0.0.1; ns-forward shows exactly these ports inside $EXT_NS.
+start_outside() {
+  mkdir -p "$S/www"
+  start_daemon archive-proxy "$PY" "$HERE/local-cloud/archive-proxy.py" "$ARCHIVE_PORT" "$S/logs/archive-requests.log"
+  start_daemon files "$PY" -m http.server "$FILES_PORT" --bind 127.0.0.1 --directory "$S/www"
+  local ports="$KEYSTONE_PORT $SWIFT_PORTS $GLANCE_PORT $NOVA_PORT $NEUTRON_PORT $FILES_PORT $ARCHIVE_PORT"
+  echo "$ports" >"$S/etc/ns-forward.ports"
+  # shellcheck disable=SC2086
+  service ns-forward "$S/etc/ns-forward.ports" -- "$PY" "$HERE/local-cloud/ns-forward.py" "$EXT_NS" $ports
+}
+
+# Nova's vendor data (StaticJSON), which cloud-init merges under the user's own cloud-config: apt goes through
+# the archive proxy, and the guest's 127.0.0.1:<port> reaches Keystone, Swift and the file server, because the
+# catalog, rclone.conf and the dataset URL name them as the root namespace does (the VM test does the same with
+# qemu's 10.0.2.2: scripts/local-vm/host-loopback.sh, reused here with another target).
+write_vendor_data() {
+  HOST_LOOPBACK_SCRIPT="$HERE/local-vm/host-loopback.sh" TARGET="$PUBLIC_GW" ARCHIVE="http://$PUBLIC_GW:$ARCHIVE_PORT" \
+    "$PY" - "$S/etc/nova/vendor_data.json" "$KEYSTONE_PORT" $SWIFT_PORTS "$FILES_PORT" <<'PY'
+import json, os, sys
+out, ports = sys.argv[1], sys.argv[2:]
+script = open(os.environ["HOST_LOOPBACK_SCRIPT"]).read()
+config = {
+    "apt": {"http_proxy": os.environ["ARCHIVE"]},
+    # bootcmd runs before sysinit.target is reached: the script must not wait for the sockets it starts.
+    "bootcmd": [["env", "HOST_LOOPBACK_TARGET=" + os.environ["TARGET"], "HOST_LOOPBACK_NO_BLOCK=1",
+                 "bash", "-c", script, "host-loopback", *ports]],
+}
+with open(out + ".tmp", "w") as f:
+    json.dump({"cloud-init": "#cloud-config\n" + json.dumps(config)}, f)
+os.replace(out + ".tmp", out)
+PY
 }
 
 net_down() { # what this state dir's networks and router made (ids in cloud.json), then our own devices
@@ -480,7 +531,7 @@ net_down() { # what this state dir's networks and router made (ids in cloud.json
   done
   ip link del "$PUB_IF" 2>/dev/null || true
   ip link del "$SN_IF" 2>/dev/null || true
-  ip netns del "$EXT_NS" 2>/dev/null || true
+  for id in "$EXT_NS" "$FAR_NS" "$SN_NS"; do ip netns del "$id" 2>/dev/null || true; done
   # libvirtd makes a "machine" cgroup in each v1 hierarchy; remove the empty ones when no libvirtd runs.
   if ! pgrep -x libvirtd >/dev/null; then
     for f in /sys/fs/cgroup/*/machine; do
@@ -508,6 +559,7 @@ net_down() { # what this state dir's networks and router made (ids in cloud.json
 start_agents() {
   local conf="$S/etc/neutron/neutron.conf" lb="$S/etc/neutron/plugins/ml2/linuxbridge_agent.ini" a
   net_up
+  start_outside
   service neutron-linuxbridge-agent "$conf" "$lb" -- neutron-linuxbridge-agent --config-file "$conf" --config-file "$lb"
   for a in dhcp l3 metadata; do
     service "neutron-$a-agent" "$conf" "$S/etc/neutron/${a}_agent.ini" -- "neutron-$a-agent" --config-file "$conf" --config-file "$S/etc/neutron/${a}_agent.ini"
@@ -561,6 +613,16 @@ wait_service() { # name: an RPC-only service (conductor, scheduler, compute) is 
   timing "$1" $((SECONDS - ${START_T0[$1]:-$SECONDS}))
 }
 
+wait_host_mapped() { # a server scheduled before the compute host is in cell1 fails (HostMappingNotFound)
+  [ "$VIRT" = libvirt ] || [ "$VIRT" = fake ] || return 0
+  local deadline=$((SECONDS + 180))
+  until nova-manage --config-file "$S/etc/nova/nova.conf" cell_v2 list_hosts 2>/dev/null | grep -qw "cc-kvm-$TAG"; do
+    [ $SECONDS -lt $deadline ] || die "nova-compute's host cc-kvm-$TAG was never mapped to cell1; see $S/logs/nova-compute.log"
+    nova_manage cell_v2 discover_hosts || true # the scheduler does it every 10 s too; this is the first time sooner
+    sleep 2
+  done
+}
+
 write_cloud_env() { # admin client settings for this cloud (mode 0600), and a sourceable openrc
   (umask 077
   cat >"$S/admin-openrc" <<EOF
@@ -579,6 +641,9 @@ cmd_up() {
   [ -f "$KS/env.json" ] && bash "$HERE/local-openstack.sh" status "$KS" >/dev/null ||
     die "Keystone is not up: run 'bash scripts/local-openstack.sh up $KS' first"
   KEYSTONE_URL=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['authUrl'].rsplit('/v3',1)[0])" "$KS/env.json")
+  # The ports the outside sees (ns-forward, vendor data): Keystone and both Swift proxies (the fault-injecting one too).
+  read -r KEYSTONE_PORT SWIFT_PORTS < <("$PY" -c "import json,sys,urllib.parse as u; e=json.load(open(sys.argv[1]))
+print(*sorted({u.urlsplit(e[k]).port for k in ('authUrl','swiftUrl','faultSwiftUrl') if k in e}, key=lambda p: p != u.urlsplit(e['authUrl']).port))" "$KS/env.json")
   ADMIN_PASSWORD=$(cat "$KS/admin-password")
   mkdir -p "$S"/{pids,logs,etc,mysql,rabbitmq}
   chmod 700 "$S"
@@ -608,8 +673,10 @@ cmd_up() {
   wait_api nova-api "http://127.0.0.1:$NOVA_PORT/"
   for n in conductor scheduler compute; do wait_service "nova-$n"; done
   for n in "${AGENTS[@]}"; do wait_service "$n"; done
+  wait_host_mapped
   local t1=$SECONDS
-  (. "$S/admin-openrc" && "$PY" "$HERE/local-cloud/resources.py" "$S" persist-project >>"$S/logs/resources.log" 2>&1) ||
+  (. "$S/admin-openrc" && PUBLIC_CIDR=$PUBLIC_CIDR PUBLIC_GW=$PUBLIC_GW EXT_NS=$EXT_NS FAR_NS=$FAR_NS FAR_ADDR=$FAR_ADDR \
+    FILES_PORT=$FILES_PORT "$PY" "$HERE/local-cloud/resources.py" "$S" persist-project >>"$S/logs/resources.log" 2>&1) ||
     die "creating the image/networks failed; see $S/logs/resources.log"
   timing resources $((SECONDS - t1))
   timing total $((SECONDS - t0))
@@ -665,7 +732,11 @@ main() {
   KS=$(cd "${KEYSTONE_STATE:-$HERE/../.stand-ins/openstack}" 2>/dev/null && pwd) || KS=${KEYSTONE_STATE:-.stand-ins/openstack}
   TAG=$(printf %s "$S" | md5sum | cut -c1-6) # names this state dir's netns, bridges, rabbit node
   VIRT=${CLOUD_VIRT:-libvirt} # libvirt: libvirtd + qemu (TCG); fake: Nova's fake driver (no VM at all)
-  EXT_NS="cc-$TAG-ext" PUB_IF="cc${TAG}pub" GW_IF="cc${TAG}gw" SN_IF="cc${TAG}sn"
+  EXT_NS="cc-$TAG-ext" FAR_NS="cc-$TAG-far" SN_NS="cc-$TAG-sn"
+  PUB_IF="cc${TAG}pub" GW_IF="cc${TAG}gw" SN_IF="cc${TAG}sn" SP_IF="cc${TAG}sp" FX_IF="cc${TAG}fx" FF_IF="cc${TAG}ff"
+  # Documentation ranges (RFC 5737) that nothing else here uses: 203.0.113.0/24 is where this machine's resolver
+  # puts Debian's archive, so it is not the floating range.
+  PUBLIC_CIDR=198.51.100.0/24 PUBLIC_GW=198.51.100.1 FAR_ADDR=100.64.0.2
   exec 9>"$S.lock"
   flock 9
   case $cmd in

@@ -14,7 +14,8 @@
 #   busybox-static (the VM test builds a Docker image from a local rootfs with it: no registry);
 #   the .debs that the node's setup script installs (docker.io, nodejs, with their Recommends), downloaded into
 #   apt's cache so that cloud-init's installs run for real (dpkg, triggers, services) without fetching them.
-#   cloud-init's default user is `cc` with passwordless sudo, as on Chameleon; datasource NoCloud.
+#   cloud-init's default user is `cc` with passwordless sudo, as on Chameleon; datasources NoCloud (the VM test)
+#   and ConfigDrive/OpenStack (the local cloud's Nova).
 # Needs root, debootstrap, qemu-utils, e2fsprogs and network access to deb.debian.org.
 set -euo pipefail
 
@@ -120,8 +121,9 @@ allow-hotplug eth0
 iface eth0 inet dhcp
 NET
 cat > "$ROOT/etc/cloud/cloud.cfg.d/90-chameleon-persist-vm.cfg" <<'CFG'
-# chameleon-persist's local VM: NoCloud seed disk, Chameleon's login user.
-datasource_list: [NoCloud, None]
+# chameleon-persist's local VM: a NoCloud seed disk (the VM test) or Nova's config drive / metadata service
+# (the local cloud, docs/local-cloud.md); Chameleon's login user.
+datasource_list: [NoCloud, ConfigDrive, OpenStack, None]
 manage_etc_hosts: true
 network:
   config: disabled

@@ -1,0 +1,150 @@
+import execa from 'execa';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { OpenStackEnv } from '../support/openstack';
+import { STAND_INS_DIR, STARTED_MARKER } from '../support/global-teardown';
+import type { TestProject } from '../support/terraform-project';
+
+export const ROOT = join(__dirname, '..', '..');
+export const CLOUD_SCRIPT = join(ROOT, 'scripts', 'local-cloud.sh');
+export const CLOUD_STATE = join(STAND_INS_DIR, process.env.PERSIST_TEST_CLOUD || 'cloud');
+const HOUR = 3600_000;
+
+/** STATE_DIR/cloud.json, written by scripts/local-cloud/resources.py. */
+export interface LocalCloud {
+  region: string;
+  imageId: string;
+  imageRecipe: string | null;
+  sharednet1: string;
+  public: string;
+  routerId: string;
+  reservationId: string;
+  projectId: string;
+  /** The "laptop": the namespace whose address is the public gateway; every user command of the test runs here. */
+  outsideNetns: string;
+  outsideAddress: string;
+  /** Another outside host, routed through outsideNetns: an address that ssh.allowedCidr does not cover. */
+  farNetns: string;
+  farAddress: string;
+  /** Served at filesUrl (the root namespace's 127.0.0.1, and so the guest's, through the vendor data). */
+  filesDir: string;
+  filesUrl: string;
+  ports: Record<string, number>;
+}
+
+/**
+ * The local KVM@TACC up, with the VM test's Debian image as CC-Ubuntu24.04 (idempotent: a running cloud whose
+ * config has not changed is left alone, in seconds). A cloud started here is stopped by the jest teardown.
+ */
+export async function ensureCloud(imageDir: string, keystoneState: string): Promise<LocalCloud> {
+  const running = (await execa('bash', [CLOUD_SCRIPT, 'status', CLOUD_STATE], { reject: false })).exitCode === 0;
+  const up = await execa('bash', [CLOUD_SCRIPT, 'up', CLOUD_STATE], {
+    reject: false,
+    timeout: HOUR,
+    env: { CLOUD_IMAGE_DIR: imageDir, KEYSTONE_STATE: keystoneState },
+  });
+  if (up.exitCode !== 0) throw new Error(`local-cloud.sh up failed:\n${up.stderr.slice(-4000)}`);
+  if (!running && !process.env.PERSIST_KEEP_CLOUD) writeFileSync(join(CLOUD_STATE, STARTED_MARKER), CLOUD_SCRIPT);
+  const cloud = JSON.parse(readFileSync(join(CLOUD_STATE, 'cloud.json'), 'utf8')) as LocalCloud;
+  cloud.ports = Object.fromEntries(
+    readFileSync(join(CLOUD_STATE, 'ports.env'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=') as [string, string])
+      .map(([k, v]) => [k, Number(v)]),
+  );
+  return cloud;
+}
+
+/**
+ * clouds.yaml as a Chameleon user has it: one entry per site (CHI@TACC, KVM@TACC). Both log in to the one local
+ * Keystone with the member user's password; the region picks the site.
+ */
+export function writeCloudsYaml(p: TestProject, env: OpenStackEnv, kvmRegion: string): void {
+  const entry = (region: string) => ({
+    auth: { auth_url: env.authUrl, user_id: env.userId, password: env.password, project_id: env.projectId },
+    region_name: region,
+    interface: 'public',
+    identity_api_version: 3,
+  });
+  writeFileSync(join(p.dir, 'clouds.yaml'), stringify({ clouds: { chi_tacc: entry(env.region), kvm_tacc: entry(kvmRegion) } }), {
+    mode: 0o600,
+  });
+}
+
+/** A command run in a harness namespace, as a user would type it there (`ip netns exec` changes nothing else). */
+export function inNetns(netns: string, file: string, args: string[], opts: execa.Options = {}) {
+  return execa('ip', ['netns', 'exec', netns, file, ...args], { reject: false, ...opts });
+}
+
+/** A token of the member user, and the compute/network API of the local cloud with it. */
+export class CloudApi {
+  private token?: string;
+  constructor(
+    private readonly env: OpenStackEnv,
+    private readonly cloud: LocalCloud,
+  ) {}
+
+  private async auth(): Promise<string> {
+    if (this.token) return this.token;
+    const res = await fetch(`${this.env.authUrl}/auth/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        auth: {
+          identity: { methods: ['password'], password: { user: { id: this.env.userId, password: this.env.password } } },
+          scope: { project: { id: this.env.projectId } },
+        },
+      }),
+    });
+    if (res.status !== 201) throw new Error(`Keystone refused the member user: ${res.status}`);
+    this.token = res.headers.get('x-subject-token') ?? '';
+    return this.token;
+  }
+
+  async get<T>(service: 'nova' | 'neutron', path: string): Promise<{ status: number; body: T }> {
+    const base =
+      service === 'nova' ? `http://127.0.0.1:${this.cloud.ports.NOVA_PORT}/v2.1` : `http://127.0.0.1:${this.cloud.ports.NEUTRON_PORT}/v2.0`;
+    const res = await fetch(`${base}${path}`, {
+      headers: { 'x-auth-token': await this.auth(), 'openstack-api-version': 'compute 2.79' },
+    });
+    return { status: res.status, body: (res.status === 200 ? await res.json() : undefined) as T };
+  }
+
+  async send(service: 'nova' | 'neutron', method: string, path: string, body?: unknown): Promise<number> {
+    const base =
+      service === 'nova' ? `http://127.0.0.1:${this.cloud.ports.NOVA_PORT}/v2.1` : `http://127.0.0.1:${this.cloud.ports.NEUTRON_PORT}/v2.0`;
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'x-auth-token': await this.auth(), 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    await res.text();
+    return res.status;
+  }
+}
+
+/** Phase timings in seconds, appended to a JSON-lines file beside the cloud's state (docs/benchmarks.md). */
+export class Timings {
+  readonly phases: Record<string, number> = {};
+  constructor(private readonly file: string) {
+    writeFileSync(file, '');
+  }
+  record(phase: string, seconds: number): void {
+    this.phases[phase] = Math.round(seconds * 10) / 10;
+    writeFileSync(this.file, `${JSON.stringify({ phase, seconds: this.phases[phase], at: new Date().toISOString() })}\n`, { flag: 'a' });
+    process.stderr.write(`cloud test: ${phase}: ${this.phases[phase]}s\n`);
+  }
+  /** Runs fn and records how long it took. */
+  async time<T>(phase: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      this.record(phase, (Date.now() - t0) / 1000);
+    }
+  }
+}
+
+export const existsIn = (dir: string, name: string) => existsSync(join(dir, name));
