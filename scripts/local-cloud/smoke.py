@@ -1,5 +1,5 @@
 """The node stack's API path against the local KVM@TACC, as the project's member user (what Terraform's provider
-will do): keypair, security group (ssh from one address), port on sharednet1, server with the reservation flavor
+will do): keypair, security group (ssh from the outside namespace's address), port on sharednet1, server with the reservation flavor
 and CC-Ubuntu24.04, floating IP from `public`; checks the port bound to the compute host and the floating IP's DNAT
 in the router's namespace; then deletes all of it. With Nova's fake driver no VM runs, so the port stays DOWN.
 usage: smoke.py KEYSTONE_STATE CLOUD_STATE          (run by `npm run cloud:smoke`)
@@ -31,7 +31,7 @@ try:
     sg = conn.network.create_security_group(name="smoke-sg")
     made.append(lambda: conn.network.delete_security_group(sg))
     conn.network.create_security_group_rule(security_group_id=sg.id, direction="ingress", protocol="tcp",
-                                            port_range_min=22, port_range_max=22, remote_ip_prefix="203.0.113.1/32")
+                                            port_range_min=22, port_range_max=22, remote_ip_prefix=f"{cloud['outsideAddress']}/32")
     port = conn.network.create_port(name="smoke-port", network_id=cloud["sharednet1"], security_group_ids=[sg.id])
     made.append(lambda: conn.network.delete_port(port) if conn.network.find_port(port.id) else None)
     step(f"keypair, security group, port {port.fixed_ips[0]['ip_address']}")
