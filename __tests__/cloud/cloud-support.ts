@@ -1,5 +1,5 @@
 import execa from 'execa';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { OpenStackEnv } from '../support/openstack';
@@ -103,25 +103,25 @@ export class CloudApi {
     return this.token;
   }
 
-  async get<T>(service: 'nova' | 'neutron', path: string): Promise<{ status: number; body: T }> {
-    const base =
-      service === 'nova' ? `http://127.0.0.1:${this.cloud.ports.NOVA_PORT}/v2.1` : `http://127.0.0.1:${this.cloud.ports.NEUTRON_PORT}/v2.0`;
-    const res = await fetch(`${base}${path}`, {
-      headers: { 'x-auth-token': await this.auth(), 'openstack-api-version': 'compute 2.79' },
-    });
-    return { status: res.status, body: (res.status === 200 ? await res.json() : undefined) as T };
+  private base(service: 'nova' | 'neutron'): string {
+    return service === 'nova'
+      ? `http://127.0.0.1:${this.cloud.ports.NOVA_PORT}/v2.1`
+      : `http://127.0.0.1:${this.cloud.ports.NEUTRON_PORT}/v2.0`;
   }
 
-  async send(service: 'nova' | 'neutron', method: string, path: string, body?: unknown): Promise<number> {
-    const base =
-      service === 'nova' ? `http://127.0.0.1:${this.cloud.ports.NOVA_PORT}/v2.1` : `http://127.0.0.1:${this.cloud.ports.NEUTRON_PORT}/v2.0`;
-    const res = await fetch(`${base}${path}`, {
+  /** One request; the JSON body of a 2xx answer that has one. */
+  async call<T>(service: 'nova' | 'neutron', method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${this.base(service)}${path}`, {
       method,
-      headers: { 'x-auth-token': await this.auth(), 'content-type': 'application/json' },
+      headers: { 'x-auth-token': await this.auth(), 'content-type': 'application/json', 'openstack-api-version': 'compute 2.79' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    await res.text();
-    return res.status;
+    const text = await res.text();
+    return { status: res.status, body: (res.ok && text ? JSON.parse(text) : undefined) as T };
+  }
+
+  get<T>(service: 'nova' | 'neutron', path: string) {
+    return this.call<T>(service, 'GET', path);
   }
 }
 
@@ -146,5 +146,3 @@ export class Timings {
     }
   }
 }
-
-export const existsIn = (dir: string, name: string) => existsSync(join(dir, name));

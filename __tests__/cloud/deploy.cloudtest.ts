@@ -31,6 +31,9 @@ let zipSha256: string;
 let config: Record<string, unknown>;
 let firstServer: string;
 let firstDeploy: string;
+let replacedServer: string;
+/** datasets/<key>/training/ of the published version, read once after the first deploy. */
+let currentPrefix: string;
 
 interface Server {
   id: string;
@@ -76,9 +79,10 @@ function nodeOutputs(): { floatingIp: string; serverId: string } {
   return { floatingIp: String(o.floating_ip!.value), serverId: String(o.instance_id!.value) };
 }
 
-/** ssh to the node from a namespace, with the key the config names. */
-function sshFrom(netns: string, command: string, knownHosts = join(dir, 'test_known_hosts'), timeoutSeconds = 20) {
-  const { floatingIp } = nodeOutputs();
+/** ssh to the node from a namespace, with the key the config names (one known_hosts per server: a new server keeps the floating IP). */
+function sshFrom(netns: string, command: string, knownHosts?: string, timeoutSeconds = 20) {
+  const { floatingIp, serverId } = nodeOutputs();
+  knownHosts ??= join(dir, `known_hosts-${serverId}`);
   return inNetns(
     netns,
     'ssh',
@@ -172,9 +176,12 @@ describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
   test('the network side: one port on sharednet1 behind an SSH-only group, and the floating IP on it', async () => {
     const { floatingIp, serverId } = nodeOutputs();
     const ports = (
-      await api.get<{ ports: { id: string; network_id: string; security_groups: string[] }[] }>('neutron', `/ports?device_id=${serverId}`)
+      await api.get<{ ports: { id: string; name: string; network_id: string; security_groups: string[] }[] }>(
+        'neutron',
+        `/ports?device_id=${serverId}`,
+      )
     ).body.ports;
-    expect(ports.map((p) => p.network_id)).toEqual([cloud.sharednet1]);
+    expect(ports.map((p) => [p.network_id, p.name])).toEqual([[cloud.sharednet1, `persist-${teamId}-node-port`]]);
     const sgs = ports[0]!.security_groups;
     expect(sgs).toHaveLength(1);
     const rules = (
@@ -223,11 +230,13 @@ describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
     expect([...v.current.keys()].filter((k) => k.startsWith('training/')).length).toBeGreaterThan(0);
     const mount = await sshFrom(
       cloud.outsideNetns,
-      'findmnt -rn -o FSTYPE,OPTIONS --target /mnt/object/training; cat /mnt/object/manifest.json',
+      "stat -c '%U %a' ~/.config/rclone/rclone.conf; findmnt -rn -o FSTYPE,OPTIONS --target /mnt/object/training; cat /mnt/object/manifest.json",
     );
     expect(mount.exitCode).toBe(0);
+    expect(mount.stdout).toMatch(/^cc 600$/m); // the credential, delivered by the etl stack, readable by cc alone
     expect(mount.stdout).toMatch(/^fuse\.rclone ro,/m);
     expect(mount.stdout).toContain(zipSha256);
+    currentPrefix = `datasets/${v.pointer!.current}/training/`;
   });
 
   test('a second deploy changes nothing', async () => {
@@ -250,13 +259,41 @@ describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
     // The control: the same path works once the group admits the far address, so the group is what refused.
     const { serverId } = nodeOutputs();
     const port = (await api.get<{ ports: { security_groups: string[] }[] }>('neutron', `/ports?device_id=${serverId}`)).body.ports[0]!;
-    const rule = await fetchRule(port.security_groups[0]!);
+    const rule = await admitFar(port.security_groups[0]!);
     try {
       const ok = await waitForSsh(cloud.farNetns, join(dir, 'far_known_hosts'), 120);
       expect(ok).toBe(true);
     } finally {
-      await api.send('neutron', 'DELETE', `/security-group-rules/${rule}`);
+      await api.call('neutron', 'DELETE', `/security-group-rules/${rule}`);
     }
+  });
+
+  test("the guest's way out is the harness's: Debian's archive through the proxy and the forwarded ports, nothing else", async () => {
+    // From the guest: the archive proxy refuses any other host; the root namespace's own gateway is unreachable.
+    const probe = [
+      'import urllib.request as u, socket',
+      'p = u.build_opener(u.ProxyHandler({"http": "PROXY"}))',
+      'for url in ("http://deb.debian.org/debian/dists/bookworm/InRelease", "http://example.com/"):',
+      '    try: print(url, p.open(url, timeout=30).status)',
+      '    except Exception as e: print(url, getattr(e, "code", type(e).__name__))',
+      's = socket.socket(); s.settimeout(5)',
+      'try: s.connect(("192.0.2.1", 80)); print("gateway reached")',
+      'except OSError as e: print("gateway", type(e).__name__)',
+    ]
+      .join('\n')
+      .replace('PROXY', `http://${cloud.outsideAddress}:${cloud.ports.ARCHIVE_PORT}`);
+    const r = await sshFrom(cloud.outsideNetns, `python3 - <<'EOF'\n${probe}\nEOF`);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'http://deb.debian.org/debian/dists/bookworm/InRelease 200',
+      'http://example.com/ 403',
+      expect.stringMatching(/^gateway (TimeoutError|timeout|OSError|ConnectionRefusedError)$/),
+    ]);
+    // From the outside: only the forwarded ports cross to the root namespace (Placement's does not).
+    const ports = await inNetns(cloud.outsideNetns, 'bash', [
+      '-c',
+      `for p in ${cloud.ports.NOVA_PORT} ${cloud.ports.PLACEMENT_PORT}; do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && echo "$p open" || echo "$p closed"; done`,
+    ]);
+    expect(ports.stdout.trim().split('\n')).toEqual([`${cloud.ports.NOVA_PORT} open`, `${cloud.ports.PLACEMENT_PORT} closed`]);
   });
 
   test("a changed host key on the node is refused: the console log's key wins over whoever answers", async () => {
@@ -277,13 +314,28 @@ describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
     expect(r.all).toContain("Compare with the key in the server's console log");
   });
 
-  test('changing the cloud-config (etl.remoteDir) plans a new server', async () => {
+  test('changing the cloud-config (etl.remoteDir) replaces the server; the data stays, and the new node finds it published', async () => {
     writeConfig(project, { ...config, etl: { ...(config.etl as object), remoteDir: '/home/cc/persist-etl' } });
-    const r = await cdktfOutside(['diff', 'node']);
+    const plan = await cdktfOutside(['diff', 'node']);
+    expect(plan.status).toBe(0);
+    expect(plan.output).toContain('# openstack_compute_instance_v2.node (node/instance) must be replaced');
+    expect(plan.output).toMatch(/user_data += "[0-9a-f]{40}" -> "[0-9a-f]{40}" # forces replacement/);
+    const before = await listContainer(env, container);
+    const r = await timings.time('deploy storage node etl (cloud-config changed: server replaced)', () =>
+      cdktfOutside(['deploy', 'storage', 'node', 'etl', '--auto-approve']),
+    );
     expect(r.status).toBe(0);
-    expect(r.output).toContain('# openstack_compute_instance_v2.node (node/instance) must be replaced');
-    expect(r.output).toMatch(/user_data += "[0-9a-f]{40}" -> "[0-9a-f]{40}" # forces replacement/);
-    expect(r.output).toContain('Plan: 1 to add, 0 to change, 1 to destroy.');
+    recordPhases('replaced node', r.output);
+    expect(r.output).toMatch(/storage\s+Apply complete! Resources: 0 added, 0 changed, 0 destroyed/);
+    expect(r.output).toMatch(/openstack_compute_instance_v2\.node \(node\/instance\): Destruction complete/);
+    replacedServer = nodeOutputs().serverId;
+    expect(replacedServer).not.toBe(firstServer);
+    expect((await serverById(firstServer)).status).toBe(404);
+    expect(r.output).toMatch(/already published and verified .*nothing uploaded/);
+    expect(await listContainer(env, container)).toEqual(before);
+    const seen = await sshFrom(cloud.outsideNetns, 'ls -d /home/cc/persist-etl && LC_ALL=C ls /mnt/object/training');
+    expect(seen.exitCode).toBe(0);
+    expect(seen.stdout.trim().split('\n').slice(1)).toEqual(trainingFiles(before));
   });
 
   test('`npx cdktf destroy etl node` removes the node and keeps every object of the container', async () => {
@@ -292,6 +344,10 @@ describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
     const r = await timings.time('destroy etl node', () => cdktfOutside(['destroy', 'etl', 'node', '--auto-approve']));
     expect(r.status).toBe(0);
     expect((await serverById(serverId)).status).toBe(404);
+    const ports = await api.get<{ ports: unknown[] }>('neutron', `/ports?device_id=${serverId}`);
+    expect(ports.body.ports).toEqual([]);
+    const named = await api.get<{ ports: unknown[] }>('neutron', `/ports?name=persist-${teamId}-node-port`);
+    expect(named.body.ports).toEqual([]);
     const left = await api.get<{ floatingips: unknown[] }>('neutron', `/floatingips?floating_ip_address=${floatingIp}`);
     expect(left.body.floatingips).toEqual([]);
     const sgs = await api.get<{ security_groups: unknown[] }>('neutron', `/security-groups?name=persist-${teamId}-ssh`);
@@ -302,25 +358,32 @@ describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
 
   // The README's deploy command: cdktf refuses `deploy node etl` without storage, which etl depends on (its
   // message says to name it); storage itself has no change.
-  test('deploying again brings up a new server, which finds the dataset already published and mounts it', async () => {
-    const r = await timings.time('deploy storage node etl (new node, changed remoteDir)', () =>
+  test('deploying again after the destroy brings up a new node, which finds the dataset already published and mounts it', async () => {
+    const before = await listContainer(env, container);
+    const r = await timings.time('deploy storage node etl (after destroy etl node)', () =>
       cdktfOutside(['deploy', 'storage', 'node', 'etl', '--auto-approve']),
     );
     expect(r.status).toBe(0);
+    recordPhases('new node', r.output);
     expect(r.output).toMatch(/storage\s+Apply complete! Resources: 0 added, 0 changed, 0 destroyed/);
-    recordPhases('second node', r.output);
     expect(r.output).toMatch(/already published and verified .*nothing uploaded/);
-    expect(nodeOutputs().serverId).not.toBe(firstServer);
-    const seen = await sshFrom(
-      cloud.outsideNetns,
-      'ls /home/cc/persist-etl && ls /mnt/object/training | head -n 1',
-      join(dir, 'second_known_hosts'),
-    );
+    expect([firstServer, replacedServer]).not.toContain(nodeOutputs().serverId);
+    expect(await listContainer(env, container)).toEqual(before);
+    const seen = await sshFrom(cloud.outsideNetns, 'LC_ALL=C ls /mnt/object/training');
     expect(seen.exitCode).toBe(0);
-    const v = await readerView(env, container);
-    expect(seen.stdout).toContain([...v.current.keys()].find((k) => k.startsWith('training/'))!.slice('training/'.length));
+    expect(seen.stdout.trim().split('\n')).toEqual(trainingFiles(before));
   });
 });
+
+/** The file names under training/ of the current version, as the node's /mnt/object/training lists them. */
+function trainingFiles(listing: Map<string, unknown>): string[] {
+  const current = [...listing.keys()].find((k) => k === 'current.json');
+  expect(current).toBe('current.json');
+  return [...listing.keys()]
+    .filter((k) => /^datasets\/[^/]+\/training\//.test(k) && k.startsWith(currentPrefix))
+    .map((k) => k.slice(currentPrefix.length))
+    .sort();
+}
 
 /**
  * Where a deploy's time went, from what it printed: Terraform's "Creation complete after" per resource, and the
@@ -334,23 +397,20 @@ function recordPhases(label: string, output: string): void {
   for (const m of output.matchAll(/\[node\] <== (\w+): \w+ in ([\d.]+)s/g)) timings.record(`${label}: ETL ${m[1]}`, Number(m[2]));
 }
 
-async function fetchRule(sg: string): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${cloud.ports.NEUTRON_PORT}/v2.0/security-group-rules`, {
-    method: 'POST',
-    headers: { 'x-auth-token': await (api as unknown as { auth(): Promise<string> }).auth(), 'content-type': 'application/json' },
-    body: JSON.stringify({
-      security_group_rule: {
-        security_group_id: sg,
-        direction: 'ingress',
-        protocol: 'tcp',
-        port_range_min: 22,
-        port_range_max: 22,
-        remote_ip_prefix: `${cloud.farAddress}/32`,
-      },
-    }),
+/** A rule admitting ssh from the far namespace's address, added through the network API as an admin of the project would. */
+async function admitFar(sg: string): Promise<string> {
+  const r = await api.call<{ security_group_rule: { id: string } }>('neutron', 'POST', '/security-group-rules', {
+    security_group_rule: {
+      security_group_id: sg,
+      direction: 'ingress',
+      protocol: 'tcp',
+      port_range_min: 22,
+      port_range_max: 22,
+      remote_ip_prefix: `${cloud.farAddress}/32`,
+    },
   });
-  const body = (await res.json()) as { security_group_rule: { id: string } };
-  return body.security_group_rule.id;
+  if (r.status !== 201) throw new Error(`adding the far address's rule: ${r.status}`);
+  return r.body.security_group_rule.id;
 }
 
 async function waitForSsh(netns: string, knownHosts: string, seconds: number): Promise<boolean> {
