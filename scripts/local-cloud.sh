@@ -543,7 +543,8 @@ net_down() { # what this state dir's networks and router made (ids in cloud.json
   if ! pgrep -f neutron-linuxbridge-agent >/dev/null; then
     local t rule chain
     for t in raw filter mangle nat; do
-      iptables -t "$t" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j neutron-' | while read -r rule; do
+      # grep finds nothing in a table the agent never used: under pipefail that must not end `down` (set -e).
+      { iptables -t "$t" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j neutron-' || true; } | while read -r rule; do
         eval "iptables -t $t ${rule/-A /-D }" 2>/dev/null || true
       done
       for chain in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^neutron-/ {print $2}'); do
@@ -686,10 +687,10 @@ print(*sorted({u.urlsplit(e[k]).port for k in ('authUrl','swiftUrl','faultSwiftU
 cmd_down() {
   [ -d "$S/pids" ] || return 0
   local n
-  # In three waves, each in parallel (a TERM may take the daemon up to 5 s): agents and Nova, then the APIs, then
-  # the broker and the database they used.
+  # In three waves, each in parallel (a TERM may take the daemon up to 5 s): the outside's proxies, the agents and
+  # Nova, then the APIs, then the broker and the database they used.
   local wave
-  for wave in "${AGENTS[*]} nova-compute nova-scheduler nova-conductor nova-api" \
+  for wave in "${OUTSIDE[*]} ${AGENTS[*]} nova-compute nova-scheduler nova-conductor nova-api" \
     "neutron-server placement-api glance-api libvirtd" "rabbitmq epmd mariadb"; do
     for n in $wave; do stop_daemon "$n" & done
     wait

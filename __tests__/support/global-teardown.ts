@@ -25,6 +25,9 @@ export default async function globalTeardown(): Promise<void> {
 
 function stopStandInsStartedByTests(): void {
   if (!existsSync(STAND_INS_DIR)) return;
+  // One stand-in that fails to stop must not leave the others running: each is tried, the failures are reported
+  // together at the end (a dependent one, the cloud, sorts before the Keystone it uses).
+  const failures: string[] = [];
   for (const name of readdirSync(STAND_INS_DIR)) {
     const stateDir = join(STAND_INS_DIR, name);
     const marker = join(stateDir, STARTED_MARKER);
@@ -32,8 +35,11 @@ function stopStandInsStartedByTests(): void {
     const script = readFileSync(marker, 'utf8').trim();
     try {
       execFileSync('bash', [script, 'down', stateDir], { stdio: 'inherit' });
+    } catch (e) {
+      failures.push(`${script} down ${stateDir}: ${(e as Error).message}`);
     } finally {
       rmSync(marker, { force: true });
     }
   }
+  if (failures.length) throw new Error(`stopping the stand-ins this run started failed:\n${failures.join('\n')}`);
 }
