@@ -1,10 +1,8 @@
 import execa from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import type { OpenStackEnv } from '../support/openstack';
+import { type OpenStackEnv, userToken } from '../support/openstack';
 import { STAND_INS_DIR, STARTED_MARKER } from '../support/global-teardown';
-import type { TestProject } from '../support/terraform-project';
 
 export const ROOT = join(__dirname, '..', '..');
 export const CLOUD_SCRIPT = join(ROOT, 'scripts', 'local-cloud.sh');
@@ -57,22 +55,6 @@ export async function ensureCloud(imageDir: string, keystoneState: string): Prom
   return cloud;
 }
 
-/**
- * clouds.yaml as a Chameleon user has it: one entry per site (CHI@TACC, KVM@TACC). Both log in to the one local
- * Keystone with the member user's password; the region picks the site.
- */
-export function writeCloudsYaml(p: TestProject, env: OpenStackEnv, kvmRegion: string): void {
-  const entry = (region: string) => ({
-    auth: { auth_url: env.authUrl, user_id: env.userId, password: env.password, project_id: env.projectId },
-    region_name: region,
-    interface: 'public',
-    identity_api_version: 3,
-  });
-  writeFileSync(join(p.dir, 'clouds.yaml'), stringify({ clouds: { chi_tacc: entry(env.region), kvm_tacc: entry(kvmRegion) } }), {
-    mode: 0o600,
-  });
-}
-
 /** A command run in a harness namespace, as a user would type it there (`ip netns exec` changes nothing else). */
 export function inNetns(netns: string, file: string, args: string[], opts: execa.Options = {}) {
   return execa('ip', ['netns', 'exec', netns, file, ...args], { reject: false, ...opts });
@@ -87,19 +69,7 @@ export class CloudApi {
   ) {}
 
   private async auth(): Promise<string> {
-    if (this.token) return this.token;
-    const res = await fetch(`${this.env.authUrl}/auth/tokens`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        auth: {
-          identity: { methods: ['password'], password: { user: { id: this.env.userId, password: this.env.password } } },
-          scope: { project: { id: this.env.projectId } },
-        },
-      }),
-    });
-    if (res.status !== 201) throw new Error(`Keystone refused the member user: ${res.status}`);
-    this.token = res.headers.get('x-subject-token') ?? '';
+    this.token ??= await userToken(this.env);
     return this.token;
   }
 

@@ -7,7 +7,7 @@ import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import { ensureOpenStack, listContainer, type OpenStackEnv } from '../support/openstack';
 import { readerView } from '../support/versions';
 import { createProject, readState, synthAndInit, writeConfig, type TestProject } from '../support/terraform-project';
-import { CloudApi, ensureCloud, inNetns, ROOT, Timings, writeCloudsYaml, type LocalCloud } from './cloud-support';
+import { CloudApi, ensureCloud, inNetns, ROOT, Timings, type LocalCloud } from './cloud-support';
 
 /**
  * The whole deploy as a user types it, against real OpenStack services on this machine (docs/local-cloud.md):
@@ -137,8 +137,7 @@ beforeAll(async () => {
     node: { image: 'CC-Ubuntu24.04', reservationId: cloud.reservationId, network: 'sharednet1', floatingIpPool: 'public' },
     etl: { datasetUrl: `${cloud.filesUrl}/ml-${teamId}.zip`, datasetSha256: zipSha256, seed: 42 },
   };
-  project = createProject(dir, 'project', env, config);
-  writeCloudsYaml(project, env, cloud.region);
+  project = createProject(dir, 'project', env, config, cloud.region);
   await synthAndInit(project, ['storage', 'node', 'etl']);
 }, 2 * HOUR);
 
@@ -151,7 +150,7 @@ afterAll(async () => {
     if (typeof secret === 'string') for (const t of project.transcript) expect(t).not.toContain(secret);
   }
   if (timings) process.stderr.write(`cloud test timings (s): ${JSON.stringify(timings.phases)}\n`);
-  if (project) writeFileSync(join(ROOT, '.stand-ins', `cloud-logs-${process.pid}.txt`), project.transcript.join('\n'));
+  if (project) writeFileSync(join(ROOT, '.stand-ins', `cloud-logs-${process.pid}.txt`), project.transcript.join('\n'), { mode: 0o600 });
 }, HOUR);
 
 describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
@@ -320,19 +319,11 @@ describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
     expect(plan.status).toBe(0);
     expect(plan.output).toContain('# openstack_compute_instance_v2.node (node/instance) must be replaced');
     expect(plan.output).toMatch(/user_data += "[0-9a-f]{40}" -> "[0-9a-f]{40}" # forces replacement/);
-    const before = await listContainer(env, container);
-    const r = await timings.time('deploy storage node etl (cloud-config changed: server replaced)', () =>
-      cdktfOutside(['deploy', 'storage', 'node', 'etl', '--auto-approve']),
-    );
-    expect(r.status).toBe(0);
-    recordPhases('replaced node', r.output);
-    expect(r.output).toMatch(/storage\s+Apply complete! Resources: 0 added, 0 changed, 0 destroyed/);
-    expect(r.output).toMatch(/openstack_compute_instance_v2\.node \(node\/instance\): Destruction complete/);
+    const { output, before } = await redeployFindingTheData('cloud-config changed: server replaced', 'replaced node');
+    expect(output).toMatch(/openstack_compute_instance_v2\.node \(node\/instance\): Destruction complete/);
     replacedServer = nodeOutputs().serverId;
     expect(replacedServer).not.toBe(firstServer);
     expect((await serverById(firstServer)).status).toBe(404);
-    expect(r.output).toMatch(/already published and verified .*nothing uploaded/);
-    expect(await listContainer(env, container)).toEqual(before);
     const seen = await sshFrom(cloud.outsideNetns, 'ls -d /home/cc/persist-etl && LC_ALL=C ls /mnt/object/training');
     expect(seen.exitCode).toBe(0);
     expect(seen.stdout.trim().split('\n').slice(1)).toEqual(trainingFiles(before));
@@ -359,21 +350,30 @@ describe('`npx cdktf deploy storage node etl` against a local KVM@TACC', () => {
   // The README's deploy command: cdktf refuses `deploy node etl` without storage, which etl depends on (its
   // message says to name it); storage itself has no change.
   test('deploying again after the destroy brings up a new node, which finds the dataset already published and mounts it', async () => {
-    const before = await listContainer(env, container);
-    const r = await timings.time('deploy storage node etl (after destroy etl node)', () =>
-      cdktfOutside(['deploy', 'storage', 'node', 'etl', '--auto-approve']),
-    );
-    expect(r.status).toBe(0);
-    recordPhases('new node', r.output);
-    expect(r.output).toMatch(/storage\s+Apply complete! Resources: 0 added, 0 changed, 0 destroyed/);
-    expect(r.output).toMatch(/already published and verified .*nothing uploaded/);
+    const { before } = await redeployFindingTheData('after destroy etl node', 'new node');
     expect([firstServer, replacedServer]).not.toContain(nodeOutputs().serverId);
-    expect(await listContainer(env, container)).toEqual(before);
     const seen = await sshFrom(cloud.outsideNetns, 'LC_ALL=C ls /mnt/object/training');
     expect(seen.exitCode).toBe(0);
     expect(seen.stdout.trim().split('\n')).toEqual(trainingFiles(before));
   });
 });
+
+/**
+ * The README's deploy command again, onto a node that is new: storage unchanged, the ETL finds the dataset
+ * already published (nothing uploaded), and the container's listing is what it was before.
+ */
+async function redeployFindingTheData(why: string, label: string): Promise<{ output: string; before: Map<string, unknown> }> {
+  const before = await listContainer(env, container);
+  const r = await timings.time(`deploy storage node etl (${why})`, () =>
+    cdktfOutside(['deploy', 'storage', 'node', 'etl', '--auto-approve']),
+  );
+  expect(r.status).toBe(0);
+  recordPhases(label, r.output);
+  expect(r.output).toMatch(/storage\s+Apply complete! Resources: 0 added, 0 changed, 0 destroyed/);
+  expect(r.output).toMatch(/already published and verified .*nothing uploaded/);
+  expect(await listContainer(env, container)).toEqual(before);
+  return { output: r.output, before };
+}
 
 /** The file names under training/ of the current version, as the node's /mnt/object/training lists them. */
 function trainingFiles(listing: Map<string, unknown>): string[] {

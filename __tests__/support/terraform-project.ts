@@ -33,24 +33,34 @@ export interface TestProject {
   transcript: string[];
 }
 
-/** clouds.yaml as a Chameleon user has it, but logging in to the local Keystone with the member user's password. */
-function cloudsYaml(env: OpenStackEnv): string {
-  const entry = {
+/**
+ * clouds.yaml as a Chameleon user has it (one entry per site), but logging in to the local Keystone with the member
+ * user's password; the region picks the site (the cloud test's KVM@TACC is another region of that Keystone).
+ */
+function cloudsYaml(env: OpenStackEnv, kvmRegion: string): string {
+  const entry = (region: string) => ({
     auth: { auth_url: env.authUrl, user_id: env.userId, password: env.password, project_id: env.projectId },
-    region_name: env.region,
+    region_name: region,
     interface: 'public',
     identity_api_version: 3,
-  };
-  return stringify({ clouds: { chi_tacc: entry, kvm_tacc: entry } });
+  });
+  return stringify({ clouds: { chi_tacc: entry(env.region), kvm_tacc: entry(kvmRegion) } });
 }
 
-export function createProject(parent: string, name: string, env: OpenStackEnv, config: Record<string, unknown>): TestProject {
+/** @param kvmRegion region of the `kvm_tacc` entry; default: the stand-in's own (CHI@TACC), where no node is made. */
+export function createProject(
+  parent: string,
+  name: string,
+  env: OpenStackEnv,
+  config: Record<string, unknown>,
+  kvmRegion: string = env.region,
+): TestProject {
   const dir = join(parent, name);
   mkdirSync(dir, { recursive: true });
   for (const entry of PROJECT_ENTRIES) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   // The password is a secret of the stand-in: private, like a user's clouds.yaml.
-  writeFileSync(join(dir, 'clouds.yaml'), cloudsYaml(env), { mode: 0o600 });
+  writeFileSync(join(dir, 'clouds.yaml'), cloudsYaml(env, kvmRegion), { mode: 0o600 });
   writeConfig({ dir } as TestProject, config);
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('PERSIST_') && !k.startsWith('OS_')) base[k] = v;
