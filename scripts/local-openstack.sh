@@ -101,7 +101,7 @@ EOF
 $common
 bind_port = $PROXY_PORT
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats authtoken keystoneauth copy slo dlo versioned_writes proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats authtoken keystoneauth copy slo dlo versioned_writes proxy-logging proxy-server
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
@@ -121,6 +121,11 @@ service_type = object-store
 [filter:keystoneauth]
 use = egg:swift#keystoneauth
 operator_roles = admin, member, swiftoperator
+[filter:cache]
+# Every production proxy runs it: without it the proxy asks the account and container servers again on every
+# request (a HEAD took 38 ms here, 12 ms with it), which a Ceph RGW or a deployed Swift does not.
+use = egg:swift#memcache
+memcache_servers = 127.0.0.1:$MEMCACHED_PORT
 [filter:catch_errors]
 use = egg:swift#catch_errors
 [filter:gatekeeper]
@@ -193,6 +198,12 @@ cmd_up() {
     FAULT_PROXY_PORT=$(pick_port 8090 "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT")
     echo "FAULT_PROXY_PORT=$FAULT_PROXY_PORT" >>"$S/ports.env"
   fi
+  if [ -z "${MEMCACHED_PORT:-}" ] || { ! pid_alive "$S/pids/memcached.pid" && ! port_free "$MEMCACHED_PORT"; }; then
+    # Not among the ports the rings name: a new one costs no ring rebuild.
+    MEMCACHED_PORT=$(pick_port 11411 "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT" "$FAULT_PROXY_PORT")
+    sed -i '/^MEMCACHED_PORT=/d' "$S/ports.env"
+    echo "MEMCACHED_PORT=$MEMCACHED_PORT" >>"$S/ports.env"
+  fi
 
   # Generated secrets live in files of their own (mode 0600), never in argv.
   secret_file admin-password
@@ -206,6 +217,8 @@ cmd_up() {
   # Swift first: its daemons need nothing from Keystone to start (the proxy asks Keystone per request), so they
   # load while Keystone does; this halves a warm start.
   [ -f "$S/swift/hash-suffix" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$S/swift/hash-suffix"
+  # The proxies' cache (account and container info), on 127.0.0.1 only, no UDP.
+  start_daemon memcached /usr/bin/memcached -l 127.0.0.1 -p "$MEMCACHED_PORT" -U 0 -m 64 -u root
   write_swift_confs
   if [ "$RINGS_STALE" = 1 ] || [ ! -f "$S/swift/object.ring.gz" ]; then build_rings; fi
   for n in account container object; do
@@ -304,7 +317,7 @@ live_runs() { # registered test runs still alive (dead ones are forgotten)
 
 stop_all() {
   local n
-  for n in fault-proxy proxy object-updater container-updater object container account keystone; do stop_daemon "$n"; done
+  for n in fault-proxy proxy object-updater container-updater object container account keystone memcached; do stop_daemon "$n"; done
   rm -f "$S"/users/* "$S/tests-owned"
 }
 
@@ -341,7 +354,7 @@ cmd_register() {
   register_run 1
 }
 
-DAEMONS=(keystone proxy fault-proxy account container object container-updater object-updater)
+DAEMONS=(keystone proxy fault-proxy account container object container-updater object-updater memcached)
 
 cmd_status() {
   local n any=1

@@ -3,6 +3,7 @@
 # costs a second. Needs root (or sudo). Each group says why it is needed:
 #   cloud-init                      validate the node's rendered #cloud-config with cloud-init's own schema
 #   keystone, swift*, uwsgi*, ...   a real OpenStack Keystone + Swift on 127.0.0.1 standing in for CHI@TACC
+#   memcached                       the Swift proxies' cache, as in every deployed Swift
 #   rclone, fuse3                   the load stage's uploader, and the read-only FUSE mount of the container
 #   openssh-server, openssh-client  an sshd on 127.0.0.1 standing in for the KVM@TACC node
 # `npm run setup` runs it (the README's and .ci/run's explicit step). With --check it installs nothing: it
@@ -16,7 +17,7 @@ if [ "${1:-}" = --check ]; then check_only=1; shift; fi
 PACKAGES=(
   cloud-init
   keystone python3-keystonemiddleware uwsgi-core uwsgi-plugin-python3
-  swift swift-proxy swift-account swift-container swift-object python3-swiftclient python3-openstackclient
+  swift swift-proxy swift-account swift-container swift-object python3-swiftclient python3-openstackclient memcached
   rclone fuse3
   openssh-server openssh-client
 )
