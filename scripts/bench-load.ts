@@ -6,8 +6,10 @@
  */
 import execa from 'execa';
 import { createWriteStream, readdirSync, readFileSync, statSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { ZipFile } from 'yazl';
+import { settleMs } from '../etl/load/container-lock';
 import { rcloneEnvFromEtlEnv } from '../etl/load/credentials';
 import { DEFAULT_RCLONE_REMOTE } from '../etl/rclone-remote';
 
@@ -16,9 +18,11 @@ const OPENSTACK = join(ROOT, '.stand-ins', 'openstack');
 /** Rounds of each comparison (BENCH_LOAD_ROUNDS): the outputs-only contenders, and the first load with the raw file. */
 const ROUNDS = Math.max(1, Number(process.env.BENCH_LOAD_ROUNDS) || 5);
 const WHOLE_ROUNDS = Math.max(1, Math.ceil(ROUNDS / 2) + 1);
+const RACE_PAIRS = 100;
 
 interface StandIn {
   authUrl: string;
+  swiftUrl: string;
   region: string;
   userId: string;
   appCredential: { id: string; secret: string };
@@ -112,7 +116,7 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
       await wall('rclone', ['mkdir', remote(t)], rcloneEnv);
       const trace = r === 0;
       const tutorial = () => wall('rclone', ['copy', join(a, 'output'), remote(t), ...tutorialFlags], rcloneEnv);
-      const first = () => wall(...load(a, o), etlEnv, trace ? 'first load' : undefined);
+      const first = () => wall(...load(a, o), etlEnv, `first load, round ${r + 1}`);
       let tutorialS: number;
       let firstS: number;
       if (r % 2 === 0) {
@@ -134,7 +138,7 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
       rounds.push({ tutorial: tutorialS, first: firstS, unchanged, listing, force, seed });
       process.stderr.write(
         `load bench: round ${r + 1}/${ROUNDS}: tutorial ${tutorialS.toFixed(2)} s, ours ${firstS.toFixed(2)} s ` +
-          `(${(firstS / tutorialS).toFixed(2)}x)\n`,
+          `(${(firstS / tutorialS).toFixed(2)}x; ${phaseLine(phasesOf(traces.find((x) => x.name === `first load, round ${r + 1}`)!.steps))})\n`,
       );
       await purge([t, o]);
     }
@@ -172,6 +176,7 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
     await purge(wholeMade);
   }
 
+  const race = await lockRace(os, RACE_PAIRS);
   const tutorialOf = (i: number) => rounds[i].tutorial;
   const rows: { name: string; seconds: number[]; ratios: number[]; bytes: number; note: string }[] = [
     {
@@ -261,9 +266,89 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
     ...header,
     ...table(wholeRows),
     '',
+    `the lock race (${race.pairs} pairs of conditional creates of one lock object sent at the same instant, straight to Swift): ` +
+      `both passed If-None-Match in ${race.bothPassed}; where both passed, the later answered ${race.gapMedian.toFixed(1)} ms ` +
+      `(median) / ${race.gapMax.toFixed(1)} ms (max) after the earlier; a create took ${race.createMedian.toFixed(1)} ms (median), ` +
+      `so the load's settle would be ${settleMs(race.createMedian, 60)} ms (etl/load/container-lock.ts settleMs)`,
+    '',
+    "where our first loads' time went, per round (from ETL_LOAD_TRACE; ms): node's start before the stage, rclone's start " +
+      'and the login, the steps before the upload (container, lock and its settle, pending record), the upload, the ' +
+      "steps after it (listing, manifest, pointer, lock removal), rclone's stop and node's exit:",
+    '',
+    ...traces.filter((t) => t.name.startsWith('first load, round')).map((t) => `    ${t.name}: ${phaseLine(phasesOf(t.steps))}`),
+    '',
     "steps of our loads in round 1 (ETL_LOAD_TRACE: when each rc call began, from the stage's start; the process also starts node):",
-    ...traces.flatMap((t) => ['', `${t.name}:`, ...t.steps.map((x) => `    ${x}`)]),
+    ...traces
+      .filter((t) => !t.name.startsWith('first load, round') || t.name === 'first load, round 1')
+      .flatMap((t) => ['', `${t.name}:`, ...t.steps.map((x) => `    ${x}`)]),
   ];
+}
+
+/**
+ * Pairs of `If-None-Match: *` creates of one new object, sent at the same instant on two kept-alive connections:
+ * how often Swift lets both pass, and how long after the earlier answer the later one came (it has landed by then),
+ * against how long one create takes: what the load lock's settle must cover.
+ */
+async function lockRace(os: StandIn, pairs: number) {
+  const auth = await fetch(`${os.authUrl}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      auth: {
+        identity: {
+          methods: ['application_credential'],
+          application_credential: { id: os.appCredential.id, secret: os.appCredential.secret },
+        },
+      },
+    }),
+  });
+  const token = auth.headers.get('x-subject-token');
+  if (!auth.ok || !token) throw new Error(`lock race: Keystone refused the bench's credential (HTTP ${auth.status})`);
+  const base = new URL(`${os.swiftUrl}/object-persist-bench-race-${process.pid}`);
+  const agents = [new Agent({ keepAlive: true }), new Agent({ keepAlive: true })];
+  const send = (agent: Agent, method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
+    new Promise<{ status: number; at: number }>((done, fail) => {
+      const r = request(
+        {
+          host: base.hostname,
+          port: base.port,
+          path: `${base.pathname}${path}`,
+          method,
+          agent,
+          headers: { 'x-auth-token': token, ...headers, ...(body === undefined ? {} : { 'content-length': Buffer.byteLength(body) }) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => done({ status: res.statusCode ?? 0, at: performance.now() }));
+        },
+      );
+      r.on('error', fail);
+      r.end(body);
+    });
+  const gaps: number[] = [];
+  const creates: number[] = [];
+  try {
+    await send(agents[0], 'PUT', '');
+    for (let i = 0; i < pairs; i++) {
+      await Promise.all(agents.map((a) => send(a, 'HEAD', '')));
+      const t0 = performance.now();
+      const lock = { 'if-none-match': '*', 'x-delete-after': '60' };
+      const [a, b] = await Promise.all(agents.map((g, k) => send(g, 'PUT', `/lock-${i}`, `{"token":"${k}"}\n`, lock)));
+      creates.push(Math.min(a.at, b.at) - t0);
+      if (a.status === 201 && b.status === 201) gaps.push(Math.abs(a.at - b.at));
+    }
+    for (let i = 0; i < pairs; i++) await send(agents[0], 'DELETE', `/lock-${i}`);
+    await send(agents[0], 'DELETE', '');
+  } finally {
+    for (const a of agents) a.destroy();
+  }
+  return {
+    pairs,
+    bothPassed: gaps.length,
+    gapMedian: gaps.length ? median(gaps) : 0,
+    gapMax: gaps.length ? Math.max(...gaps) : 0,
+    createMedian: median(creates),
+  };
 }
 
 interface Row {
@@ -273,6 +358,48 @@ interface Row {
   listing: number;
   force: number;
   seed: number;
+}
+
+/** A load's trace cut into its phases, in ms (see the bench's output for what each holds). */
+interface LoadPhases {
+  login: number;
+  before: number;
+  upload: number;
+  after: number;
+  exit: number;
+}
+
+/**
+ * `steps`: the trace lines as the bench keeps them (`+<ms> ms <what>`, the last one the process's wall end). The
+ * stage's clock starts after node did: what the wall has beyond the last step and the start is node's start and exit.
+ */
+function phasesOf(steps: readonly string[]): LoadPhases {
+  const at = steps.map((x) => {
+    const m = /^\+(\d+) ms (.*)$/.exec(x);
+    if (!m) throw new Error(`not a trace line: ${x}`);
+    return { ms: Number(m[1]), what: m[2] };
+  });
+  const first = (re: RegExp) => {
+    const i = at.findIndex((x) => re.test(x.what));
+    if (i < 0) throw new Error(`the trace has no step matching ${re}`);
+    return i;
+  };
+  const login = first(/^log in to the object store$/);
+  const up = first(/^upload dataset version$/);
+  const upEnd = first(/^upload dataset version: stats$/);
+  const stop = first(/^stop rclone$/);
+  const end = at[at.length - 1].ms;
+  return {
+    login: at[login + 1].ms - at[login].ms,
+    before: at[up].ms - at[login + 1].ms,
+    upload: at[upEnd].ms - at[up].ms,
+    after: at[stop].ms - at[upEnd].ms,
+    exit: end - at[stop].ms,
+  };
+}
+
+function phaseLine(p: LoadPhases): string {
+  return `login ${p.login}, before ${p.before}, upload ${p.upload}, after ${p.after}, stop+exit+node start ${p.exit}`;
 }
 
 function median(xs: readonly number[]): number {

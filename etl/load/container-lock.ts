@@ -15,8 +15,9 @@ import { RcloneError } from './rclone-errors';
  * container (two nodes, or a node and a laptop) would otherwise interleave their pointer writes and deletions.
  *
  * - Exclusive: Swift honours `If-None-Match: *` on an object PUT (412 when it exists), sent by rclone's
- *   --header-upload. Swift checks it when a PUT arrives, so two PUTs in the same instant can both pass: the lock is
- *   read back after a moment, and only the holder of the random token it then holds goes on.
+ *   --header-upload. Swift checks it when a PUT arrives, so two PUTs in the same instant can both pass (84-96 of 100
+ *   simultaneous pairs here): the lock is read back once the other one has surely landed (settleMs), and only the
+ *   holder of the random token it then holds goes on.
  * - Stale by lease, not by hostname + pid (two nodes of a team share a hostname, and pids repeat across
  *   machines and namespaces): the object carries `X-Delete-After`, and Swift itself answers 404 for it, and lets a
  *   conditional PUT create it again, once the lease has run out, by its own clock. Nobody deletes somebody else's
@@ -34,6 +35,22 @@ export const LOAD_LOCK_OBJECT = '.load-lock';
 export const LOCK_HELD_EXIT = 75;
 
 export const DEFAULT_LEASE_SECONDS = 60;
+
+/**
+ * How long the lock settles before it is read back, given how long our own create took (ms, send to 201).
+ *
+ * A PUT that passed If-None-Match alongside ours had been checked before ours was written, so what is left of it
+ * when ours returns is at most its own write: less than a whole PUT of the same tiny object on the same server at
+ * the same moment, which is what ours just measured. Simultaneous pairs here (docs/benchmarks.md): the later one
+ * answered at most 25 ms after the earlier, at a median PUT of 42 ms (two cores kept busy), 15 ms at 24 ms (quiet).
+ * Four times our own, never under 200 ms (a scheduling hiccup of a busy machine), and never more than a quarter
+ * of the lease (the renewals must still come in time). A fixed wait is too long on a quiet store and too short on
+ * a slow one: on a store that answers in 2 s this one waits 8 s.
+ */
+export function settleMs(createMs: number, leaseSeconds: number): number {
+  const ms = Number.isFinite(createMs) && createMs > 0 ? createMs : 0;
+  return Math.round(Math.min(Math.max(4 * ms, 200), (leaseSeconds * 1000) / 4));
+}
 
 export interface ContainerLock {
   /** Throws (exit 75) unless a renewal was confirmed recently enough that the lease cannot have run out. */
@@ -80,6 +97,7 @@ export interface LockOptions {
   /** Where this work dir records the token of the lock it takes (so a killed run's lock is known as ours). */
   recordPath: string;
   leaseSeconds?: number;
+  /** For tests: a fixed settle instead of the one measured (settleMs()). */
   settleMs?: number;
   /**
    * Reads to do while the lock settles (after it was created, before it is read back): they run under the lock
@@ -195,9 +213,9 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
       throw e;
     }
   };
-  const refuse = (holder: LockBody | undefined) =>
+  const refuse = (holder: LockBody | undefined, how?: string) =>
     new EtlError(
-      `another load into container ${container} is running (${describeHolder(holder)})`,
+      `another load into container ${container} is running (${describeHolder(holder)}${how ? `; ${how}` : ''})`,
       `Wait for it to finish: loads into one container take turns. A lock of a load that was killed expires by itself ` +
         `${lease} s after its last renewal; to remove it at once, rerun with --break-lock. The lock is the ` +
         `object ${LOAD_LOCK_OBJECT} in the container.`,
@@ -222,10 +240,17 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
   // The lease runs from when Swift received the PUT that created (or last renewed) the lock, which is after the
   // moment we sent it: timing from the send is the safe side.
   let sent = performance.now();
-  if (!(await create())) {
+  let took = 0;
+  const timedCreate = async () => {
+    sent = performance.now();
+    const ok = await create();
+    took = performance.now() - sent;
+    return ok;
+  };
+  if (!(await timedCreate())) {
     // Held, or held a moment ago and expired since (then a second try may take it).
     const holder = await read();
-    if (holder || ((sent = performance.now()), !(await create()))) {
+    if (holder || !(await timedCreate())) {
       const rec = readRecord(o.recordPath);
       if (typeof rec === 'object' && rec.token === body.token) rmSync(o.recordPath, { force: true });
       throw refuse(holder ?? (await read()));
@@ -235,9 +260,12 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
   // Reads the caller needs anyway run while the lock settles: the wait costs nothing then.
   const meanwhile = o.whileSettling?.();
   meanwhile?.catch(() => undefined);
-  await new Promise((r) => setTimeout(r, o.settleMs ?? 500));
+  await new Promise((r) => setTimeout(r, o.settleMs ?? settleMs(took, lease)));
   const now = await read();
-  if (now?.token !== body.token) throw refuse(now);
+  if (now?.token !== body.token) {
+    // Both creates passed: the other one landed after ours and is the lock now.
+    throw refuse(now, 'created in the same instant as ours; it holds the lock');
+  }
   try {
     await meanwhile;
   } catch (e) {
