@@ -94,25 +94,3 @@ export class CloudApi {
     return this.call<T>(service, 'GET', path);
   }
 }
-
-/** Phase timings in seconds, appended to a JSON-lines file beside the cloud's state (docs/benchmarks.md). */
-export class Timings {
-  readonly phases: Record<string, number> = {};
-  constructor(private readonly file: string) {
-    writeFileSync(file, '');
-  }
-  record(phase: string, seconds: number): void {
-    this.phases[phase] = Math.round(seconds * 10) / 10;
-    writeFileSync(this.file, `${JSON.stringify({ phase, seconds: this.phases[phase], at: new Date().toISOString() })}\n`, { flag: 'a' });
-    process.stderr.write(`cloud test: ${phase}: ${this.phases[phase]}s\n`);
-  }
-  /** Runs fn and records how long it took. */
-  async time<T>(phase: string, fn: () => Promise<T>): Promise<T> {
-    const t0 = Date.now();
-    try {
-      return await fn();
-    } finally {
-      this.record(phase, (Date.now() - t0) / 1000);
-    }
-  }
-}

@@ -7,7 +7,8 @@ import { generateMovieLensZip } from '../../testing/movielens-fixture';
 import { ensureOpenStack, listContainer, type OpenStackEnv } from '../support/openstack';
 import { readerView } from '../support/versions';
 import { createProject, readState, synthAndInit, writeConfig, type TestProject } from '../support/terraform-project';
-import { CloudApi, ensureCloud, inNetns, ROOT, Timings, type LocalCloud } from './cloud-support';
+import { CloudApi, ensureCloud, inNetns, ROOT, type LocalCloud } from './cloud-support';
+import { Timings } from '../support/timings';
 
 /**
  * The whole deploy as a user types it, against real OpenStack services on this machine (docs/local-cloud.md):
@@ -113,7 +114,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cloud-test-'));
   mkdirSync(join(dir, 'cache'));
   mkdirSync(join(ROOT, '.stand-ins'), { recursive: true });
-  timings = new Timings(join(ROOT, '.stand-ins', `cloud-timings-${process.pid}.jsonl`));
+  timings = new Timings(join(ROOT, '.stand-ins', `cloud-timings-${process.pid}.jsonl`), 'cloud test');
   const image = await timings.time('image (build or cache)', () =>
     execa('bash', [join(ROOT, 'scripts', 'local-vm', 'image.sh')], { reject: false, timeout: HOUR }),
   );

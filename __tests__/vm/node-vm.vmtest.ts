@@ -19,13 +19,13 @@ import {
   ROOT,
   sleep,
   stopVm,
-  Timings,
   vmOk,
   vmRun,
   waitFor,
   waitForSsh,
   type Vm,
 } from './vm-support';
+import { Timings } from '../support/timings';
 
 /**
  * The node's cloud-config booted for real: a Debian 12 VM under qemu (TCG), seeded with the synthesized node
@@ -116,7 +116,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vm-test-'));
   mkdirSync(join(dir, 'no-state'));
   mkdirSync(join(ROOT, '.stand-ins'), { recursive: true });
-  timings = new Timings(join(ROOT, '.stand-ins', `vm-timings-${process.pid}.jsonl`));
+  timings = new Timings(join(ROOT, '.stand-ins', `vm-timings-${process.pid}.jsonl`), 'vm test');
 
   // The image: built once per machine (cold) or taken from the cache (recipe unchanged).
   const t = timings.now();

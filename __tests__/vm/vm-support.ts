@@ -1,6 +1,6 @@
 import execa from 'execa';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sshArgs } from '../../etl/remote/ssh';
 
@@ -114,36 +114,4 @@ export async function waitForSsh(vm: Vm, seconds: number): Promise<void> {
 
 export async function bootId(vm: Vm): Promise<string> {
   return (await vmOk(vm, 'cat /proc/sys/kernel/random/boot_id')).trim();
-}
-
-/** Phase timings, in seconds, appended to a JSON-lines file and kept for the summary. */
-export class Timings {
-  readonly phases: Record<string, number> = {};
-  private readonly t0 = Date.now();
-  private last = Date.now();
-  constructor(private readonly file: string) {
-    writeFileSync(file, '');
-  }
-  /** Seconds since the previous mark (or since `since`), recorded under `phase`. */
-  mark(phase: string, since?: number): number {
-    const now = Date.now();
-    const s = Math.round((now - (since ?? this.last)) / 100) / 10;
-    this.last = now;
-    this.phases[phase] = s;
-    appendFileSync(this.file, `${JSON.stringify({ phase, seconds: s, at: new Date(now).toISOString() })}\n`);
-    process.stderr.write(`vm test: ${phase}: ${s}s\n`);
-    return s;
-  }
-  /** A duration measured elsewhere (e.g. by cloud-init analyze). */
-  record(phase: string, seconds: number): void {
-    this.phases[phase] = Math.round(seconds * 10) / 10;
-    appendFileSync(this.file, `${JSON.stringify({ phase, seconds: this.phases[phase] })}\n`);
-    process.stderr.write(`vm test: ${phase}: ${this.phases[phase]}s\n`);
-  }
-  now(): number {
-    return Date.now();
-  }
-  total(): number {
-    return Math.round((Date.now() - this.t0) / 1000);
-  }
 }
