@@ -16,7 +16,7 @@ import { DEFAULT_RCLONE_REMOTE } from '../etl/rclone-remote';
 const ROOT = resolve(__dirname, '..');
 const OPENSTACK = join(ROOT, '.stand-ins', 'openstack');
 /** Rounds of each comparison (BENCH_LOAD_ROUNDS): the outputs-only contenders, and the first load with the raw file. */
-const ROUNDS = Math.max(1, Number(process.env.BENCH_LOAD_ROUNDS) || 5);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_LOAD_ROUNDS) || 7);
 const WHOLE_ROUNDS = Math.max(1, Math.ceil(ROUNDS / 2) + 1);
 const RACE_PAIRS = 100;
 
@@ -104,6 +104,9 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
   const purge = async (cs: string[]) => {
     for (const c of cs) await execa('rclone', ['purge', remote(c)], { env: rcloneEnv, extendEnv: true, reject: false });
   };
+  // After a purge Swift's updaters still have work queued (their 10 s passes): the next round waits for them, so
+  // that their work does not land on whichever contender runs first.
+  const quiet = () => new Promise((r) => setTimeout(r, 10_000));
 
   // One run of each contender moves by ±0.5 s on this machine (3-4 s each): every comparison is made ROUNDS times,
   // the two sides interleaved (their order swapped every round, so a drift of the machine weighs on both), and
@@ -141,6 +144,7 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
           `(${(firstS / tutorialS).toFixed(2)}x; ${phaseLine(phasesOf(traces.find((x) => x.name === `first load, round ${r + 1}`)!.steps))})\n`,
       );
       await purge([t, o]);
+      await quiet();
     }
   } finally {
     await purge(made);
@@ -171,6 +175,7 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
         whole.push({ tutorial: await tutorial(), ours: oursS });
       }
       await purge([t, o]);
+      await quiet();
     }
   } finally {
     await purge(wholeMade);
