@@ -28,18 +28,19 @@ start_daemon() { # name, command... ; setsid so a daemon's SIGTERM to its group 
   # fd 9 is the harness lock: a daemon that inherited it would hold the lock for as long as it runs.
   setsid "$@" 9>&- >>"$S/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$S/pids/$name.pid"
+  pid_stamp "$S/pids/$name.pid"
 }
 
 stop_daemon() { # name: TERM, up to 5 s, then KILL; only the process the pid file names, if it is still ours
   local pidfile="$S/pids/$1.pid"
   [ -f "$pidfile" ] || return 0
-  local pid; pid=$(cat "$pidfile")
+  local pid; pid=$(head -n1 "$pidfile")
   if pid_alive "$pidfile"; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$pidfile.start"
 }
 
 secret_file() { # a random secret in $S/$1 (mode 0600), made once

@@ -47,6 +47,7 @@ CONF
   /usr/sbin/sshd -f "$S/sshd_config" -E "$S/sshd.log" 9>&-
   for _ in $(seq 50); do pid_alive "$S/sshd.pid" && ! port_free "$port" && break; sleep 0.1; done
   pid_alive "$S/sshd.pid" || die "sshd did not start; see $S/sshd.log"
+  pid_stamp "$S/sshd.pid"
   : >"$S/known_hosts"
   printf '{"host":"127.0.0.1","port":%s,"user":"%s","privateKeyPath":"%s","knownHostsPath":"%s"}\n' \
     "$port" "$(id -un)" "$S/id_ed25519" "$S/known_hosts" >"$S/node.json"
@@ -69,7 +70,7 @@ cmd_down() {
   # which also ends their rclone daemons.
   awk -v d="$S/" 'index($2, d) == 1 {print $2}' /proc/mounts | while read -r m; do fusermount3 -u "$m" || true; done
   if pid_alive "$S/sshd.pid"; then kill "$(cat "$S/sshd.pid")"; fi # only the sshd it started (pids.sh)
-  rm -f "$S/sshd.pid"
+  rm -f "$S/sshd.pid" "$S/sshd.pid.start"
   echo "local-node: stopped ($S)" >&2
 }
 

@@ -277,7 +277,8 @@ cmd_up() {
 
 register_run() { # was_running
   if [ -n "$RUN_PID" ]; then
-    touch "$S/users/$RUN_PID"
+    echo "$RUN_PID" >"$S/users/$RUN_PID"
+    pid_stamp "$S/users/$RUN_PID"
     # Started by this test run: the watchdog stops it when no registered run is alive any more.
     [ "$1" = 1 ] || touch "$S/tests-owned"
     if [ -f "$S/tests-owned" ]; then start_daemon watchdog bash "$HERE/local-openstack.sh" watch "$S"; fi
@@ -309,9 +310,10 @@ live_runs() { # registered test runs still alive (dead ones are forgotten)
   local f pid
   for f in "$S"/users/*; do
     [ -e "$f" ] || continue
+    case $f in *.start) continue ;; esac
     pid=${f##*/}
-    # The file is touched at each registration, so a recycled PID (a process started later) does not count.
-    if pid_started_by "$pid" "$f"; then echo "$pid"; else rm -f "$f"; fi
+    # Each registration writes the run's stamp (pids.sh), so a recycled PID (another process) does not count.
+    if pid_started_by "$pid" "$f"; then echo "$pid"; else rm -f "$f" "$f.start"; fi
   done
 }
 
@@ -323,7 +325,7 @@ stop_all() {
 
 cmd_down() { # [--force]
   [ -d "$S/pids" ] || return 0
-  rm -f "$S/users/$PPID" # the caller, when it is a registered test run (the jest teardown)
+  rm -f "$S/users/$PPID" "$S/users/$PPID.start" # the caller, when it is a registered test run (the jest teardown)
   local others; others=$(live_runs | tr '\n' ' ')
   if [ -n "$others" ] && [ "${1:-}" != --force ]; then
     log "left running: still used by test run(s) with PID $others(down $S --force stops it anyway)"
@@ -344,7 +346,7 @@ cmd_watch() { # the watchdog of a tests-owned stand-in (runs without the lock, t
       stop_all
       log "stopped ($S): no test run uses it any more"
     fi
-    rm -f "$S/pids/watchdog.pid"
+    rm -f "$S/pids/watchdog.pid" "$S/pids/watchdog.pid.start"
     exit 0
   done
 }

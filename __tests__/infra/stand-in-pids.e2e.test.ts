@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -60,5 +60,27 @@ describe('stand-in pid files and recycled PIDs', () => {
     expect(down.stderr).not.toContain('left running');
     expect(down.stderr).toContain('stopped');
     expect(alive(stranger)).toBe(true);
+  });
+
+  it('local-openstack.sh: a stamped daemon is known by its start in ticks since boot, so a wall clock stepped forward after it started does not make it a stranger (nor a stamp of another process with its PID a daemon)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pids-step-'));
+    mkdirSync(join(dir, 'pids'));
+    const own = sleeper();
+    const file = join(dir, 'pids', 'keystone.pid');
+    // Written, then stamped, as start_daemon does; then dated a minute before the process started: what the
+    // process's start looks like against the file after the clock stepped forward by a minute.
+    pidFile(file, own, false);
+    expect(spawnSync('bash', ['-c', `. ${join(SCRIPTS, 'pids.sh')} && pid_stamp "$1"`, 'stamp', file]).status).toBe(0);
+    utimesSync(file, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    expect(run('local-openstack.sh', 'status', dir).stdout).toContain(`keystone: running (pid ${own})`);
+    // Without the stamp the same file is the recycled-PID case: stopped (what took every daemon for dead here).
+    const stamp = readFileSync(`${file}.start`, 'utf8');
+    rmSync(`${file}.start`);
+    expect(run('local-openstack.sh', 'status', dir).stdout).toContain('keystone: stopped');
+    // A stamp with this PID but another start: a recycled PID, stopped, and down spares it.
+    writeFileSync(`${file}.start`, `${own} ${Number(stamp.split(' ')[1]) + 1}\n`);
+    expect(run('local-openstack.sh', 'status', dir).stdout).toContain('keystone: stopped');
+    run('local-openstack.sh', 'down', dir);
+    expect(alive(own)).toBe(true);
   });
 });

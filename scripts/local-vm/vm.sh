@@ -48,6 +48,7 @@ up() {
     -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=n0 \
     -display none -serial "file:$S/console.log" -monitor none \
     -daemonize -pidfile "$S/qemu.pid"
+  pid_stamp "$S/qemu.pid"
   # A test run that dies without its teardown (killed jest) must not leave a VM running: with an owner PID, a
   # watchdog stops this qemu (by its PID, checked against the pid file) once the owner is gone.
   if [ -n "${PERSIST_VM_OWNER_PID:-}" ]; then
@@ -55,6 +56,7 @@ up() {
       pid_alive "$3" && kill "$(cat "$3")"' watchdog "$HERE/../pids.sh" "$PERSIST_VM_OWNER_PID" "$S/qemu.pid" \
       </dev/null >/dev/null 2>&1 &
     echo $! >"$S/watchdog.pid"
+    pid_stamp "$S/watchdog.pid"
   fi
   printf '{"host":"127.0.0.1","port":%s,"user":"cc","pid":%s,"image":"%s","instanceId":"%s"}\n' \
     "$port" "$(cat "$S/qemu.pid")" "$image" "$id" >"$S/vm.json"
@@ -73,7 +75,7 @@ down() {
     log "stopped qemu (pid $pid)"
   fi
   if pid_alive "$S/watchdog.pid"; then kill "$(cat "$S/watchdog.pid")" 2>/dev/null || true; fi
-  rm -f "$S/qemu.pid" "$S/watchdog.pid" "$S/disk.qcow2"
+  rm -f "$S/qemu.pid" "$S/qemu.pid.start" "$S/watchdog.pid" "$S/watchdog.pid.start" "$S/disk.qcow2"
 }
 
 case "${1:-}" in
