@@ -95,14 +95,30 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
   const remote = (c: string) => `${DEFAULT_RCLONE_REMOTE}:${c}`;
   const load = (workDir: string, container: string, extra: string[] = []) =>
     ['node', [bundle, 'load', '--work-dir', workDir, '--container', container, '--remote', DEFAULT_RCLONE_REMOTE, ...extra]] as const;
-  const made: string[] = [];
-  const fresh = (what: string, round: number) => {
+  // Containers made and not yet purged: a round purges its own, the `finally`s what a failed round left.
+  const made = new Set<string>();
+  const fresh = async (what: string, round: number) => {
     const c = `object-persist-bench-${what}-${tag}-${round}`;
-    made.push(c);
+    made.add(c);
+    // Made before the clock starts, as the tutorial's GUI step and the deploy's storage stack make it: the load
+    // creates one only when there is none, which a deploy never needs.
+    await wall('rclone', ['mkdir', remote(c)], rcloneEnv);
     return c;
   };
-  const purge = async (cs: string[]) => {
-    for (const c of cs) await execa('rclone', ['purge', remote(c)], { env: rcloneEnv, extendEnv: true, reject: false });
+  const purge = async (cs: Iterable<string>) => {
+    for (const c of [...cs]) {
+      await execa('rclone', ['purge', remote(c)], { env: rcloneEnv, extendEnv: true, reject: false });
+      made.delete(c);
+    }
+  };
+  /** Both sides of round `r`, the tutorial's first in even rounds, ours first in odd ones: [tutorial, ours]. */
+  const interleaved = async (r: number, tutorial: () => Promise<number>, ours: () => Promise<number>) => {
+    if (r % 2 === 0) {
+      const t = await tutorial();
+      return [t, await ours()] as const;
+    }
+    const o = await ours();
+    return [await tutorial(), o] as const;
   };
   // After a purge Swift's updaters still have work queued (their 10 s passes): the next round waits for them, so
   // that their work does not land on whichever contender runs first.
@@ -115,23 +131,14 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
   try {
     process.stderr.write(`load bench: running the contenders, ${ROUNDS} interleaved rounds\n`);
     for (let r = 0; r < ROUNDS; r++) {
-      const [t, o] = [fresh('rclone', r), fresh('ours', r)];
-      // Both containers exist before the clock starts, as the tutorial's GUI step and the deploy's storage stack
-      // make them: the load creates one only when there is none, which a deploy never needs.
-      await wall('rclone', ['mkdir', remote(t)], rcloneEnv);
-      await wall('rclone', ['mkdir', remote(o)], rcloneEnv);
+      const [t, o] = [await fresh('rclone', r), await fresh('ours', r)];
       const trace = r === 0;
-      const tutorial = () => wall('rclone', ['copy', join(a, 'output'), remote(t), ...tutorialFlags], rcloneEnv);
-      const first = () => wall(...load(a, o), etlEnv, `first load, round ${r + 1}`);
-      let tutorialS: number;
-      let firstS: number;
-      if (r % 2 === 0) {
-        tutorialS = await tutorial();
-        firstS = await first();
-      } else {
-        firstS = await first();
-        tutorialS = await tutorial();
-      }
+      const [tutorialS, firstS] = await interleaved(
+        r,
+        () => wall('rclone', ['copy', join(a, 'output'), remote(t), ...tutorialFlags], rcloneEnv),
+        () => wall(...load(a, o), etlEnv, `first load, round ${r + 1}`),
+      );
+      const phases = phasesOf(traces.find((x) => x.name === `first load, round ${r + 1}`)!.steps);
       const unchanged = await wall(...load(a, o), etlEnv, trace ? 'nothing changed' : undefined);
       const key = (
         JSON.parse((await execa('rclone', ['cat', `${remote(o)}/current.json`], { env: rcloneEnv, extendEnv: true })).stdout) as {
@@ -141,10 +148,10 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
       const listing = await wall('rclone', ['lsjson', '-R', '--hash', '--files-only', `${remote(o)}/datasets/${key}`], rcloneEnv);
       const force = await wall(...load(a, o, ['--force']), etlEnv);
       const seed = await wall(...load(b, o), etlEnv, trace ? 'new seed' : undefined);
-      rounds.push({ tutorial: tutorialS, first: firstS, unchanged, listing, force, seed });
+      rounds.push({ tutorial: tutorialS, first: firstS, unchanged, listing, force, seed, phases });
       process.stderr.write(
         `load bench: round ${r + 1}/${ROUNDS}: tutorial ${tutorialS.toFixed(2)} s, ours ${firstS.toFixed(2)} s ` +
-          `(${(firstS / tutorialS).toFixed(2)}x; ${phaseLine(phasesOf(traces.find((x) => x.name === `first load, round ${r + 1}`)!.steps))})\n`,
+          `(${(firstS / tutorialS).toFixed(2)}x; ${phaseLine(phases)})\n`,
       );
       await purge([t, o]);
       await quiet();
@@ -161,28 +168,20 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
   await wall('node', [bundle, 'transform', '--work-dir', c, '--seed', '42'], {});
   const wholeBytes = dirBytes(join(c, 'output')) + dirBytes(join(c, 'staging'));
   const whole: { tutorial: number; ours: number }[] = [];
-  const wholeMade: string[] = [];
   try {
     for (let r = 0; r < WHOLE_ROUNDS; r++) {
-      const [t, o] = [`object-persist-bench-rclone-whole-${tag}-${r}`, `object-persist-bench-ours-whole-${tag}-${r}`];
-      wholeMade.push(t, o);
-      await wall('rclone', ['mkdir', remote(t)], rcloneEnv);
-      await wall('rclone', ['mkdir', remote(o)], rcloneEnv);
-      const tutorial = () =>
-        wall('rclone', ['copy', c, remote(t), '--include', '/output/**', '--include', '/staging/**', ...tutorialFlags], rcloneEnv);
-      const ours = () => wall(...load(c, o), etlEnv, r === 0 ? 'first load, raw file included' : undefined);
-      if (r % 2 === 0) {
-        const tutorialS = await tutorial();
-        whole.push({ tutorial: tutorialS, ours: await ours() });
-      } else {
-        const oursS = await ours();
-        whole.push({ tutorial: await tutorial(), ours: oursS });
-      }
+      const [t, o] = [await fresh('rclone-whole', r), await fresh('ours-whole', r)];
+      const [tutorialS, oursS] = await interleaved(
+        r,
+        () => wall('rclone', ['copy', c, remote(t), '--include', '/output/**', '--include', '/staging/**', ...tutorialFlags], rcloneEnv),
+        () => wall(...load(c, o), etlEnv, r === 0 ? 'first load, raw file included' : undefined),
+      );
+      whole.push({ tutorial: tutorialS, ours: oursS });
       await purge([t, o]);
       await quiet();
     }
   } finally {
-    await purge(wholeMade);
+    await purge(made);
   }
 
   const race = await lockRace(os, RACE_PAIRS);
@@ -284,7 +283,7 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
       'and the login, the steps before the upload (container, lock and its settle, pending record), the upload, the ' +
       "steps after it (listing, manifest, pointer, lock removal), rclone's stop and node's exit:",
     '',
-    ...traces.filter((t) => t.name.startsWith('first load, round')).map((t) => `    ${t.name}: ${phaseLine(phasesOf(t.steps))}`),
+    ...rounds.map((x, i) => `    first load, round ${i + 1}: ${phaseLine(x.phases)}`),
     '',
     "steps of our loads in round 1 (ETL_LOAD_TRACE: when each rc call began, from the stage's start; the process also starts node):",
     ...traces
@@ -367,6 +366,7 @@ interface Row {
   listing: number;
   force: number;
   seed: number;
+  phases: LoadPhases;
 }
 
 /** A load's trace cut into its phases, in ms (see the bench's output for what each holds). */

@@ -34,7 +34,7 @@ start_daemon() { # name, command... ; setsid so a daemon's SIGTERM to its group 
 stop_daemon() { # name: TERM, up to 5 s, then KILL; only the process the pid file names, if it is still ours
   local pidfile="$S/pids/$1.pid"
   [ -f "$pidfile" ] || return 0
-  local pid; pid=$(head -n1 "$pidfile")
+  local pid; pid=$(pid_of "$pidfile")
   if pid_alive "$pidfile"; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -25,9 +25,13 @@ proc_start_epoch() { # pid -> when it started, in seconds since the epoch (by to
   echo $((btime + ticks / $(getconf CLK_TCK)))
 }
 
+pid_of() { # pid file -> the PID on its first line (digits only: a daemon may end it without a newline)
+  head -n1 "$1" 2>/dev/null | tr -dc '0-9'
+}
+
 pid_stamp() { # pid file -> writes FILE.start for the process it names (right after the file was written)
   local pid ticks
-  pid=$(head -n1 "$1" 2>/dev/null | tr -dc '0-9')
+  pid=$(pid_of "$1")
   [ -n "$pid" ] || return 0
   ticks=$(proc_start_ticks "$pid") || return 0
   echo "$pid $ticks" >"$1.start"
@@ -45,5 +49,5 @@ pid_started_by() { # pid, file -> true when PID is alive and is the process FILE
 }
 
 pid_alive() { # pidfile
-  [ -f "$1" ] && pid_started_by "$(head -n1 "$1" | tr -dc '0-9')" "$1"
+  [ -f "$1" ] && pid_started_by "$(pid_of "$1")" "$1"
 }

@@ -367,6 +367,13 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
   describe('loads into one container take turns (its load lock: a token and a lease)', () => {
     const lockBody = (host: string, pid: number, token = 'f'.repeat(32)) =>
       JSON.stringify({ token, host, pid, since: '2026-11-25T06:00:00.000Z', leaseSeconds: 60 });
+    /** An rclone target for the lock itself, without a whole load around it (a session is started per test). */
+    const lockTarget = () => ({
+      binary: 'rclone',
+      remote: 'chi_tacc',
+      env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env,
+      secrets: [env.appCredential.secret],
+    });
 
     it('what the lock relies on in Swift: If-None-Match: * refuses a second create (412); If-Match is ignored on PUT and DELETE, so no conditional delete is to be had', async () => {
       // The design follows from these answers (etl/load/container-lock.ts): if a Swift ever honours If-Match,
@@ -394,12 +401,7 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       // other create has always landed within the read-back's own round trip (docs/benchmarks.md, the lock race).
       const container = newContainer();
       await putContainer(env, container);
-      const base = {
-        binary: 'rclone',
-        remote: 'chi_tacc',
-        env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env,
-        secrets: [env.appCredential.secret],
-      };
+      const base = lockTarget();
       const work = await fakeWorkDir('instant');
       const sessions = await Promise.all([startRcSession(base, log), startRcSession(base, log)]);
       let bothPassed = 0;
@@ -427,7 +429,7 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       } finally {
         await Promise.all(sessions.map((rc) => rc.close()));
       }
-      // Without a round where both creates passed, this would not have tested the settle at all.
+      // Without a round where both creates passed, this would not have tested the read-back at all.
       expect(bothPassed).toBeGreaterThan(0);
       console.log(`same-instant lock creates: both passed If-None-Match in ${bothPassed} of 20 rounds`);
     });
@@ -459,12 +461,7 @@ describe('load into a real Swift: immutable versions behind one pointer', () => 
       const work = await fakeWorkDir('lease');
       await putContainer(env, container);
       // Straight at the lock (a whole load may take longer than the lease on a busy machine).
-      const base = {
-        binary: 'rclone',
-        remote: 'chi_tacc',
-        env: rcloneEnvFromEtlEnv('chi_tacc', etlCredentialEnv(env)).env,
-        secrets: [env.appCredential.secret],
-      };
+      const base = lockTarget();
       // Logged in before the lock is put: a login slower than the 8 s lease would find it gone.
       const rc = await startRcSession(base, log);
       await putObject(env, container, LOAD_LOCK_OBJECT, lockBody('persist-team-node', process.pid), { 'X-Delete-After': '8' });

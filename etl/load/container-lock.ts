@@ -15,7 +15,7 @@ import { RcloneError } from './rclone-errors';
  * container (two nodes, or a node and a laptop) would otherwise interleave their pointer writes and deletions.
  *
  * - Exclusive: Swift honours `If-None-Match: *` on an object PUT (412 when it exists), sent by rclone's
- *   --header-upload. Swift checks it when a PUT arrives, so two PUTs in the same instant can both pass (84-96 of 100
+ *   --header-upload. Swift checks it when a PUT arrives, so two PUTs in the same instant can both pass (80-97 of 100
  *   simultaneous pairs here): the lock is read back once the other one has surely landed (settleMs), and only the
  *   holder of the random token it then holds goes on.
  * - Stale by lease, not by hostname + pid (two nodes of a team share a hostname, and pids repeat across
@@ -239,7 +239,7 @@ export async function acquireContainerLock(target: RcloneTarget, root: string, c
   });
   // The lease runs from when Swift received the PUT that created (or last renewed) the lock, which is after the
   // moment we sent it: timing from the send is the safe side.
-  let sent = performance.now();
+  let sent = 0;
   let took = 0;
   const timedCreate = async () => {
     sent = performance.now();
