@@ -95,7 +95,8 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
   const remote = (c: string) => `${DEFAULT_RCLONE_REMOTE}:${c}`;
   const load = (workDir: string, container: string, extra: string[] = []) =>
     ['node', [bundle, 'load', '--work-dir', workDir, '--container', container, '--remote', DEFAULT_RCLONE_REMOTE, ...extra]] as const;
-  // Containers made and not yet purged: a round purges its own, the `finally`s what a failed round left.
+  // Containers made and not yet purged: a round purges its own, the `finally`s what is left (a failed round's, or
+  // one whose purge failed: Swift refuses to delete a container whose listing still lags behind the deletions).
   const made = new Set<string>();
   const fresh = async (what: string, round: number) => {
     const c = `object-persist-bench-${what}-${tag}-${round}`;
@@ -107,8 +108,8 @@ export async function benchLoad(bundle: string, input: string, work: string): Pr
   };
   const purge = async (cs: Iterable<string>) => {
     for (const c of [...cs]) {
-      await execa('rclone', ['purge', remote(c)], { env: rcloneEnv, extendEnv: true, reject: false });
-      made.delete(c);
+      const r = await execa('rclone', ['purge', remote(c)], { env: rcloneEnv, extendEnv: true, reject: false });
+      if (r.exitCode === 0) made.delete(c);
     }
   };
   /** Both sides of round `r`, the tutorial's first in even rounds, ours first in odd ones: [tutorial, ours]. */
