@@ -352,7 +352,8 @@ describe('a published dataset is never half-replaced (chaos against the real Swi
     const slow = { RCLONE_BWLIMIT: '100k' };
     const runs = [startLoad(c, container, slow, wrap), startLoad(d, container, slow, wrap)];
     const results = await Promise.all(runs.map((r) => r.done));
-    expect(results.map((r) => r.code).sort()).toEqual([0, 75]);
+    // On a mismatch the two outputs say why (a code alone does not).
+    expect({ codes: results.map((r) => r.code).sort(), outputs: results.map((r) => r.output) }).toMatchObject({ codes: [0, 75] });
     const loser = results.find((r) => r.code === 75)!;
     expect(loser.output).toMatch(/another load into container .* is running \(pid 1 on persist-team-node since/);
     const winner = [c, d][results.findIndex((r) => r.code === 0)];
