@@ -14,6 +14,21 @@ pick_port() { # preferred port, or the next free one above it, skipping ports al
   echo "$p"
 }
 
+ports_env_set() { # file KEY=VALUE...: sets these keys in place (new ones appended), keeps every other line;
+  # status 0 when the file changed, 1 when it already said so. One writer for every port, so that settling some
+  # ports never drops the others (a whole-file rewrite once lost MEMCACHED_PORT on every other restart).
+  local f=$1 kv k old new
+  shift
+  old=$(cat "$f" 2>/dev/null || true)
+  new=$old
+  for kv in "$@"; do
+    k=${kv%%=*}
+    if grep -q "^$k=" <<<"$new"; then new=$(sed "s|^$k=.*|$kv|" <<<"$new"); else new=${new:+$new$'\n'}$kv; fi
+  done
+  [ "$new" != "$old" ] || return 1
+  printf '%s\n' "$new" >"$f"
+}
+
 wait_http() { # url, seconds
   local deadline=$((SECONDS + $2))
   until curl -s -o /dev/null --max-time 2 "$1"; do

@@ -175,9 +175,8 @@ choose_ports() {
   CONTAINER_PORT=$(pick_port "$CP" "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT")
   ACCOUNT_PORT=$(pick_port "$AP" "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT")
   FAULT_PROXY_PORT=$(pick_port "$FP" "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT")
-  local new="KEYSTONE_PORT=$KEYSTONE_PORT PROXY_PORT=$PROXY_PORT OBJECT_PORT=$OBJECT_PORT CONTAINER_PORT=$CONTAINER_PORT ACCOUNT_PORT=$ACCOUNT_PORT FAULT_PROXY_PORT=$FAULT_PROXY_PORT"
-  if [ "$(cat "$S/ports.env" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')" != "$new" ]; then
-    tr ' ' '\n' <<<"$new" >"$S/ports.env"
+  if ports_env_set "$S/ports.env" "KEYSTONE_PORT=$KEYSTONE_PORT" "PROXY_PORT=$PROXY_PORT" "OBJECT_PORT=$OBJECT_PORT" \
+    "CONTAINER_PORT=$CONTAINER_PORT" "ACCOUNT_PORT=$ACCOUNT_PORT" "FAULT_PROXY_PORT=$FAULT_PROXY_PORT"; then
     RINGS_STALE=1
   fi
 }
@@ -196,13 +195,12 @@ cmd_up() {
   . "$S/ports.env"
   if [ -z "${FAULT_PROXY_PORT:-}" ]; then # state from before the fault proxy existed
     FAULT_PROXY_PORT=$(pick_port 8090 "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT")
-    echo "FAULT_PROXY_PORT=$FAULT_PROXY_PORT" >>"$S/ports.env"
+    ports_env_set "$S/ports.env" "FAULT_PROXY_PORT=$FAULT_PROXY_PORT" || true
   fi
   if [ -z "${MEMCACHED_PORT:-}" ] || { ! pid_alive "$S/pids/memcached.pid" && ! port_free "$MEMCACHED_PORT"; }; then
     # Not among the ports the rings name: a new one costs no ring rebuild.
     MEMCACHED_PORT=$(pick_port 11411 "$KEYSTONE_PORT" "$PROXY_PORT" "$OBJECT_PORT" "$CONTAINER_PORT" "$ACCOUNT_PORT" "$FAULT_PROXY_PORT")
-    sed -i '/^MEMCACHED_PORT=/d' "$S/ports.env"
-    echo "MEMCACHED_PORT=$MEMCACHED_PORT" >>"$S/ports.env"
+    ports_env_set "$S/ports.env" "MEMCACHED_PORT=$MEMCACHED_PORT" || true
   fi
 
   # Generated secrets live in files of their own (mode 0600), never in argv.
