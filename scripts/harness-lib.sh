@@ -58,6 +58,17 @@ stop_daemon() { # name: TERM, up to 5 s, then KILL; only the process the pid fil
   rm -f "$pidfile" "$pidfile.start"
 }
 
+state_dir_procs() { # state dir, command names...: PIDs of those commands whose arguments name a path under it
+  # For daemons that others started and whose pid files they write themselves (Neutron's dnsmasq and haproxy):
+  # a path under this state dir in their arguments is what makes them ours, whatever the clock or the pid files say.
+  local dir=$1 p; shift
+  for p in /proc/[0-9]*; do
+    [[ " $* " == *" $(cat "$p/comm" 2>/dev/null) "* ]] || continue
+    tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qF -- "$dir/" && echo "${p#/proc/}"
+  done
+  return 0
+}
+
 secret_file() { # a random secret in $S/$1 (mode 0600), made once
   [ -s "$S/$1" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$S/$1")
 }

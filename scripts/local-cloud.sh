@@ -518,13 +518,23 @@ PY
 }
 
 net_down() { # what this state dir's networks and router made (ids in cloud.json), then our own devices
-  local ids="" id f
+  local ids="" id f pids
   # dnsmasq and haproxy (metadata proxies) are daemons the DHCP and L3 agents forked; they outlive the agents and
-  # keep the namespaces (and the taps' peers) alive. Their pid files are in STATE_DIR/neutron.
-  for f in "$S"/neutron/dhcp/*/pid "$S"/neutron/external/pids/*.pid*; do
-    [ -f "$f" ] && pid_alive "$f" && kill -TERM "$(cat "$f")" 2>/dev/null || true
-  done
-  sleep 0.5
+  # keep the namespaces (and the taps' peers) alive. They are known by their arguments, which name files under
+  # STATE_DIR/neutron (--pid-file, -f <conf>): by their self-written pid files (pid_alive's wall-clock rule), a
+  # `down` once left all three of a run running.
+  pids=$(state_dir_procs "$S" dnsmasq haproxy)
+  if [ -n "$pids" ]; then
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    for _ in $(seq 50); do
+      pids=$(state_dir_procs "$S" dnsmasq haproxy)
+      [ -n "$pids" ] || break
+      sleep 0.1
+    done
+    # shellcheck disable=SC2086
+    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+  fi
   [ -f "$S/cloud.json" ] && ids=$("$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['sharednet1'], d['public'], d['routerId'])" "$S/cloud.json")
   for id in $ids; do
     ip netns del "qdhcp-$id" 2>/dev/null || true
@@ -697,6 +707,9 @@ cmd_down() {
     wait
   done
   net_down
+  local left
+  left=$(state_dir_procs "$S" dnsmasq haproxy | tr '\n' ' ')
+  [ -z "$left" ] || die "these processes of $S are still running after down: $left(see ps -fp <pid>)"
   log "stopped ($S)"
 }
 
