@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TEST_RUN_PID_ENV } from './global-setup';
 import { STAND_INS_DIR, STARTED_MARKER } from './global-teardown';
 
 export const OPENSTACK_SCRIPT = join(__dirname, '..', '..', 'scripts', 'local-openstack.sh');
@@ -28,11 +29,14 @@ export interface OpenStackEnv {
 }
 
 /**
- * The jest process that runs the teardown: a worker's parent, or this process when tests run in band (no IPC
- * channel). The harness registers it, so the teardown's `down` (whose parent it is) releases only its own use.
+ * The jest process that runs the teardown, as the global setup (which runs in it) recorded it. The harness
+ * registers it, so the teardown's `down` (whose parent it is) releases only its own use. Guessing it from
+ * process.send was wrong in band: jest's in-band process has a send() too, so its parent (npm's `sh -c jest`)
+ * was registered, and a `npm run test:vm` teardown left Keystone + Swift to the watchdog.
  */
 export function testRunPid(): number {
-  return typeof process.send === 'function' ? process.ppid : process.pid;
+  const recorded = Number(process.env[TEST_RUN_PID_ENV]);
+  return Number.isInteger(recorded) && recorded > 0 ? recorded : process.pid;
 }
 
 function harness(args: string[], stdio: 'ignore' | 'inherit'): void {
