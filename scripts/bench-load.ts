@@ -15,6 +15,7 @@ import { DEFAULT_RCLONE_REMOTE } from '../etl/rclone-remote';
 
 const ROOT = resolve(__dirname, '..');
 const OPENSTACK = join(ROOT, '.stand-ins', 'openstack');
+const OPENSTACK_SCRIPT = join(ROOT, 'scripts', 'local-openstack.sh');
 /** Rounds of each comparison (BENCH_LOAD_ROUNDS): the outputs-only contenders, and the first load with the raw file. */
 const ROUNDS = Math.max(1, Number(process.env.BENCH_LOAD_ROUNDS) || 7);
 const WHOLE_ROUNDS = Math.max(1, Math.ceil(ROUNDS / 2) + 1);
@@ -72,19 +73,18 @@ async function benchZip(input: string, work: string): Promise<string> {
  * end (it was left running); one that was running before (a developer's) stays up.
  */
 export async function benchLoad(bundle: string, input: string, work: string): Promise<string[]> {
-  const script = join(ROOT, 'scripts', 'local-openstack.sh');
-  const wasRunning = (await execa('bash', [script, 'status', OPENSTACK], { reject: false })).exitCode === 0;
+  const wasRunning = (await execa('bash', [OPENSTACK_SCRIPT, 'status', OPENSTACK], { reject: false })).exitCode === 0;
   try {
     return await runContenders(bundle, input, work);
   } finally {
-    if (!wasRunning) await execa('bash', [script, 'down', OPENSTACK], { stdio: 'inherit', reject: false });
+    if (!wasRunning) await execa('bash', [OPENSTACK_SCRIPT, 'down', OPENSTACK], { stdio: 'inherit', reject: false });
   }
 }
 
 async function runContenders(bundle: string, input: string, work: string): Promise<string[]> {
   process.stderr.write('load bench: starting the local Keystone + Swift (scripts/local-openstack.sh)\n');
   await execa('bash', [join(ROOT, 'scripts', 'system-deps.sh')], { stdio: 'inherit' });
-  await execa('bash', [join(ROOT, 'scripts', 'local-openstack.sh'), 'up', OPENSTACK], { stdio: 'inherit' });
+  await execa('bash', [OPENSTACK_SCRIPT, 'up', OPENSTACK], { stdio: 'inherit' });
   const os = JSON.parse(readFileSync(join(OPENSTACK, 'env.json'), 'utf8')) as StandIn;
   const etlEnv = {
     ETL_APP_CREDENTIAL_ID: os.appCredential.id,

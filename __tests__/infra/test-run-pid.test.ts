@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { TEST_RUN_PID_ENV } from '../support/global-setup';
 
 // The stand-ins register the test run that uses them (LOCAL_OPENSTACK_RUN_PID), and the jest teardown's `down`
 // releases the run whose PID is its parent: the jest main process. When the registered PID was another one (in
@@ -20,7 +21,8 @@ function jestRun(args: string[]): Promise<{ pid: number; output: string; code: n
     [join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js'), '--config', JSON.stringify(config), ...args],
     {
       cwd: ROOT,
-      env: { ...process.env, CHAMELEON_PERSIST_TEST_RUN_PID: '' },
+      // The outer run's PID must not leak in: the inner jest's own global setup records its own.
+      env: { ...process.env, [TEST_RUN_PID_ENV]: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
