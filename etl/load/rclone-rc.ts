@@ -268,10 +268,11 @@ export async function startRcSession(
           );
           break;
         } catch (e) {
-          // The HEAD found it and the GET did not: Swift replacing the object file under the GET (1 in 300 reads
-          // there). Read again: a deleted object answers 404 to the HEAD next time.
-          if (!(e instanceof RcloneError && /failed to open source object/i.test(e.output) && e.notFound) || attempt >= 3) throw e;
-          await new Promise((r) => setTimeout(r, 50 * attempt));
+          // A 404 for an object being rewritten: Swift replaces the object's file under a HEAD or a GET (here, 1 to
+          // 2 reads in 300 under continuous rewrites, from the GET or from the HEAD before it). So a 404 is read
+          // again, twice: a missing object costs two more HEADs (~75 ms in all), a rewritten one is read whole.
+          if (!(e instanceof RcloneError && e.notFound) || attempt >= 3) throw e;
+          await new Promise((r) => setTimeout(r, 25 * attempt));
         }
       }
       try {
